@@ -1,0 +1,116 @@
+"""Assemble the emulator: ARM over HTTPS, managed identity over HTTP, data-plane listeners."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import registries, resources, tasks
+from .config import EmulatorConfig
+from .dataplane import Fronts
+from .errors import ArmError
+from .listeners import close, listen
+from .routing import ArmRouter
+from .service import Emulator
+
+log = logging.getLogger("devstack.emulator")
+
+
+def build_router(emu: Emulator) -> ArmRouter:
+    router = ArmRouter()
+    resources.register(router, emu)
+    registries.register(router, emu)
+    tasks.register(router, emu)
+    return router
+
+
+def arm_app(emu: Emulator) -> Starlette:
+    router = build_router(emu)
+
+    async def dispatch(request: Request) -> Response:
+        try:
+            route, params = router.match(request.method, request.url.path)
+            router.check_api_version(request, route)
+            emu.tokens.check_arm(request.headers.get("authorization"), emu.config.arm_endpoint)
+            return await route.handler(request, **params)
+        except ArmError as exc:
+            return exc.response()
+        except Exception:  # a bug answers 500 in ARM's shape, never a dropped connection
+            log.exception("unhandled error for %s %s", request.method, request.url.path)
+            return ArmError(
+                500, "InternalServerError", "The server encountered an internal error."
+            ).response()
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        emu.fronts = Fronts(emu)
+        identity = await listen(identity_app(emu), emu.config.host, emu.config.identity_port)
+        await emu.start()
+        try:
+            yield
+        finally:
+            close(*identity)
+            await emu.stop()
+            await emu.fronts.close()
+
+    methods = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"]
+    return Starlette(
+        routes=[
+            Route("/_devstack/health", health),
+            Route("/{path:path}", dispatch, methods=methods),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def identity_app(emu: Emulator) -> Starlette:
+    """Managed identity, App Service protocol (IDENTITY_ENDPOINT + IDENTITY_HEADER)."""
+
+    async def token(request: Request) -> Response:
+        header = request.headers.get("x-identity-header", "")
+        if not hmac.compare_digest(header, emu.config.identity_header):
+            return JSONResponse(
+                {"statusCode": 401, "message": "The X-IDENTITY-HEADER is missing or invalid."}, 401
+            )
+        resource = request.query_params.get("resource")
+        if not resource:
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": "resource is required"}, 400
+            )
+        client_id = request.query_params.get("client_id") or "devstack-client"
+        access_token, expires = emu.tokens.issue(resource, client_id=client_id)
+        return JSONResponse(
+            {
+                "access_token": access_token,
+                "expires_on": str(expires),
+                "resource": resource,
+                "token_type": "Bearer",
+                "client_id": client_id,
+            }
+        )
+
+    return Starlette(routes=[Route("/msi/token", token)])
+
+
+def serve(config: EmulatorConfig) -> None:
+    emu = Emulator(config)
+    uvicorn.run(
+        arm_app(emu),
+        host=config.host,
+        port=config.arm_port,
+        ssl_certfile=str(config.tls_cert),
+        ssl_keyfile=str(config.tls_key),
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )

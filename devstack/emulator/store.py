@@ -1,0 +1,77 @@
+"""Durable emulator state: one SQLite file under the state directory.
+
+ARM ids are case-insensitive, so rows are keyed by the lowercased id while the
+stored body keeps the casing the caller used, as ARM does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS resources ("
+            " key TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT NOT NULL,"
+            " seq INTEGER NOT NULL, body TEXT NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_parent ON resources(kind, parent, seq)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER)")
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM resources WHERE key = ? AND kind = ?", (key.lower(), kind)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, kind: str, key: str, parent: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            existing = self._db.execute("SELECT seq FROM resources WHERE key = ?", (key.lower(),)).fetchone()
+            seq = existing[0] if existing else self._next("seq")
+            self._db.execute(
+                "INSERT OR REPLACE INTO resources (key, kind, parent, seq, body) VALUES (?, ?, ?, ?, ?)",
+                (key.lower(), kind, parent.lower(), seq, json.dumps(body)),
+            )
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM resources WHERE key = ?", (key.lower(),))
+        return cur.rowcount > 0
+
+    def list(self, kind: str, parent: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            if parent is None:
+                rows = self._db.execute(
+                    "SELECT body FROM resources WHERE kind = ? ORDER BY seq", (kind,)
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT body FROM resources WHERE kind = ? AND parent = ? ORDER BY seq",
+                    (kind, parent.lower()),
+                ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def next_counter(self, name: str) -> int:
+        with self._lock:
+            return self._next(name)
+
+    def _next(self, name: str) -> int:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            (name,),
+        )
+        return int(self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

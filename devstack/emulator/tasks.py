@@ -1,0 +1,155 @@
+"""ARM: ACR Tasks quick runs (scheduleRun, runs, logs, build-source upload)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..taskfile import RunContext, Step, Task, TaskError, parse
+from .errors import ArmError
+from .resources import paged
+from .routing import ArmRouter, read_json
+
+if TYPE_CHECKING:
+    from .service import Emulator
+
+TASK_VERSIONS = {"2019-04-01", "2019-06-01-preview", "2025-03-01-preview"}
+MAX_TIMEOUT = 28800
+MIN_TIMEOUT = 300
+DEFAULT_TIMEOUT = 3600
+
+
+def _decode(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ArmError(400, "InvalidParameter", f"'{field}' is required.")
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ArmError(400, "InvalidParameter", f"'{field}' is not valid base64: {exc}") from exc
+
+
+def _timeout(body: dict[str, Any]) -> int:
+    raw = body.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_TIMEOUT <= raw <= MAX_TIMEOUT:
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            f"'timeout' must be between {MIN_TIMEOUT} and {MAX_TIMEOUT} seconds.",
+        )
+    return raw
+
+
+def _values(body: dict[str, Any]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in body.get("values") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ArmError(400, "InvalidParameter", "'values' items need a name and a value.")
+        values[item["name"]] = str(item.get("value", ""))
+    return values
+
+
+def build_task(body: dict[str, Any], context: RunContext) -> tuple[Task, int, bool]:
+    """Turn a run request into task steps; returns (task, timeout, needs_source)."""
+    kind = body.get("type")
+    timeout = _timeout(body)
+    try:
+        if kind == "EncodedTaskRunRequest":
+            text = _decode(body.get("encodedTaskContent"), "encodedTaskContent")
+            values = _values(body)
+            if body.get("encodedValuesContent"):
+                import yaml
+
+                extra = yaml.safe_load(_decode(body["encodedValuesContent"], "encodedValuesContent"))
+                if isinstance(extra, dict):
+                    values.update({str(k): str(v) for k, v in extra.items()})
+            return parse(text, context, values), timeout, bool(body.get("sourceLocation"))
+        if kind == "DockerBuildRequest":
+            images = body.get("imageNames") or []
+            if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
+                raise ArmError(400, "InvalidParameter", "'imageNames' must be a list of image names.")
+            if not body.get("sourceLocation"):
+                raise ArmError(400, "InvalidParameter", "'sourceLocation' is required.")
+            qualified = [
+                i if i.startswith(context.registry + "/") else f"{context.registry}/{i}" for i in images
+            ]
+            if any(":" not in q.rsplit("/", 1)[-1] for q in qualified):
+                qualified = [q if ":" in q.rsplit("/", 1)[-1] else f"{q}:latest" for q in qualified]
+            build = ["-f", str(body.get("dockerFilePath") or "Dockerfile")]
+            for image in qualified:
+                build += ["-t", image]
+            for argument in body.get("arguments") or []:
+                build += ["--build-arg", f"{argument['name']}={argument.get('value', '')}"]
+            if body.get("target"):
+                build += ["--target", str(body["target"])]
+            if body.get("noCache"):
+                build.append("--no-cache")
+            build.append(".")
+            steps = [Step(kind="build", args=build, id="build", timeout=timeout)]
+            if body.get("isPushEnabled", True) and qualified:
+                steps.append(Step(kind="push", args=qualified, id="push", timeout=timeout))
+            return Task(steps=steps), timeout, True
+    except TaskError as exc:
+        raise ArmError(400, "InvalidTaskDefinition", f"The task definition is invalid: {exc}") from exc
+    raise ArmError(
+        400,
+        "InvalidRunRequestType",
+        f"The run request type '{kind}' is not supported by devstack "
+        "(supported: EncodedTaskRunRequest, DockerBuildRequest).",
+    )
+
+
+def register(router: ArmRouter, emu: Emulator) -> None:
+    base = "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}"
+
+    @router.add("POST", base + "/scheduleRun", TASK_VERSIONS, "registries/scheduleRun")
+    async def schedule_run(request: Request, sub: str, rg: str, name: str) -> Response:
+        registry = emu.registry(sub, rg, name)
+        body = await read_json(request)
+        return JSONResponse(await emu.schedule_run(registry, body))
+
+    @router.add("GET", base + "/runs/{run}", TASK_VERSIONS, "registries/runs")
+    async def get_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        return JSONResponse(emu.run(emu.registry(sub, rg, name), run))
+
+    @router.add("PATCH", base + "/runs/{run}", TASK_VERSIONS, "registries/runs")
+    async def update_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        registry = emu.registry(sub, rg, name)
+        record = emu.run(registry, run)
+        body = await read_json(request)
+        if "isArchiveEnabled" in body:
+            record["properties"]["isArchiveEnabled"] = bool(body["isArchiveEnabled"])
+            emu.store.put("run", record["id"], registry["id"], record)
+        return JSONResponse(record)
+
+    @router.add("GET", base + "/runs", TASK_VERSIONS, "registries/runs")
+    async def list_runs(request: Request, sub: str, rg: str, name: str) -> Response:
+        registry = emu.registry(sub, rg, name)
+        runs = list(reversed(emu.store.list("run", registry["id"])))  # newest first, as ACR
+        top = request.query_params.get("$top")
+        if top is not None:
+            if not top.isdigit():
+                raise ArmError(400, "InvalidParameter", f"The value '{top}' of $top is invalid.")
+            runs = runs[: int(top)]
+        return paged(emu, request, runs)
+
+    @router.add("POST", base + "/runs/{run}/cancel", TASK_VERSIONS, "registries/runs")
+    async def cancel_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        registry = emu.registry(sub, rg, name)
+        await emu.cancel_run(registry, run)
+        return Response(status_code=200)
+
+    @router.add("POST", base + "/runs/{run}/listLogSasUrl", TASK_VERSIONS, "registries/runs")
+    async def log_url(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        registry = emu.registry(sub, rg, name)
+        emu.run(registry, run)
+        return JSONResponse({"logLink": emu.blobs.log_url(registry["name"], run)})
+
+    @router.add("POST", base + "/listBuildSourceUploadUrl", TASK_VERSIONS, "registries")
+    async def upload_url(request: Request, sub: str, rg: str, name: str) -> Response:
+        registry = emu.registry(sub, rg, name)
+        url, relative = emu.blobs.upload_url(registry["name"])
+        return JSONResponse({"uploadUrl": url, "relativePath": relative})

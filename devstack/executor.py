@@ -1,0 +1,338 @@
+"""Runs ACR Task steps for real: buildah builds and pushes, podman runs.
+
+A bounded pool of agents takes runs from a queue. Each run streams its log to a
+sink (an append blob, as ACR's log link) and ends Succeeded, Failed, Timeout,
+Canceled or Error with the message ACR would give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .taskfile import BuildArgs, Step, Task, TaskError, parse_build
+
+log = logging.getLogger("devstack.executor")
+
+RUNC = "/usr/sbin/runc"
+ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000")
+TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
+
+
+class LogSink(Protocol):
+    def write(self, text: str) -> None: ...
+
+    async def close(self, status: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutputImage:
+    registry: str
+    repository: str
+    tag: str
+    digest: str
+
+
+@dataclass
+class RunJob:
+    run_id: str
+    registry_name: str
+    login_server: str
+    backend: str  # host:port/namespace of this registry in docker-registry
+    task: Task
+    timeout: int
+    log: LogSink
+    on_status: Callable[[str, dict[str, object]], Awaitable[None]]
+    prepare_source: Callable[[Path], Awaitable[None]] | None = None
+    canceled: bool = False
+    started: float = 0.0
+    output_images: list[OutputImage] = field(default_factory=list)
+    process: asyncio.subprocess.Process | None = None
+    container: str | None = None
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, status: str = "Failed") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def missing_engines() -> list[str]:
+    missing = [tool for tool in ("podman", "buildah") if shutil.which(tool) is None]
+    if not os.path.exists(RUNC):
+        missing.append("runc")
+    return missing
+
+
+def stamp() -> str:
+    return time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime())
+
+
+class Executor:
+    def __init__(self, agents: int, work_root: Path) -> None:
+        self._agents = agents
+        self._work_root = work_root
+        self._queue: asyncio.Queue[RunJob] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._jobs: dict[str, RunJob] = {}
+
+    def start(self) -> None:
+        self._work_root.mkdir(parents=True, exist_ok=True)
+        self._workers = [asyncio.create_task(self._worker(n)) for n in range(self._agents)]
+
+    async def stop(self) -> None:
+        for job in list(self._jobs.values()):
+            await self.cancel(job.run_id)
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    def submit(self, job: RunJob) -> None:
+        self._jobs[job.run_id] = job
+        self._queue.put_nowait(job)
+
+    async def cancel(self, run_id: str) -> bool:
+        job = self._jobs.get(run_id)
+        if job is None:
+            return False
+        job.canceled = True
+        await self._kill(job)
+        return True
+
+    async def _worker(self, number: int) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._execute(job)
+            except Exception:  # one broken run must not take its agent down
+                log.exception("run %s crashed", job.run_id)
+                await job.on_status("Error", {"runErrorMessage": "internal executor error"})
+            finally:
+                self._jobs.pop(job.run_id, None)
+                self._queue.task_done()
+
+    async def _execute(self, job: RunJob) -> None:
+        if job.canceled:
+            job.log.write(f"{stamp()} Run ID: {job.run_id} was canceled before it started\n")
+            await job.log.close("Canceled")
+            await job.on_status("Canceled", {})
+            return
+        job.started = time.monotonic()
+        await job.on_status("Running", {})
+        missing = missing_engines()
+        if missing:
+            message = (
+                f"container engine not found: {', '.join(missing)}; install it with "
+                f"'apt-get install {' '.join(missing)}'"
+            )
+            job.log.write(f"{stamp()} {message}\n")
+            await job.log.close("Error")
+            await job.on_status("Error", {"runErrorMessage": message})
+            return
+        workdir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self._work_root))
+        status, error = "Succeeded", ""
+        try:
+            if job.prepare_source:
+                job.log.write(f"{stamp()} Downloading source code...\n")
+                await job.prepare_source(workdir)
+            for step in job.task.steps:
+                await self._run_step(job, step, workdir)
+        except StepFailed as exc:
+            status, error = exc.status, str(exc)
+        except TaskError as exc:
+            status, error = "Failed", str(exc)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if job.canceled:
+            status, error = "Canceled", ""
+        elapsed = time.monotonic() - job.started
+        if status == "Succeeded":
+            job.log.write(f"\nRun ID: {job.run_id} was successful after {elapsed:.0f}s\n")
+        elif status == "Canceled":
+            job.log.write(f"\nRun ID: {job.run_id} was canceled after {elapsed:.0f}s\n")
+        else:
+            job.log.write(f"\nRun ID: {job.run_id} failed after {elapsed:.0f}s. Error: {error}\n")
+        await job.log.close(status)
+        extra: dict[str, object] = {
+            "outputImages": [image.__dict__ for image in job.output_images],
+        }
+        if error:
+            extra["runErrorMessage"] = error
+        await job.on_status(status, extra)
+
+    def _remaining(self, job: RunJob) -> float:
+        return job.timeout - (time.monotonic() - job.started)
+
+    async def _run_step(self, job: RunJob, step: Step, workdir: Path) -> None:
+        if job.canceled:
+            raise StepFailed("canceled", "Canceled")
+        remaining = self._remaining(job)
+        if remaining <= 0:
+            raise StepFailed(f"run timed out after {job.timeout}s", "Timeout")
+        limit = min(step.timeout, remaining)
+        job.log.write(
+            f"{stamp()} Executing step ID: {step.id}. Timeout(sec): {step.timeout}, "
+            f"Working directory: '{step.working_directory or ''}'\n"
+        )
+        started = time.monotonic()
+        try:
+            if step.kind == "build":
+                await self._build(job, step, parse_build(step.args), workdir, limit)
+            elif step.kind == "push":
+                for image in step.args:
+                    await self._push(job, image, limit)
+            else:
+                await self._cmd(job, step, workdir, limit)
+        except StepFailed as exc:
+            if step.ignore_errors and exc.status == "Failed":
+                job.log.write(f"{stamp()} Step ID: {step.id} failed, ignored: {exc}\n")
+                return
+            raise
+        job.log.write(
+            f"{stamp()} Step ID: {step.id} marked as successful "
+            f"(elapsed time in seconds: {time.monotonic() - started:.6f})\n"
+        )
+
+    def _backend_ref(self, job: RunJob, image: str) -> str | None:
+        prefix = job.login_server + "/"
+        return job.backend + "/" + image[len(prefix) :] if image.startswith(prefix) else None
+
+    def _qualify(self, job: RunJob, image: str) -> str:
+        """Image names in a DockerBuildRequest are relative to the registry."""
+        return image if image.startswith(job.login_server + "/") else f"{job.login_server}/{image}"
+
+    async def _build(self, job: RunJob, step: Step, build: BuildArgs, workdir: Path, limit: float) -> None:
+        context = (workdir / build.context).resolve()
+        dockerfile = (context / build.dockerfile).resolve()
+        for path in (context, dockerfile):
+            if not path.is_relative_to(workdir.resolve()):
+                raise StepFailed(f"build: path '{path.name}' leaves the build context")
+        if not dockerfile.is_file():
+            raise StepFailed(f"build: Dockerfile '{build.dockerfile}' not found in the context")
+        args = ["buildah", "bud", "--runtime", RUNC, *ULIMITS, "--layers", "-f", str(dockerfile)]
+        for tag in build.tags:
+            args += ["-t", tag]
+        for value in build.build_args:
+            args += ["--build-arg", value]
+        for label in build.labels:
+            args += ["--label", label]
+        if build.target:
+            args += ["--target", build.target]
+        if build.no_cache:
+            args.append("--no-cache")
+        args.append(str(context))
+        await self._process(job, args, limit, what="build")
+
+    async def _push(self, job: RunJob, image: str, limit: float) -> None:
+        target = self._backend_ref(job, image)
+        if target is None:
+            raise StepFailed(f"push: '{image}' is not in this registry ({job.login_server})")
+        with tempfile.NamedTemporaryFile(dir=self._work_root, suffix=".digest") as digest_file:
+            job.log.write(f"{stamp()} Pushing image: {image}, attempt 1\n")
+            await self._process(
+                job,
+                [
+                    "buildah",
+                    "push",
+                    "--tls-verify=false",
+                    "--digestfile",
+                    digest_file.name,
+                    image,
+                    f"docker://{target}",
+                ],
+                limit,
+                what="push",
+            )
+            digest = Path(digest_file.name).read_text().strip()
+        repository, _, tag = image[len(job.login_server) + 1 :].rpartition(":")
+        job.output_images.append(OutputImage(job.login_server, repository, tag, digest))
+        job.log.write(f"{image}: digest: {digest}\n")
+        with contextlib.suppress(StepFailed):
+            await self._process(job, ["buildah", "rmi", "-f", image], 30, what="cleanup", quiet=True)
+
+    async def _cmd(self, job: RunJob, step: Step, workdir: Path, limit: float) -> None:
+        image, *arguments = step.args
+        backend = self._backend_ref(job, image)
+        name = f"{job.run_id}-{step.id}".replace("_", "-")
+        args = ["podman", "--runtime", RUNC, "run", "--rm", "--name", name, *ULIMITS]
+        if backend is not None:
+            args += ["--tls-verify=false", "--pull=always" if "@" not in image else "--pull=missing"]
+        for variable in (*job.task.env, *step.env):
+            args += ["-e", variable]
+        if step.entry_point:
+            args += ["--entrypoint", step.entry_point]
+        if not step.disable_working_directory_override:
+            args += ["-v", f"{workdir}:/workspace", "-w", step.working_directory or "/workspace"]
+        elif step.working_directory:
+            args += ["-w", step.working_directory]
+        args += [backend or image, *arguments]
+        job.log.write(f"{stamp()} Launching container with name: {step.id}\n")
+        job.container = name
+        try:
+            await self._process(job, args, limit, what="container")
+        finally:
+            job.container = None
+        job.log.write(f"{stamp()} Successfully executed container: {step.id}\n")
+
+    async def _process(
+        self, job: RunJob, args: list[str], limit: float, what: str, quiet: bool = False
+    ) -> None:
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        job.process = process
+        assert process.stdout is not None
+
+        async def pump() -> None:
+            assert process.stdout is not None
+            while chunk := await process.stdout.read(65536):
+                if not quiet:
+                    job.log.write(chunk.decode("utf-8", "replace"))
+
+        try:
+            await asyncio.wait_for(asyncio.gather(pump(), process.wait()), timeout=limit)
+        except TimeoutError:
+            await self._kill(job)
+            raise StepFailed(f"run timed out after {job.timeout}s", "Timeout") from None
+        finally:
+            job.process = None
+        if job.canceled:
+            raise StepFailed("canceled", "Canceled")
+        if process.returncode != 0:
+            raise StepFailed(f"failed during {what}, err: exit status {process.returncode}")
+
+    async def _kill(self, job: RunJob) -> None:
+        if job.container:
+            remover = await asyncio.create_subprocess_exec(
+                "podman",
+                "--runtime",
+                RUNC,
+                "rm",
+                "-f",
+                "-t",
+                "0",
+                job.container,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await remover.wait()
+        process = job.process
+        if process and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,299 @@
+"""Start, stop and describe the local stack: docker-registry, Azurite and the emulator."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .certs import ensure_tls
+from .emulator.config import EmulatorConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+AZURITE_ACCOUNT = "devstoreaccount1"
+
+
+class StackError(RuntimeError):
+    """The stack cannot start or is not running."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("DEVSTACK_HOME", REPO_ROOT / ".devstack")).resolve()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Identity:
+    subscription_id: str
+    tenant_id: str
+    identity_header: str
+    signing_key: str
+    storage_key: str
+
+
+def load_identity(home: Path) -> Identity:
+    """Ids and keys made once per state directory; never committed anywhere."""
+    path = home / "secrets.json"
+    if path.exists():
+        return Identity(**json.loads(path.read_text()))
+    identity = Identity(
+        subscription_id=str(uuid.uuid4()),
+        tenant_id=str(uuid.uuid4()),
+        identity_header=secrets.token_urlsafe(32),
+        signing_key=secrets.token_urlsafe(48),
+        storage_key=base64.b64encode(secrets.token_bytes(64)).decode(),
+    )
+    path.write_text(json.dumps(identity.__dict__))
+    path.chmod(0o600)
+    return identity
+
+
+def _pids(home: Path) -> dict[str, int]:
+    path = home / "pids.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive for our purposes.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = None) -> int:
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    with open(logs / f"{name}.log", "ab") as out:
+        process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            cwd=REPO_ROOT,
+        )
+    return process.pid
+
+
+def _wait(name: str, check: Callable[[], bool], pid: int, home: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            tail = (home / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise StackError(f"{name} exited during start-up; its log ends with:\n{tail}")
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise StackError(f"{name} did not become healthy within {timeout:.0f}s (see {home}/logs/{name}.log)")
+
+
+def _tcp(port: int) -> bool:
+    with socket.create_connection((HOST, port), timeout=1):
+        return True
+
+
+def _http(url: str, context: ssl.SSLContext | None = None) -> bool:
+    with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 (loopback only)
+        return bool(response.status == 200)
+
+
+def _need(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise StackError(f"{tool} not found: install it with 'apt-get install {package}' (make does it)")
+    return path
+
+
+def up(home: Path | None = None) -> dict[str, object]:
+    home = home or default_home()
+    home.mkdir(parents=True, exist_ok=True)
+    if any(_alive(pid) for pid in _pids(home).values()):
+        raise StackError(f"devstack is already running from {home}; run 'python -m devstack down' first")
+    registry_bin = _need("docker-registry", "docker-registry")
+    azurite_bin = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+    if not azurite_bin.exists():
+        raise StackError("Azurite not found: run 'npm install' in the repository (make does it)")
+    _need("node", "nodejs")
+    identity = load_identity(home)
+    tls = ensure_tls(home / "tls")
+    pids: dict[str, int] = {}
+    try:
+        # docker-registry: the real OCI registry behind every emulated login server.
+        registry_port = free_port()
+        storage = home / "registry"
+        storage.mkdir(exist_ok=True)
+        registry_config = {
+            "version": 0.1,
+            "log": {"level": "warn", "fields": {"service": "registry"}},
+            "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
+            "http": {"addr": f"{HOST}:{registry_port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        }
+        (home / "registry.yml").write_text(yaml.safe_dump(registry_config))
+        pids["registry"] = _spawn("registry", [registry_bin, "serve", str(home / "registry.yml")], home)
+
+        blob_port, queue_port, table_port = free_port(), free_port(), free_port()
+        pids["azurite"] = _spawn(
+            "azurite",
+            [
+                str(azurite_bin),
+                "--silent",
+                "--location",
+                str(home / "azurite"),
+                "--blobHost",
+                HOST,
+                "--blobPort",
+                str(blob_port),
+                "--queueHost",
+                HOST,
+                "--queuePort",
+                str(queue_port),
+                "--tableHost",
+                HOST,
+                "--tablePort",
+                str(table_port),
+                "--skipApiVersionCheck",
+                "--disableProductStyleUrl",
+                "--disableTelemetry",
+            ],
+            home,
+            env={"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{identity.storage_key}"},
+        )
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={identity.storage_key};"
+            f"BlobEndpoint=http://{HOST}:{blob_port}/{AZURITE_ACCOUNT};"
+            f"QueueEndpoint=http://{HOST}:{queue_port}/{AZURITE_ACCOUNT};"
+            f"TableEndpoint=http://{HOST}:{table_port}/{AZURITE_ACCOUNT};"
+        )
+        _wait("registry", lambda: _http(f"http://{HOST}:{registry_port}/v2/"), pids["registry"], home)
+        _wait(
+            "azurite",
+            lambda: _tcp(blob_port) and _tcp(queue_port) and _tcp(table_port),
+            pids["azurite"],
+            home,
+        )
+
+        config = EmulatorConfig(
+            state_dir=home,
+            host=HOST,
+            arm_port=free_port(),
+            identity_port=free_port(),
+            tls_cert=tls.server_cert,
+            tls_key=tls.server_key,
+            ca_cert=tls.ca_cert,
+            tenant_id=identity.tenant_id,
+            subscription_id=identity.subscription_id,
+            identity_header=identity.identity_header,
+            signing_key=identity.signing_key,
+            registry_backend=f"http://{HOST}:{registry_port}",
+            registry_storage=storage,
+            storage_connection_string=connection,
+            agents=int(os.environ.get("DEVSTACK_AGENTS", "2")),
+            delete_delay_seconds=float(os.environ.get("DEVSTACK_DELETE_DELAY", "1")),
+            page_size=int(os.environ.get("DEVSTACK_PAGE_SIZE", "100")),
+        )
+        config.dump(home / "emulator.json")
+        pids["emulator"] = _spawn(
+            "emulator", [sys.executable, "-m", "devstack.emulator", str(home / "emulator.json")], home
+        )
+        context = ssl.create_default_context(cafile=str(tls.ca_cert))
+        _wait(
+            "emulator",
+            lambda: _http(f"{config.arm_endpoint}/_devstack/health", context) and _tcp(config.identity_port),
+            pids["emulator"],
+            home,
+        )
+    except BaseException:
+        _stop(pids)
+        raise
+    (home / "pids.json").write_text(json.dumps(pids))
+    endpoints: dict[str, object] = {
+        "armEndpoint": config.arm_endpoint,
+        "authorityHost": config.arm_endpoint,
+        "caBundle": str(tls.ca_cert),
+        "identityEndpoint": config.identity_endpoint,
+        "identityHeader": identity.identity_header,
+        "subscriptionId": identity.subscription_id,
+        "tenantId": identity.tenant_id,
+        "storageConnectionString": connection,
+        "registryBackend": config.registry_backend,
+        "home": str(home),
+    }
+    (home / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
+    (home / "endpoints.json").chmod(0o600)
+    exports = {
+        "DEVSTACK_HOME": str(home),
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": config.arm_endpoint,
+        "AZURE_AUTHORITY_HOST": config.arm_endpoint,
+        "AZURE_SUBSCRIPTION_ID": identity.subscription_id,
+        "AZURE_TENANT_ID": identity.tenant_id,
+        "IDENTITY_ENDPOINT": config.identity_endpoint,
+        "IDENTITY_HEADER": identity.identity_header,
+        "REQUESTS_CA_BUNDLE": str(tls.ca_cert),
+        "SSL_CERT_FILE": str(tls.ca_cert),
+        "AzureWebJobsStorage": connection,
+    }
+    (home / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in exports.items()))
+    (home / "env").chmod(0o600)
+    return endpoints
+
+
+def _stop(pids: dict[str, int], timeout: float = 15) -> list[str]:
+    # The emulator first, so it can cancel its runs while the registry still answers.
+    order = sorted(pids, key=lambda name: name != "emulator")
+    for name in order:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pids[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pids[name]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    survivors = []
+    for name, pid in pids.items():
+        if _alive(pid):
+            survivors.append(name)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+    return survivors
+
+
+def down(home: Path | None = None) -> list[str]:
+    home = home or default_home()
+    pids = _pids(home)
+    killed = _stop(pids)
+    (home / "pids.json").unlink(missing_ok=True)
+    return killed
+
+
+def status(home: Path | None = None) -> dict[str, bool]:
+    home = home or default_home()
+    return {name: _alive(pid) for name, pid in _pids(home).items()}

@@ -1,0 +1,1 @@
+"""Dockmaster's application code: plain Python, importable without the Functions host."""

@@ -1,0 +1,154 @@
+"""Shared fixtures: one devstack per test session, and the SDK clients pointed at it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack import stack
+
+TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
+BUSYBOX = Path("/bin/busybox")
+
+
+@dataclass(frozen=True)
+class Devstack:
+    home: Path
+    endpoints: dict[str, Any]
+
+    @property
+    def arm(self) -> str:
+        return str(self.endpoints["armEndpoint"])
+
+    @property
+    def subscription(self) -> str:
+        return str(self.endpoints["subscriptionId"])
+
+    def arm_kwargs(self) -> dict[str, Any]:
+        # A sovereign-cloud style configuration: the endpoint and its audience.
+        return {"base_url": self.arm, "credential_scopes": [f"{self.arm}/.default"]}
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
+    home = tmp_path_factory.mktemp("devstack")
+    variables = {"DEVSTACK_DELETE_DELAY": "0.5", "DEVSTACK_PAGE_SIZE": "5"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in variables.items():
+            patch.setenv(key, value)
+        endpoints = stack.up(home)
+        try:
+            patch.setenv("IDENTITY_ENDPOINT", str(endpoints["identityEndpoint"]))
+            patch.setenv("IDENTITY_HEADER", str(endpoints["identityHeader"]))
+            patch.setenv("REQUESTS_CA_BUNDLE", str(endpoints["caBundle"]))
+            for key in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_USERNAME", "MSI_ENDPOINT"):
+                patch.delenv(key, raising=False)
+            yield Devstack(home, endpoints)
+        finally:
+            stack.down(home)
+
+
+@pytest.fixture(scope="session")
+def credential(devstack: Devstack) -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+@pytest.fixture(scope="session")
+def resource_client(devstack: Devstack, credential: Any) -> Any:
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    return ResourceManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+
+
+@pytest.fixture(scope="session")
+def lock_client(devstack: Devstack, credential: Any) -> Any:
+    from azure.mgmt.resource.locks import ManagementLockClient
+
+    return ManagementLockClient(credential, devstack.subscription, **devstack.arm_kwargs())
+
+
+@pytest.fixture(scope="session")
+def acr_client(devstack: Devstack, credential: Any) -> Any:
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    return ContainerRegistryManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+
+
+@pytest.fixture(scope="session")
+def tasks_client(devstack: Devstack, credential: Any) -> Any:
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
+
+    return ContainerRegistryTasksMgmtClient(credential, devstack.subscription, **devstack.arm_kwargs())
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def group(resource_client: Any, lock_client: Any) -> Iterator[str]:
+    """A fresh resource group, deleted (locks first) after the test."""
+    name = unique("rg-test-")
+    resource_client.resource_groups.create_or_update(name, {"location": "westeurope"})
+    yield name
+    if resource_client.resource_groups.check_existence(name):
+        for lock in lock_client.management_locks.list_at_resource_group_level(name):
+            lock_client.management_locks.delete_at_resource_group_level(name, lock.name)
+        resource_client.resource_groups.begin_delete(name)
+
+
+@pytest.fixture(scope="session")
+def registry(resource_client: Any, acr_client: Any) -> Iterator[Any]:
+    """One Basic registry shared by the task tests."""
+    group_name = unique("rg-tasks-")
+    resource_client.resource_groups.create_or_update(group_name, {"location": "westeurope"})
+    created = acr_client.registries.begin_create(
+        group_name, unique("tasks"), {"location": "westeurope", "sku": {"name": "Basic"}}
+    ).result()
+    yield created
+    resource_client.resource_groups.begin_delete(group_name)
+
+
+def group_of(resource_id: str) -> str:
+    return resource_id.split("/")[4]
+
+
+@pytest.fixture(scope="session")
+def hello_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A FROM-scratch build context: Debian's static busybox printing a greeting."""
+    if not BUSYBOX.exists():
+        pytest.fail("busybox-static is required (make installs it): /bin/busybox is missing")
+    context = tmp_path_factory.mktemp("hello")
+    shutil.copy(BUSYBOX, context / "busybox")
+    (context / "Dockerfile").write_text(
+        "FROM scratch\n"
+        "COPY busybox /bin/busybox\n"
+        'ENTRYPOINT ["/bin/busybox", "echo", "Hello from Dockmaster"]\n'
+    )
+    return context
+
+
+def wait_for_run(tasks_client: Any, registry: Any, run_id: str, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = tasks_client.runs.get(group_of(registry.id), registry.name, run_id)
+        if run.status in TERMINAL:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish within {timeout}s")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Fail loudly rather than skip when an engine is missing: CI must never pass on skipped coverage.
+    if os.environ.get("CI") and not shutil.which("podman"):
+        raise pytest.UsageError("podman is missing on CI: make test installs it")

@@ -28,6 +28,8 @@ from .emulator.config import EmulatorConfig
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 AZURITE_ACCOUNT = "devstoreaccount1"
+# Children started by this process, reaped when stopped (a `down` from another process uses pids).
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class StackError(RuntimeError):
@@ -102,6 +104,7 @@ def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = 
             env={**os.environ, **(env or {})},
             cwd=REPO_ROOT,
         )
+    _children[process.pid] = process
     return process.pid
 
 
@@ -283,6 +286,9 @@ def _stop(pids: dict[str, int], timeout: float = 15) -> list[str]:
             survivors.append(name)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        child = _children.pop(pid, None)
+        if child is not None:
+            child.wait(timeout=timeout)
     return survivors
 
 

@@ -40,6 +40,8 @@ def arm_app(emu: Emulator) -> Starlette:
             route, params = router.match(request.method, request.url.path)
             router.check_api_version(request, route)
             emu.tokens.check_arm(request.headers.get("authorization"), emu.config.arm_endpoint)
+            if "sub" in params:
+                emu.check_subscription(params["sub"])
             return await route.handler(request, **params)
         except ArmError as exc:
             return exc.response()

@@ -1,0 +1,234 @@
+"""Read the Bicep templates in infra/ through pycep-parser, offline.
+
+No Bicep compiler can run in CI, so the tests in this folder work on pycep's
+JSON view of each template. This module holds the small helpers that turn that
+view into something the tests can ask questions of: resources with their
+condition, module calls, variables, outputs, and a rendering of the few
+expression shapes the templates use.
+
+pycep represents an identifier and a string literal the same way (both are
+plain strings), so the tests compare against the identifiers the templates
+use (for example a parameter name) where a value is not a literal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pycep import BicepParser
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA = REPO_ROOT / "infra"
+MODULES = INFRA / "modules"
+MAIN = INFRA / "main.bicep"
+SUBSCRIPTION = INFRA / "subscription.bicep"
+
+GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def bicep_files() -> list[Path]:
+    return sorted(INFRA.rglob("*.bicep"))
+
+
+@functools.cache
+def _parser() -> BicepParser:
+    # cache=False: pycep would otherwise write Lark's grammar cache to the temp dir.
+    return BicepParser(cache=False)
+
+
+@functools.cache
+def parse(path: Path) -> dict[str, Any]:
+    """Parse one template; a syntax error raises (and fails the caller)."""
+    return _parser().parse(file_path=path)
+
+
+@dataclass(frozen=True)
+class Resource:
+    file: Path
+    symbol: str
+    type: str
+    api_version: str
+    existing: bool
+    condition: Any  # None when unconditional
+    body: dict[str, Any]
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self.body.get("properties", {})
+
+
+@dataclass(frozen=True)
+class ModuleCall:
+    file: Path
+    symbol: str
+    path: Path
+    condition: Any
+    body: dict[str, Any]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.body.get("params", {})
+
+
+def _split_condition(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """`resource x ... = if (c) { ... }` parses as {condition: c, config: {...}}."""
+    if set(config) == {"condition", "config"}:
+        return config["condition"], config["config"]
+    return None, config
+
+
+def resources(path: Path) -> dict[str, Resource]:
+    parsed = parse(path)
+    result = {}
+    for symbol, raw in parsed.get("resources", {}).items():
+        condition, body = _split_condition(raw["config"])
+        result[symbol] = Resource(
+            file=path,
+            symbol=symbol,
+            type=raw["type"],
+            api_version=raw["api_version"],
+            existing=raw["existing"],
+            condition=condition,
+            body=body,
+        )
+    return result
+
+
+def all_resources() -> list[Resource]:
+    return [r for path in bicep_files() for r in resources(path).values()]
+
+
+def resources_of_type(path: Path, type_: str) -> list[Resource]:
+    return [r for r in resources(path).values() if r.type.lower() == type_.lower()]
+
+
+def one_resource(path: Path, type_: str) -> Resource:
+    found = [r for r in resources_of_type(path, type_) if not r.existing]
+    assert len(found) == 1, f"{path.name}: expected one {type_}, found {[r.symbol for r in found]}"
+    return found[0]
+
+
+def modules(path: Path) -> dict[str, ModuleCall]:
+    parsed = parse(path)
+    result = {}
+    for symbol, raw in parsed.get("modules", {}).items():
+        condition, body = _split_condition(raw["config"])
+        result[symbol] = ModuleCall(
+            file=path,
+            symbol=symbol,
+            path=(path.parent / raw["detail"]["path"]).resolve(),
+            condition=condition,
+            body=body,
+        )
+    return result
+
+
+def parameters(path: Path) -> dict[str, Any]:
+    return parse(path).get("parameters", {})
+
+
+def variables(path: Path) -> dict[str, Any]:
+    return {name: v["value"] for name, v in parse(path).get("variables", {}).items()}
+
+
+def outputs(path: Path) -> dict[str, Any]:
+    return parse(path).get("outputs", {})
+
+
+def target_scope(path: Path) -> str:
+    return parse(path).get("globals", {}).get("scope", {}).get("value", "resourceGroup")
+
+
+def param_default(path: Path, name: str) -> Any:
+    return parameters(path)[name]["default"]
+
+
+def resolve(path: Path, value: Any) -> Any:
+    """Follow `name` and `name.key` references to variables and parameter defaults."""
+    if not isinstance(value, str):
+        return value
+    head, _, rest = value.partition(".")
+    vars_ = variables(path)
+    params = parameters(path)
+    if head in vars_:
+        resolved = vars_[head]
+    elif head in params and params[head]["default"] is not None:
+        resolved = params[head]["default"]
+    else:
+        return value
+    for key in filter(None, rest.split(".")):
+        if not isinstance(resolved, dict) or key not in resolved:
+            return value
+        resolved = resolved[key]
+    return resolve(path, resolved)
+
+
+def render(expr: Any) -> str:
+    """A compact text form of the condition shapes the templates use."""
+    if expr is None:
+        return ""
+    if isinstance(expr, str):
+        return expr
+    if isinstance(expr, dict) and "operator" in expr:
+        op = expr["operator"]
+        if op["type"] == "not":
+            return "!" + render(op["operands"]["bool_value"])
+        return f"{op['type']}({', '.join(render(v) for v in op['operands'].values())})"
+    if isinstance(expr, dict) and "function" in expr:
+        fn = expr["function"]
+        args = ", ".join(render(v) for v in (fn.get("parameters") or {}).values() if v is not None)
+        text = f"{fn['type']}({args})"
+        if fn.get("property_name"):
+            text += "." + str(fn["property_name"])
+        return text
+    return json.dumps(expr, sort_keys=True)
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every value in a parsed tree, depth first."""
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def functions_called(node: Any) -> Iterator[dict[str, Any]]:
+    for value in walk(node):
+        if isinstance(value, dict) and isinstance(value.get("function"), dict):
+            yield value["function"]
+
+
+def strings(node: Any) -> Iterator[str]:
+    for value in walk(node):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            yield from (k for k in value if isinstance(k, str))
+
+
+def code_without_comments(path: Path) -> str:
+    """The template text with // line comments and /* */ blocks removed."""
+    text = path.read_text()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    lines = []
+    for line in text.splitlines():
+        # A // inside a quoted string (a URL) is not a comment.
+        in_string = False
+        cut = len(line)
+        for i, ch in enumerate(line):
+            if ch == "'":
+                in_string = not in_string
+            elif not in_string and line.startswith("//", i):
+                cut = i
+                break
+        lines.append(line[:cut])
+    return "\n".join(lines)

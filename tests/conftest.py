@@ -152,3 +152,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Fail loudly rather than skip when an engine is missing: CI must never pass on skipped coverage.
     if os.environ.get("CI") and not shutil.which("podman"):
         raise pytest.UsageError("podman is missing on CI: make test installs it")
+
+
+def error_code(error: Any) -> str:
+    """The ARM error code of an azure-core HttpResponseError."""
+    assert error.error is not None, f"no ARM error body in {error}"
+    return str(error.error.code)

@@ -114,5 +114,5 @@ def serve(config: EmulatorConfig) -> None:
         ssl_certfile=str(config.tls_cert),
         ssl_keyfile=str(config.tls_key),
         log_level="warning",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=1,
     )

@@ -91,4 +91,6 @@ def test_parameter_defaults_match_the_template() -> None:
         template_default = declared[name]["default"]
         if isinstance(template_default, bool):
             template_default = "true" if template_default else "false"
-        assert default == str(template_default), f"{name}: parameters file {default!r}, template {template_default!r}"
+        assert default == str(template_default), (
+            f"{name}: parameters file {default!r}, template {template_default!r}"
+        )

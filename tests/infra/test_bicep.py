@@ -86,7 +86,11 @@ EXPECTED_ASSIGNMENTS = {
     ("AcrPull", "Microsoft.ContainerRegistry/registries", "!registryAbacMode"),
     ("AcrPush", "Microsoft.ContainerRegistry/registries", "!registryAbacMode"),
     ("Container Registry Repository Writer", "Microsoft.ContainerRegistry/registries", "registryAbacMode"),
-    ("Container Registry Repository Catalog Lister", "Microsoft.ContainerRegistry/registries", "registryAbacMode"),
+    (
+        "Container Registry Repository Catalog Lister",
+        "Microsoft.ContainerRegistry/registries",
+        "registryAbacMode",
+    ),
     ("Container Registry Tasks Contributor", "Microsoft.ContainerRegistry/registries", ""),
     ("Storage Blob Data Owner", "Microsoft.Storage/storageAccounts", ""),
     ("Storage Queue Data Contributor", "Microsoft.Storage/storageAccounts", ""),
@@ -132,7 +136,9 @@ def sample_settings() -> dict[str, str]:
 
 def app_settings() -> dict[str, object]:
     [config] = [
-        r for r in resources_of_type(FUNCTION_APP, "Microsoft.Web/sites/config") if r.body["name"] == "appsettings"
+        r
+        for r in resources_of_type(FUNCTION_APP, "Microsoft.Web/sites/config")
+        if r.body["name"] == "appsettings"
     ]
     assert config.condition is None, "app settings must always be deployed"
     return config.properties
@@ -181,7 +187,9 @@ def test_module_outputs_used_in_main_exist() -> None:
 
 def test_api_versions_are_the_documented_ones() -> None:
     for resource in all_resources():
-        assert resource.type in API_VERSIONS, f"{resource.file.name}:{resource.symbol}: unexpected type {resource.type}"
+        assert resource.type in API_VERSIONS, (
+            f"{resource.file.name}:{resource.symbol}: unexpected type {resource.type}"
+        )
         assert resource.api_version == API_VERSIONS[resource.type], (
             f"{resource.file.name}:{resource.symbol}: {resource.type}@{resource.api_version}"
         )
@@ -210,7 +218,10 @@ def test_host_storage_is_reached_by_identity() -> None:
     assert settings["AzureWebJobsStorage__accountName"] == "storageAccountName"
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
-    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
+    assert (
+        settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+        == "ClientId=${identityClientId};Authorization=AAD"
+    )
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
 
 
@@ -232,7 +243,10 @@ def test_settings_come_from_the_right_places() -> None:
     # The registry's resource id, new or existing.
     assert settings["DOCKMASTER_REGISTRIES"] == "registries"
     assert fn["registries"] == "registryId"
-    assert render(variables(MAIN)["registryId"]) == "conditional(useExistingRegistry, existingRegistryResourceId, newRegistryId)"
+    assert (
+        render(variables(MAIN)["registryId"])
+        == "conditional(useExistingRegistry, existingRegistryResourceId, newRegistryId)"
+    )
 
     # The custom topic's endpoint.
     assert settings["DOCKMASTER_EVENTS_TOPIC_ENDPOINT"] == "eventsTopicEndpoint"
@@ -252,7 +266,9 @@ def test_settings_come_from_the_right_places() -> None:
         default = param_default(MAIN, param)
         if isinstance(default, bool):
             default = "true" if default else "false"
-        assert str(default) == sample[name], f"{name}: main.bicep default {default!r}, sample {sample[name]!r}"
+        assert str(default) == sample[name], (
+            f"{name}: main.bicep default {default!r}, sample {sample[name]!r}"
+        )
 
 
 def test_table_and_queue_names_match_the_sample() -> None:
@@ -360,7 +376,12 @@ def role_assignments() -> list[tuple[str, str, str, object]]:
             if resource.type != "Microsoft.Authorization/roleAssignments":
                 continue
             found.append(
-                (_role_name(resource, file_resources), _scope_type(resource, file_resources), render(resource.condition), resource)
+                (
+                    _role_name(resource, file_resources),
+                    _scope_type(resource, file_resources),
+                    render(resource.condition),
+                    resource,
+                )
             )
     return found
 
@@ -379,7 +400,9 @@ def test_role_assignment_names_are_deterministic_guids() -> None:
         args = [a for a in name["function"]["parameters"].values() if a is not None]
         # Scope, principal and role: one assignment per triple, stable across runs.
         assert len(args) >= 3, f"{resource.symbol}: guid() needs scope, principal and role"
-        assert resource.properties["principalId"] in json.dumps(args), f"{resource.symbol}: guid() omits the principal"
+        assert resource.properties["principalId"] in json.dumps(args), (
+            f"{resource.symbol}: guid() omits the principal"
+        )
 
 
 def test_role_assignments_are_never_wider_than_a_resource() -> None:
@@ -572,7 +595,11 @@ def test_function_app_is_the_azd_api_service() -> None:
 
 
 def test_authentication_is_optional_and_spares_the_event_grid_webhook() -> None:
-    [auth] = [r for r in resources_of_type(FUNCTION_APP, "Microsoft.Web/sites/config") if r.body["name"] == "authsettingsV2"]
+    [auth] = [
+        r
+        for r in resources_of_type(FUNCTION_APP, "Microsoft.Web/sites/config")
+        if r.body["name"] == "authsettingsV2"
+    ]
     assert render(auth.condition) == "authEnabled"
     assert param_default(MAIN, "authEnabled") is False
     props = auth.properties
@@ -589,7 +616,9 @@ def test_event_subscription_is_not_in_the_provisioning_template() -> None:
     # It is created by the postdeploy hook, once on_image_event exists.
     for path in bicep_files():
         if path != SUBSCRIPTION:
-            assert not resources_of_type(path, "Microsoft.EventGrid/systemTopics/eventSubscriptions"), path.name
+            assert not resources_of_type(path, "Microsoft.EventGrid/systemTopics/eventSubscriptions"), (
+                path.name
+            )
     assert "subscription.bicep" not in json.dumps(parse(MAIN))
 
 

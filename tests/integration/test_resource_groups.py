@@ -9,7 +9,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
-from tests.conftest import unique
+from tests.conftest import error_code, unique
 
 
 def raw(client: Any, devstack: Any, method: str, path: str, **kwargs: Any) -> Any:
@@ -42,7 +42,7 @@ def test_managed_by_is_kept(resource_client: Any, group: str) -> None:
 def test_missing_group_is_arm_404(resource_client: Any) -> None:
     with pytest.raises(ResourceNotFoundError) as caught:
         resource_client.resource_groups.get("does-not-exist")
-    assert caught.value.error.code == "ResourceGroupNotFound"
+    assert error_code(caught.value) == "ResourceGroupNotFound"
     assert not resource_client.resource_groups.check_existence("does-not-exist")
 
 
@@ -53,13 +53,15 @@ def test_list_filters_by_tag_and_pages(resource_client: Any) -> None:
         tags = {"batch": marker, "parity": "even" if index % 2 == 0 else "odd"}
         resource_client.resource_groups.create_or_update(name, {"location": "westeurope", "tags": tags})
     try:
-        by_name = resource_client.resource_groups.list(filter=f"tagName eq 'batch' and tagValue eq '{marker}'")
+        by_name = resource_client.resource_groups.list(
+            filter=f"tagName eq 'batch' and tagValue eq '{marker}'"
+        )
         pages = list(by_name.by_page())
         assert len(pages) == 2, "page size is 5 on the test stack: seven groups need a nextLink"
         assert sorted(g.name for page in pages for g in page) == sorted(names)
-        even = resource_client.resource_groups.list(filter=f"tagName eq 'parity' and tagValue eq 'even'")
+        even = resource_client.resource_groups.list(filter="tagName eq 'parity' and tagValue eq 'even'")
         assert {g.name for g in even} >= {names[0], names[2], names[4], names[6]}
-        top = list(resource_client.resource_groups.list(top=3, filter=f"tagName eq 'batch'").by_page())
+        top = list(resource_client.resource_groups.list(top=3, filter="tagName eq 'batch'").by_page())
         assert all(len(list(page)) <= 3 for page in top)
     finally:
         for name in names:
@@ -82,11 +84,13 @@ def test_lock_blocks_deletion(resource_client: Any, lock_client: Any, group: str
         group, "keep", {"level": "CanNotDelete", "notes": "shared lab"}
     )
     assert lock.level == "CanNotDelete"
-    assert [item.name for item in lock_client.management_locks.list_at_resource_group_level(group)] == ["keep"]
+    assert [item.name for item in lock_client.management_locks.list_at_resource_group_level(group)] == [
+        "keep"
+    ]
     with pytest.raises(HttpResponseError) as caught:
         resource_client.resource_groups.begin_delete(group)
     assert caught.value.status_code == 409
-    assert caught.value.error.code == "ScopeLocked"
+    assert error_code(caught.value) == "ScopeLocked"
     assert resource_client.resource_groups.get(group).properties.provisioning_state == "Succeeded"
     lock_client.management_locks.delete_at_resource_group_level(group, "keep")
     assert list(lock_client.management_locks.list_at_resource_group_level(group)) == []
@@ -97,7 +101,7 @@ def test_read_only_lock_blocks_writes(resource_client: Any, lock_client: Any, gr
     lock_client.management_locks.create_or_update_at_resource_group_level(group, "ro", {"level": "ReadOnly"})
     with pytest.raises(HttpResponseError) as caught:
         resource_client.resource_groups.update(group, {"tags": {"a": "b"}})
-    assert caught.value.error.code == "ScopeLocked"
+    assert error_code(caught.value) == "ScopeLocked"
 
 
 def test_bad_lock_level(lock_client: Any, group: str) -> None:
@@ -119,7 +123,9 @@ def test_bad_input_gets_arm_errors(
 ) -> None:
     url = f"/subscriptions/{devstack.subscription}{path}?api-version=2025-04-01"
     kwargs: dict[str, Any] = {"json": body} if body is not None else {"content": b"{not json"}
-    response = raw(resource_client, devstack, method, url, headers={"Content-Type": "application/json"}, **kwargs)
+    response = raw(
+        resource_client, devstack, method, url, headers={"Content-Type": "application/json"}, **kwargs
+    )
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
 
@@ -131,7 +137,12 @@ def test_api_version_and_subscription_checks(resource_client: Any, devstack: Any
     unknown = raw(resource_client, devstack, "GET", base + "?api-version=1999-01-01")
     assert unknown.status_code == 400
     assert "supported api-versions" in unknown.json()["error"]["message"]
-    other = raw(resource_client, devstack, "GET", "/subscriptions/00000000-0000-0000-0000-000000000009/resourcegroups?api-version=2025-04-01")
+    other = raw(
+        resource_client,
+        devstack,
+        "GET",
+        "/subscriptions/00000000-0000-0000-0000-000000000009/resourcegroups?api-version=2025-04-01",
+    )
     assert (other.status_code, other.json()["error"]["code"]) == (404, "SubscriptionNotFound")
 
 
@@ -154,6 +165,8 @@ def test_managed_identity_endpoint_checks_its_header(devstack: Any) -> None:
     endpoint = devstack.endpoints["identityEndpoint"]
     params = {"api-version": "2019-08-01", "resource": "https://management.azure.com"}
     assert httpx.get(endpoint, params=params).status_code == 401
-    good = httpx.get(endpoint, params=params, headers={"X-IDENTITY-HEADER": devstack.endpoints["identityHeader"]})
+    good = httpx.get(
+        endpoint, params=params, headers={"X-IDENTITY-HEADER": devstack.endpoints["identityHeader"]}
+    )
     assert good.status_code == 200
     assert int(good.json()["expires_on"]) > time.time()

@@ -1,0 +1,107 @@
+"""Registries through azure-mgmt-containerregistry, and the data plane through azure-containerregistry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+from tests.conftest import error_code, unique
+
+
+def test_create_is_an_lro_with_a_login_server(acr_client: Any, group: str) -> None:
+    name = unique("reg")
+    poller = acr_client.registries.begin_create(
+        group, name, {"location": "westeurope", "sku": {"name": "Basic"}, "tags": {"team": "a"}}
+    )
+    registry = poller.result()
+    assert registry.provisioning_state == "Succeeded"
+    assert registry.sku.name == "Basic"
+    assert registry.admin_user_enabled is False
+    host, _, port = registry.login_server.partition(":")
+    assert host == "127.0.0.1"
+    assert port.isdigit()
+    assert acr_client.registries.get(group, name).id == registry.id
+    assert [r.name for r in acr_client.registries.list_by_resource_group(group)] == [name]
+    assert name in {r.name for r in acr_client.registries.list()}
+
+
+@pytest.mark.parametrize("name", ["abcd", "has-dash", "x" * 51])
+def test_name_rules(acr_client: Any, group: str, name: str) -> None:
+    with pytest.raises(HttpResponseError) as caught:
+        acr_client.registries.begin_create(group, name, {"location": "westeurope", "sku": {"name": "Basic"}})
+    assert caught.value.status_code == 400
+    assert not acr_client.registries.check_name_availability(
+        {"name": name, "type": "Microsoft.ContainerRegistry/registries"}
+    ).name_available
+
+
+def test_names_are_globally_unique(acr_client: Any, resource_client: Any, group: str) -> None:
+    name = unique("uniq")
+    acr_client.registries.begin_create(
+        group, name, {"location": "westeurope", "sku": {"name": "Basic"}}
+    ).result()
+    other = unique("rg-other-")
+    resource_client.resource_groups.create_or_update(other, {"location": "westeurope"})
+    try:
+        with pytest.raises(ResourceExistsError) as caught:
+            acr_client.registries.begin_create(
+                other, name.upper(), {"location": "westeurope", "sku": {"name": "Basic"}}
+            )
+        assert caught.value.status_code == 409
+        assert error_code(caught.value) == "AlreadyInUse"
+        availability = acr_client.registries.check_name_availability(
+            {"name": name, "type": "Microsoft.ContainerRegistry/registries"}
+        )
+        assert (availability.name_available, availability.reason) == (False, "AlreadyExists")
+    finally:
+        resource_client.resource_groups.begin_delete(other)
+
+
+def test_admin_credentials(acr_client: Any, group: str) -> None:
+    name = unique("adm")
+    acr_client.registries.begin_create(
+        group,
+        name,
+        {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"adminUserEnabled": False}},
+    ).result()
+    with pytest.raises(HttpResponseError) as caught:
+        acr_client.registries.list_credentials(group, name)
+    assert caught.value.status_code == 400
+    acr_client.registries.begin_update(group, name, {"properties": {"adminUserEnabled": True}}).result()
+    credentials = acr_client.registries.list_credentials(group, name)
+    assert credentials.username == name
+    assert len({p.value for p in credentials.passwords}) == 2
+
+
+def test_delete_registry(acr_client: Any, group: str) -> None:
+    name = unique("gone")
+    acr_client.registries.begin_create(
+        group, name, {"location": "westeurope", "sku": {"name": "Basic"}}
+    ).result()
+    acr_client.registries.begin_delete(group, name).result()
+    with pytest.raises(ResourceNotFoundError):
+        acr_client.registries.get(group, name)
+
+
+def test_registry_in_missing_group(acr_client: Any) -> None:
+    with pytest.raises(ResourceNotFoundError) as caught:
+        acr_client.registries.begin_create(
+            "no-such-group", unique("reg"), {"location": "x", "sku": {"name": "Basic"}}
+        )
+    assert error_code(caught.value) == "ResourceGroupNotFound"
+
+
+def test_data_plane_requires_a_token(registry: Any, devstack: Any) -> None:
+    import ssl
+
+    import httpx
+
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    response = httpx.get(f"https://{registry.login_server}/acr/v1/_catalog", verify=context)
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith(f'Bearer realm="https://{registry.login_server}/oauth2/token"')
+    assert 'scope="registry:catalog:*"' in challenge
+    assert response.json()["errors"][0]["code"] == "UNAUTHORIZED"

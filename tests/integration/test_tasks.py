@@ -1,0 +1,152 @@
+"""ACR Tasks quick runs through azure-mgmt-containerregistrytasks: real builds and runs."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import BlobClient
+
+from shared.tasks import docker_build_request, encoded_cmd_request, pack_context
+from tests.conftest import error_code, group_of, wait_for_run
+
+
+def schedule(tasks_client: Any, registry: Any, body: dict[str, Any]) -> Any:
+    return tasks_client.registries.schedule_run(group_of(registry.id), registry.name, body)
+
+
+def log_of(tasks_client: Any, registry: Any, run_id: str) -> tuple[str, dict[str, str]]:
+    link = tasks_client.runs.get_log_sas_url(group_of(registry.id), registry.name, run_id).log_link
+    blob = BlobClient.from_blob_url(link)
+    return blob.download_blob().readall().decode(), blob.get_blob_properties().metadata
+
+
+def upload(tasks_client: Any, registry: Any, context: Path) -> str:
+    target = tasks_client.registries.get_build_source_upload_url(group_of(registry.id), registry.name)
+    BlobClient.from_blob_url(target.upload_url).upload_blob(pack_context(context))
+    return str(target.relative_path)
+
+
+def yaml_request(text: str) -> dict[str, Any]:
+    return {
+        "type": "EncodedTaskRunRequest",
+        "encodedTaskContent": base64.b64encode(text.encode()).decode(),
+        "platform": {"os": "Linux", "architecture": "amd64"},
+    }
+
+
+@pytest.fixture(scope="module")
+def hello_image(tasks_client: Any, registry: Any, hello_context: Path) -> str:
+    source = upload(tasks_client, registry, hello_context)
+    run = schedule(tasks_client, registry, docker_build_request(source, ["tests/hello:v1"]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Succeeded", log_of(tasks_client, registry, run.run_id)[0]
+    return f"{registry.login_server}/tests/hello:v1"
+
+
+def test_build_pushes_with_digest(tasks_client: Any, registry: Any, hello_context: Path) -> None:
+    source = upload(tasks_client, registry, hello_context)
+    run = schedule(
+        tasks_client, registry, docker_build_request(source, ["tests/built:v2", "tests/built:latest"])
+    )
+    assert run.status == "Queued"
+    assert run.run_type == "QuickRun"
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Succeeded"
+    assert finished.start_time is not None
+    assert finished.finish_time >= finished.start_time
+    images = {(i.repository, i.tag): i.digest for i in finished.output_images}
+    assert set(images) == {("tests/built", "v2"), ("tests/built", "latest")}
+    assert all(d.startswith("sha256:") for d in images.values())
+    log, metadata = log_of(tasks_client, registry, run.run_id)
+    assert metadata == {"Complete": "succeeded"}
+    assert f"Run ID: {run.run_id} was successful" in log
+
+
+def test_failed_build_is_failed_with_its_log(tasks_client: Any, registry: Any, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY does-not-exist /x\n")
+    source = upload(tasks_client, registry, tmp_path)
+    run = schedule(tasks_client, registry, docker_build_request(source, ["tests/broken:v1"]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Failed"
+    assert "exit status" in finished.run_error_message
+    log, metadata = log_of(tasks_client, registry, run.run_id)
+    assert metadata == {"Complete": "failed"}
+    assert "does-not-exist" in log
+    assert finished.output_images in (None, [])
+
+
+def test_cmd_exit_status_fails_the_run(tasks_client: Any, registry: Any, hello_image: str) -> None:
+    image = hello_image.replace(registry.login_server, "$Registry")
+    passing = f"steps:\n  - cmd: {image} sh -c 'test $X = 1'\n    entryPoint: /bin/busybox\n    env: [X=1]\n"
+    run = schedule(tasks_client, registry, yaml_request(passing))
+    assert wait_for_run(tasks_client, registry, run.run_id).status == "Succeeded"
+    failing = f"steps:\n  - cmd: {image} sh -c 'exit 3'\n    entryPoint: /bin/busybox\n"
+    run = schedule(tasks_client, registry, yaml_request(failing))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Failed"
+    assert finished.run_error_message.endswith("exit status 3")
+
+
+def test_step_timeout_ends_in_timeout(tasks_client: Any, registry: Any, hello_image: str) -> None:
+    task = f"steps:\n  - cmd: {hello_image} sleep 60\n    entryPoint: /bin/busybox\n    timeout: 2\n"
+    run = schedule(tasks_client, registry, yaml_request(task))
+    finished = wait_for_run(tasks_client, registry, run.run_id, timeout=60)
+    assert finished.status == "Timeout"
+    _, metadata = log_of(tasks_client, registry, run.run_id)
+    assert metadata == {"Complete": "timedout"}
+
+
+def test_cancel_a_running_run(tasks_client: Any, registry: Any, hello_image: str) -> None:
+    import time
+
+    task = f"steps:\n  - cmd: {hello_image} sleep 60\n    entryPoint: /bin/busybox\n"
+    run = schedule(tasks_client, registry, yaml_request(task))
+    deadline = time.monotonic() + 30
+    while tasks_client.runs.get(group_of(registry.id), registry.name, run.run_id).status != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    tasks_client.runs.cancel(group_of(registry.id), registry.name, run.run_id)
+    finished = wait_for_run(tasks_client, registry, run.run_id, timeout=30)
+    assert finished.status == "Canceled"
+
+
+def test_runs_list_newest_first(tasks_client: Any, registry: Any, hello_image: str) -> None:
+    first = schedule(tasks_client, registry, encoded_cmd_request(hello_image))
+    second = schedule(tasks_client, registry, encoded_cmd_request(hello_image))
+    listed = [r.run_id for r in tasks_client.runs.list(group_of(registry.id), registry.name, top=2)]
+    assert listed == [second.run_id, first.run_id]
+    for run in (first, second):
+        assert wait_for_run(tasks_client, registry, run.run_id).status == "Succeeded"
+
+
+def test_unknown_image_fails_cleanly(tasks_client: Any, registry: Any) -> None:
+    run = schedule(tasks_client, registry, encoded_cmd_request("$Registry/no/such:image"))
+    assert wait_for_run(tasks_client, registry, run.run_id).status == "Failed"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (yaml_request("steps: ["), "InvalidTaskDefinition"),
+        ({**yaml_request("steps:\n  - cmd: x\n"), "timeout": 5}, "InvalidParameter"),
+        ({"type": "FileTaskRunRequest", "taskFilePath": "a.yaml"}, "InvalidRunRequestType"),
+        ({"type": "EncodedTaskRunRequest", "encodedTaskContent": "***"}, "InvalidParameter"),
+        ({"type": "DockerBuildRequest", "imageNames": ["a:v1"]}, "InvalidParameter"),
+    ],
+)
+def test_bad_run_requests(tasks_client: Any, registry: Any, body: dict[str, Any], code: str) -> None:
+    with pytest.raises(HttpResponseError) as caught:
+        schedule(tasks_client, registry, body)
+    assert caught.value.status_code == 400
+    assert error_code(caught.value) == code
+
+
+def test_build_from_a_missing_upload_fails(tasks_client: Any, registry: Any) -> None:
+    run = schedule(tasks_client, registry, docker_build_request("source/none/missing.tar.gz", ["tests/x:v1"]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Failed"
+    assert "upload it first" in finished.run_error_message

@@ -34,7 +34,7 @@ devstack-down:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy devstack tests benchmarks
+	$(VENV)/bin/mypy devstack shared tests benchmarks
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -25,10 +25,14 @@ def _norm(audience: str) -> str:
 
 
 class TokenService:
+    CACHE_SIZE = 4096
+
     def __init__(self, signing_key: str, tenant_id: str, issuer: str) -> None:
         self._key = signing_key
         self._tenant = tenant_id
         self._issuer = issuer
+        # Clients reuse a token for its lifetime: verify the signature once, re-check expiry each time.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, audience: str, subject: str = DEVSTACK_PRINCIPAL, **claims: Any) -> tuple[str, int]:
         now = int(time.time())
@@ -49,13 +53,23 @@ class TokenService:
 
     def decode(self, token: str) -> dict[str, Any]:
         """Decode and check signature and expiry; raises jwt exceptions."""
-        return jwt.decode(
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached["exp"] + 30 < time.time():
+                del self._verified[token]
+                raise jwt.ExpiredSignatureError("Signature has expired")
+            return cached
+        claims: dict[str, Any] = jwt.decode(
             token,
             self._key,
             algorithms=["HS256"],
             options={"verify_aud": False, "require": ["exp", "aud"]},
             leeway=30,
         )
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
 
     def check_arm(self, authorization: str | None, arm_endpoint: str) -> dict[str, Any]:
         """Validate an ARM request's bearer token as ARM does (401 with ARM's codes)."""

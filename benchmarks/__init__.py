@@ -1,0 +1,1 @@
+"""`make bench`: figures and ratios for devstack and Dockmaster, never pass/fail."""

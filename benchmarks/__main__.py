@@ -1,0 +1,185 @@
+"""Run every benchmark against a fresh devstack and print figures and ratios."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devstack import stack
+from devstack.executor import RUNC, ULIMITS
+from shared.tasks import TERMINAL_STATUSES, docker_build_request, encoded_cmd_request, pack_context
+
+GROUP = "az204-acr-rg"
+
+
+@contextmanager
+def devstack() -> Iterator[dict[str, Any]]:
+    home = Path(tempfile.mkdtemp(prefix="dockmaster-bench-"))
+    endpoints = stack.up(home)
+    os.environ["IDENTITY_ENDPOINT"] = str(endpoints["identityEndpoint"])
+    os.environ["IDENTITY_HEADER"] = str(endpoints["identityHeader"])
+    os.environ["REQUESTS_CA_BUNDLE"] = str(endpoints["caBundle"])
+    try:
+        yield endpoints
+    finally:
+        stack.down(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class Clients:
+    def __init__(self, endpoints: dict[str, Any]) -> None:
+        from azure.identity import ManagedIdentityCredential
+        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+        from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        arm = str(endpoints["armEndpoint"])
+        kwargs: dict[str, Any] = {"base_url": arm, "credential_scopes": [f"{arm}/.default"]}
+        subscription = str(endpoints["subscriptionId"])
+        self.credential = ManagedIdentityCredential()
+        self.groups = ResourceManagementClient(self.credential, subscription, **kwargs)
+        self.registries = ContainerRegistryManagementClient(self.credential, subscription, **kwargs)
+        self.tasks = ContainerRegistryTasksMgmtClient(self.credential, subscription, **kwargs)
+        self.arm = arm
+
+
+def wait(clients: Clients, registry: str, run_id: str, poll: float = 0.05) -> Any:
+    while True:
+        run = clients.tasks.runs.get(GROUP, registry, run_id)
+        if run.status in TERMINAL_STATUSES:
+            return run
+        time.sleep(poll)
+
+
+def hello_context() -> Path:
+    context = Path(tempfile.mkdtemp(prefix="hello-"))
+    shutil.copy("/bin/busybox", context / "busybox")
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'ENTRYPOINT ["/bin/busybox", "echo", "Hello from Dockmaster"]\n'
+    )
+    return context
+
+
+def acr_exercise(clients: Clients) -> tuple[float, str, str]:
+    from azure.containerregistry import ContainerRegistryClient
+    from azure.storage.blob import BlobClient
+
+    started = time.perf_counter()
+    clients.groups.resource_groups.create_or_update(GROUP, {"location": "eastus", "tags": {"purpose": "lab"}})
+    name = f"bench{uuid.uuid4().hex[:8]}"
+    registry = clients.registries.registries.begin_create(
+        GROUP, name, {"location": "eastus", "sku": {"name": "Basic"}}
+    ).result()
+    upload = clients.tasks.registries.get_build_source_upload_url(GROUP, name)
+    BlobClient.from_blob_url(str(upload.upload_url)).upload_blob(pack_context(hello_context()))
+    build = clients.tasks.registries.schedule_run(
+        GROUP, name, docker_build_request(str(upload.relative_path), ["sample/hello-world:v1"])
+    )
+    built = wait(clients, name, build.run_id)
+    data = ContainerRegistryClient(
+        f"https://{registry.login_server}", clients.credential, audience=clients.arm
+    )
+    list(data.list_repository_names())
+    list(data.list_tag_properties("sample/hello-world"))
+    run = clients.tasks.registries.schedule_run(
+        GROUP, name, encoded_cmd_request("$Registry/sample/hello-world:v1")
+    )
+    wait(clients, name, run.run_id)
+    clients.tasks.runs.get_log_sas_url(GROUP, name, run.run_id)
+    elapsed = time.perf_counter() - started
+    return elapsed, name, built.output_images[0].digest
+
+
+def executor_overhead(
+    clients: Clients, endpoints: dict[str, Any], name: str, digest: str, rounds: int = 7
+) -> None:
+    backend = str(endpoints["registryBackend"]).split("://", 1)[1]
+    reference = f"{backend}/{name}/sample/hello-world@{digest}"
+    bare_args = [
+        "podman",
+        "--runtime",
+        RUNC,
+        "run",
+        "--rm",
+        *ULIMITS,
+        "--tls-verify=false",
+        "--pull=missing",
+        reference,
+    ]
+    subprocess.run(bare_args, check=True, capture_output=True)  # warm the local image store
+    bare, tasks = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        subprocess.run(bare_args, check=True, capture_output=True)
+        bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        run = clients.tasks.registries.schedule_run(
+            GROUP, name, encoded_cmd_request(f"$Registry/sample/hello-world@{digest}")
+        )
+        finished = wait(clients, name, run.run_id, poll=0.02)
+        assert finished.status == "Succeeded", finished.run_error_message
+        tasks.append(time.perf_counter() - started)
+    bare_median, tasks_median = statistics.median(bare), statistics.median(tasks)
+    print(f"bare podman run (median of {rounds}):       {bare_median * 1000:8.1f} ms")
+    print(f"ACR Tasks run, schedule→Succeeded (median):  {tasks_median * 1000:8.1f} ms")
+    print(f"executor overhead ratio (tasks / bare):      {tasks_median / bare_median:8.2f}x")
+
+
+def group_get_rate(endpoints: dict[str, Any], seconds: float = 5.0, threads: int = 4) -> None:
+    import ssl
+
+    token = httpx.get(
+        str(endpoints["identityEndpoint"]),
+        params={"api-version": "2019-08-01", "resource": str(endpoints["armEndpoint"])},
+        headers={"X-IDENTITY-HEADER": str(endpoints["identityHeader"])},
+    ).json()["access_token"]
+    url = f"{endpoints['armEndpoint']}/subscriptions/{endpoints['subscriptionId']}/resourcegroups/{GROUP}"
+    context = ssl.create_default_context(cafile=str(endpoints["caBundle"]))
+    counts = [0] * threads
+    errors = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def worker(index: int) -> None:
+        with httpx.Client(verify=context, headers={"Authorization": f"Bearer {token}"}) as client:
+            while time.perf_counter() < deadline:
+                response = client.get(url, params={"api-version": "2025-04-01"})
+                counts[index] += 1
+                errors[index] += response.status_code != 200
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    print(
+        f"emulator resource-group GETs: {sum(counts) / elapsed:8.0f} req/s "
+        f"({threads} keep-alive clients, {elapsed:.1f}s, {sum(errors)} non-200)"
+    )
+
+
+def main() -> None:
+    with devstack() as endpoints:
+        clients = Clients(endpoints)
+        elapsed, name, digest = acr_exercise(clients)
+        print(f"ACR exercise (steps 1–5) end to end:          {elapsed * 1000:8.1f} ms")
+        executor_overhead(clients, endpoints, name, digest)
+        group_get_rate(endpoints)
+
+
+if __name__ == "__main__":
+    main()

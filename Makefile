@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 
-.PHONY: run test lint format bench system deps devstack-up devstack-down clean
+.PHONY: run test test-infra lint format bench system deps devstack-up devstack-down clean
 
 system:
 	@scripts/install-system.sh
@@ -18,6 +18,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Checkov and pycep-parser live in their own venv: their pins must not mix with the app's.
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install -q -r requirements-infra.txt pytest==9.2.0
 	touch $@
 
 deps: system $(VENV)/.installed node_modules/.installed
@@ -40,7 +46,12 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: deps lint
+# The Bicep checks that need no Bicep compiler: parse, Checkov, structural tests.
+test-infra: $(INFRA_VENV)/.installed
+	$(INFRA_VENV)/bin/checkov -d infra --framework bicep --quiet --compact --skip-download
+	$(INFRA_VENV)/bin/python -m pytest -p no:cacheprovider -W error tests/infra
+
+test: deps lint test-infra
 	$(PY) -m pytest
 
 bench: deps

@@ -224,6 +224,7 @@ def up(home: Path | None = None) -> dict[str, object]:
             agents=int(os.environ.get("DEVSTACK_AGENTS", "2")),
             delete_delay_seconds=float(os.environ.get("DEVSTACK_DELETE_DELAY", "1")),
             page_size=int(os.environ.get("DEVSTACK_PAGE_SIZE", "100")),
+            max_source_bytes=int(os.environ.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024))),
         )
         config.dump(home / "emulator.json")
         pids["emulator"] = _spawn(

@@ -17,6 +17,7 @@ from devstack import stack
 
 TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
 BUSYBOX = Path("/bin/busybox")
+MAX_SOURCE_BYTES = 4 * 1024 * 1024  # small on the test stack, so an oversize upload is cheap
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class Devstack:
 @pytest.fixture(scope="session")
 def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
     home = tmp_path_factory.mktemp("devstack")
-    variables = {"DEVSTACK_DELETE_DELAY": "0.5", "DEVSTACK_PAGE_SIZE": "5"}
+    variables = {
+        "DEVSTACK_DELETE_DELAY": "0.5",
+        "DEVSTACK_PAGE_SIZE": "5",
+        "DEVSTACK_MAX_SOURCE_BYTES": str(MAX_SOURCE_BYTES),
+    }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in variables.items():
             patch.setenv(key, value)

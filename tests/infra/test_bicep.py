@@ -528,6 +528,7 @@ def test_custom_topic_accepts_entra_id_only() -> None:
     topic = one_resource(EVENTS, "Microsoft.EventGrid/topics")
     assert topic.properties["disableLocalAuth"] is True
     assert topic.properties["inputSchema"] == "CloudEventSchemaV1_0"
+    assert topic.properties["minimumTlsVersionAllowed"] == "1.2"
 
 
 def test_system_topic_listens_to_the_registry() -> None:

@@ -150,3 +150,17 @@ def test_build_from_a_missing_upload_fails(tasks_client: Any, registry: Any) -> 
     finished = wait_for_run(tasks_client, registry, run.run_id)
     assert finished.status == "Failed"
     assert "upload it first" in finished.run_error_message
+
+
+def test_oversize_source_fails_the_build(tasks_client: Any, registry: Any, tmp_path: Path) -> None:
+    import os
+
+    from tests.conftest import MAX_SOURCE_BYTES
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY blob /blob\n")
+    (tmp_path / "blob").write_bytes(os.urandom(MAX_SOURCE_BYTES + 1024))  # random: gzip cannot shrink it
+    source = upload(tasks_client, registry, tmp_path)
+    run = schedule(tasks_client, registry, docker_build_request(source, ["tests/huge:v1"]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Failed"
+    assert "more than the limit" in finished.run_error_message

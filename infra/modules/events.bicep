@@ -1,0 +1,61 @@
+// Event Grid: the system topic that carries the registry's events to the app,
+// and the custom topic the app publishes its own events (verdicts, cleanup
+// warnings and decisions) to.
+//
+// The system topic's event subscription (ImagePushed/ImageDeleted ->
+// on_image_event) is not here: Event Grid refuses to create an AzureFunction
+// subscription before the function exists, so infra/subscription.bicep creates
+// it from azd's postdeploy hook, after the code is deployed.
+
+@description('Name of the Event Grid system topic on the registry.')
+param systemTopicName string
+
+@description('Resource id of the registry the system topic listens to.')
+param registryId string
+
+@description('Region of the registry; a system topic must be in its source\'s region.')
+param registryLocation string
+
+@description('Name of the custom topic for Dockmaster\'s own events.')
+param customTopicName string
+
+@description('Azure region of the custom topic.')
+param location string
+
+@description('Tags for both topics.')
+param tags object = {}
+
+// The system-assigned identity is what Event Grid uses to write dead-lettered
+// events to storage (deadLetterWithResourceIdentity); it gets Storage Blob Data
+// Contributor on the dead-letter container only (roles/storage.bicep).
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: systemTopicName
+  location: registryLocation
+  tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    source: registryId
+    topicType: 'Microsoft.ContainerRegistry.Registries'
+  }
+}
+
+resource customTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
+  name: customTopicName
+  location: location
+  tags: tags
+  properties: {
+    inputSchema: 'CloudEventSchemaV1_0'
+    disableLocalAuth: true
+    publicNetworkAccess: 'Enabled'
+    minimumTlsVersionAllowed: '1.2'
+  }
+}
+
+output systemTopicId string = systemTopic.id
+output systemTopicName string = systemTopic.name
+output systemTopicPrincipalId string = systemTopic.identity.principalId
+output customTopicId string = customTopic.id
+output customTopicName string = customTopic.name
+output customTopicEndpoint string = customTopic.properties.endpoint

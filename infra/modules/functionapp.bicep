@@ -1,0 +1,320 @@
+// The Flex Consumption plan and the Linux Function App that runs
+// function_app.py (Python 3.11), with the app settings the code reads.
+//
+// Identity: one user-assigned identity for everything — the host's storage
+// (AzureWebJobsStorage__*), the deployment package, Application Insights
+// ingestion and the app's own SDK clients (AZURE_CLIENT_ID for
+// DefaultAzureCredential). No key, connection string with a key, or publishing
+// credential is created or stored.
+
+@description('Name of the Function App.')
+param name string
+
+@description('Name of the Flex Consumption plan.')
+param planName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the plan and the app (the app also gets azd-service-name).')
+param tags object = {}
+
+@description('azd service name this app hosts (azure.yaml services key).')
+param azdServiceName string = 'api'
+
+@description('Resource id of the app\'s user-assigned identity.')
+param identityId string
+
+@description('Client id of the app\'s user-assigned identity.')
+param identityClientId string
+
+@description('Name of the storage account (host storage, tables, queues).')
+param storageAccountName string
+
+@description('Blob endpoint of the storage account, with a trailing slash.')
+param storageBlobEndpoint string
+
+@description('Queue endpoint of the storage account, with a trailing slash.')
+param storageQueueEndpoint string
+
+@description('Table endpoint of the storage account, with a trailing slash.')
+param storageTableEndpoint string
+
+@description('Blob container that holds the deployment package.')
+param deploymentContainerName string
+
+@description('Application Insights connection string (no secret: local auth is disabled).')
+param applicationInsightsConnectionString string
+
+@description('Python version of the Functions runtime.')
+@allowed([
+  '3.11'
+])
+param pythonVersion string = '3.11'
+
+@description('Upper bound on Flex Consumption instances.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+// ---- settings the application reads (see local.settings.sample.json) ----
+
+@description('DOCKMASTER_REGISTRIES: the registry resource id(s) the app verifies.')
+param registries string
+
+@description('DOCKMASTER_POLICY_PATH: the verification policy file, relative to the app.')
+param policyPath string
+
+@description('DOCKMASTER_VERDICTS_TABLE')
+param verdictsTableName string
+
+@description('DOCKMASTER_RUNS_QUEUE')
+param runsQueueName string
+
+@description('DOCKMASTER_EVENTS_TOPIC_ENDPOINT: endpoint of the custom topic.')
+param eventsTopicEndpoint string
+
+@description('DOCKMASTER_APP_RESOURCE_GROUP: the app\'s own group, never cleaned up.')
+param appResourceGroupName string
+
+@description('CLEANUP_ENABLED')
+param cleanupEnabled bool
+
+@description('CLEANUP_SCHEDULE (NCRONTAB, six fields)')
+param cleanupSchedule string
+
+@description('CLEANUP_DRY_RUN')
+param cleanupDryRun bool
+
+@description('CLEANUP_MAX_DELETIONS')
+param cleanupMaxDeletions int
+
+@description('CLEANUP_LAB_TAG (name=value)')
+param cleanupLabTag string
+
+@description('CLEANUP_NAME_PATTERNS (comma-separated globs)')
+param cleanupNamePatterns string
+
+@description('CLEANUP_PROTECTED_GROUPS (comma-separated names)')
+param cleanupProtectedGroups string
+
+@description('CLEANUP_SUBSCRIPTIONS (comma-separated ids; empty = this subscription)')
+param cleanupSubscriptions string
+
+@description('CLEANUP_TTL_HOURS')
+param cleanupTtlHours int
+
+@description('CLEANUP_GRACE_HOURS')
+param cleanupGraceHours int
+
+@description('CLEANUP_WARNING_HOURS')
+param cleanupWarningHours int
+
+// ---- optional App Service authentication (Entra ID) in front of the API ----
+
+@description('Require an Entra ID token on every request to the app (except the Event Grid webhook).')
+param authEnabled bool = false
+
+@description('Application (client) id of the Entra app registration that represents the API.')
+param authClientId string = ''
+
+@description('Accepted token audiences; defaults to api://<authClientId> and the client id.')
+param authAllowedAudiences array = []
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_17: Callers authenticate with function keys (and optionally Entra ID); Event Grid's AzureFunction delivery cannot present a client certificate.
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': azdServiceName
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+  }
+}
+
+// Every setting the code reads, except the local-only ones: AzureWebJobsStorage
+// (replaced by the identity-based AzureWebJobsStorage__* below) and
+// FUNCTIONS_WORKER_RUNTIME (Flex Consumption takes the runtime from
+// functionAppConfig.runtime and rejects it as an app setting).
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: False positive: this is the 'appsettings' config resource, not site authentication; authentication is the optional authsettingsV2 resource below.
+  // checkov:skip=CKV_AZURE_63: False positive: the check targets the 'web' site config; 'appsettings' config has no logging properties. Logs go to Application Insights.
+  // checkov:skip=CKV_AZURE_65: False positive: the check targets the 'web' site config; 'appsettings' config has no error-page properties.
+  // checkov:skip=CKV_AZURE_66: False positive: the check targets the 'web' site config; 'appsettings' config has no request-tracing properties.
+  // checkov:skip=CKV_AZURE_80: Not applicable: a Python app with no .NET Framework; 'appsettings' config has no netFrameworkVersion.
+  // checkov:skip=CKV_AZURE_88: Not applicable: Flex Consumption has no Azure Files content share; the code comes from a blob container.
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // Functions host storage, by identity. The service URIs come from the
+    // account itself, so sovereign clouds work without a suffix table.
+    AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
+    AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
+    AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+
+    // Telemetry, by identity (local auth is disabled on the component).
+    APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+
+    // Cloud and identity: the same names the devstack points elsewhere.
+    AZURE_SUBSCRIPTION_ID: subscription().subscriptionId
+    AZURE_TENANT_ID: tenant().tenantId
+    AZURE_CLIENT_ID: identityClientId
+    AZURE_RESOURCE_MANAGER_ENDPOINT: environment().resourceManager
+    AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
+
+    DOCKMASTER_REGISTRIES: registries
+    DOCKMASTER_POLICY_PATH: policyPath
+    DOCKMASTER_VERDICTS_TABLE: verdictsTableName
+    DOCKMASTER_RUNS_QUEUE: runsQueueName
+    DOCKMASTER_EVENTS_TOPIC_ENDPOINT: eventsTopicEndpoint
+    DOCKMASTER_APP_RESOURCE_GROUP: appResourceGroupName
+
+    CLEANUP_ENABLED: cleanupEnabled ? 'true' : 'false'
+    CLEANUP_SCHEDULE: cleanupSchedule
+    CLEANUP_DRY_RUN: cleanupDryRun ? 'true' : 'false'
+    CLEANUP_MAX_DELETIONS: string(cleanupMaxDeletions)
+    CLEANUP_LAB_TAG: cleanupLabTag
+    CLEANUP_NAME_PATTERNS: cleanupNamePatterns
+    CLEANUP_PROTECTED_GROUPS: cleanupProtectedGroups
+    CLEANUP_SUBSCRIPTIONS: cleanupSubscriptions
+    CLEANUP_TTL_HOURS: string(cleanupTtlHours)
+    CLEANUP_GRACE_HOURS: string(cleanupGraceHours)
+    CLEANUP_WARNING_HOURS: string(cleanupWarningHours)
+  }
+}
+
+// No FTP and no basic-auth (publishing profile) deployments: azd deploys with
+// the signed-in user's Entra token.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// Optional Entra ID sign-in in front of the whole app. The Event Grid webhook
+// stays reachable without a token (Event Grid cannot present one to a
+// system-topic AzureFunction endpoint); it is still protected by the
+// eventgrid_extension system key Event Grid uses.
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (authEnabled) {
+  // checkov:skip=CKV_AZURE_13: False positive: the check reads the legacy authsettings schema (properties.enabled); authsettingsV2 enables authentication with platform.enabled, set below.
+  // checkov:skip=CKV_AZURE_63: False positive: the check targets the 'web' site config; authsettingsV2 has no logging properties. Logs go to Application Insights.
+  // checkov:skip=CKV_AZURE_65: False positive: the check targets the 'web' site config; authsettingsV2 has no error-page properties.
+  // checkov:skip=CKV_AZURE_66: False positive: the check targets the 'web' site config; authsettingsV2 has no request-tracing properties.
+  // checkov:skip=CKV_AZURE_80: Not applicable: a Python app with no .NET Framework; authsettingsV2 has no netFrameworkVersion.
+  // checkov:skip=CKV_AZURE_88: Not applicable: Flex Consumption has no Azure Files content share; the code comes from a blob container.
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/runtime/webhooks/eventgrid'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: authClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: empty(authAllowedAudiences) ? [
+            'api://${authClientId}'
+            authClientId
+          ] : authAllowedAudiences
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+}
+
+output id string = site.id
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName
+output uri string = 'https://${site.properties.defaultHostName}'

@@ -1,7 +1,9 @@
 """ACR data plane: one HTTPS listener per registry login server, in front of docker-registry.
 
-This covers the token flow and the `/acr/v1/` reads the SDK uses; repositories
-live in docker-registry under a namespace named after the registry.
+Each registry's repositories live in docker-registry under a namespace named after
+the registry. The front authenticates with ACR's token flow, proxies `/v2/`
+(streaming both ways, headers rewritten to the login server), serves `/acr/v1/`
+from docker-registry's storage, and enforces ACR's changeable attributes.
 """
 
 from __future__ import annotations
@@ -11,38 +13,40 @@ import base64
 import hmac
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import httpx
 import jwt
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
 from .errors import AcrError
 from .listeners import close, listen
-from .timeutil import now_iso
+from .registry_storage import ManifestRecord, RegistryStorage, TagRecord, iso
 
 if TYPE_CHECKING:
     from .service import Emulator
 
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
 SCOPE = re.compile(r"^(repository|registry):(.+):([a-z_*,]+)$")
-DEFAULT_ATTRIBUTES = {
-    "deleteEnabled": True,
-    "writeEnabled": True,
-    "readEnabled": True,
-    "listEnabled": True,
-}
+REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+V2_PATH = re.compile(r"^(?P<name>.+?)/(?P<kind>manifests|blobs/uploads|blobs|tags)(?:/(?P<ref>.*))?$")
+ATTRIBUTES = ("deleteEnabled", "writeEnabled", "readEnabled", "listEnabled")
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade", "host", "authorization", "content-length",
+}  # fmt: skip
+PASS_RESPONSE = {
+    "content-type", "content-length", "content-range", "range", "docker-content-digest",
+    "docker-upload-uuid", "docker-distribution-api-version", "etag", "accept-ranges", "location", "link",
+    "oci-subject", "last-modified",
+}  # fmt: skip
+DENIED = "The operation is disallowed on this registry, repository or image."
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -64,6 +68,15 @@ def parse_scopes(raw: str) -> list[dict[str, Any]]:
     return access
 
 
+def denied() -> AcrError:
+    return AcrError(403, "DENIED", DENIED)
+
+
+def check_repository(name: str) -> None:
+    if len(name) > 256 or not REPOSITORY.match(name):
+        raise AcrError(400, "NAME_INVALID", "invalid repository name", detail={"name": name})
+
+
 class Fronts:
     """Starts and stops the per-registry listeners inside the emulator's event loop."""
 
@@ -75,18 +88,28 @@ class Fronts:
         self.app = Starlette(
             routes=[
                 Route("/v2/", self.ping, methods=["GET", "HEAD"]),
+                Route("/v2/_catalog", self.v2_catalog, methods=["GET"]),
+                Route("/v2/{rest:path}", self.v2, methods=["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"]),
                 Route("/oauth2/exchange", self.exchange, methods=["POST"]),
                 Route("/oauth2/token", self.token, methods=["GET", "POST"]),
                 Route("/acr/v1/_catalog", self.catalog, methods=["GET"]),
-                Route("/acr/v1/{rest:path}", self.repository, methods=["GET"]),
+                Route("/acr/v1/{rest:path}", self.acr, methods=["GET", "PATCH", "DELETE"]),
             ]
         )
-        self.app.add_exception_handler(AcrError, lambda _r, e: e.response())
+        self.app.add_exception_handler(AcrError, self._error)  # type: ignore[arg-type]
+
+    @staticmethod
+    async def _error(request: Request, exc: AcrError) -> Response:
+        return exc.response()
 
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self.emu.config.registry_backend, timeout=30)
+            self._http = httpx.AsyncClient(
+                base_url=self.emu.config.registry_backend,
+                timeout=httpx.Timeout(60, read=600),
+                limits=httpx.Limits(max_connections=64),
+            )
         return self._http
 
     async def start(self, registry: dict[str, Any]) -> int:
@@ -106,9 +129,8 @@ class Fronts:
 
     async def stop(self, registry: dict[str, Any]) -> None:
         entry = self._servers.pop(registry["id"].lower(), None)
-        if entry is None:
-            return
-        close(*entry)
+        if entry is not None:
+            close(*entry)
         self.by_port = {p: r for p, r in self.by_port.items() if r.lower() != registry["id"].lower()}
 
     async def close(self) -> None:
@@ -117,18 +139,36 @@ class Fronts:
         if self._http is not None:
             await self._http.aclose()
 
-    # Helpers -------------------------------------------------------------------
+    # Registry, storage and attributes ------------------------------------------------
     def _registry(self, request: Request) -> dict[str, Any]:
-        port = request.scope["server"][1]
-        registry_id = self.by_port.get(port)
+        registry_id = self.by_port.get(request.scope["server"][1])
         registry = self.emu.store.get("registry", registry_id) if registry_id else None
         if registry is None:
             raise AcrError(404, "NAME_UNKNOWN", "registry not found")
         return registry
 
-    def _service(self, registry: dict[str, Any]) -> str:
+    def _storage(self, registry: dict[str, Any]) -> RegistryStorage:
+        return RegistryStorage(self.emu.config.registry_storage, self.emu.backend_namespace(registry))
+
+    @staticmethod
+    def _service(registry: dict[str, Any]) -> str:
         return str(registry["properties"]["loginServer"])
 
+    def _attributes(self, registry: dict[str, Any], key: str) -> dict[str, bool]:
+        stored = self.emu.store.get("acrattributes", f"{registry['id']}|{key}") or {}
+        return {name: bool(stored.get(name, True)) for name in ATTRIBUTES}
+
+    def _update_attributes(self, registry: dict[str, Any], key: str, patch: Any) -> dict[str, bool]:
+        if not isinstance(patch, dict) or not set(patch) <= {*ATTRIBUTES, "teleportEnabled"}:
+            raise AcrError(400, "UNSUPPORTED", f"changeable attributes are {', '.join(ATTRIBUTES)}")
+        if not all(isinstance(value, bool) for value in patch.values()):
+            raise AcrError(400, "UNSUPPORTED", "changeable attributes take true or false")
+        current = self._attributes(registry, key)
+        current.update({k: v for k, v in patch.items() if k in ATTRIBUTES})
+        self.emu.store.put("acrattributes", f"{registry['id']}|{key}", registry["id"], current)
+        return current
+
+    # Authentication ----------------------------------------------------------------------
     def _challenge(self, registry: dict[str, Any], scope: str | None) -> AcrError:
         service = self._service(registry)
         header = f'Bearer realm="https://{service}/oauth2/token",service="{service}"'
@@ -136,55 +176,47 @@ class Fronts:
             header += f',scope="{scope}"'
         return AcrError(401, "UNAUTHORIZED", "authentication required", headers={"WWW-Authenticate": header})
 
+    def _claims(self, request: Request, registry: dict[str, Any]) -> dict[str, Any] | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            claims = self.emu.tokens.decode(token)
+        except jwt.PyJWTError:
+            return None
+        if claims.get("aud") != self._service(registry) or claims.get("grant") != "access":
+            return None
+        return claims
+
     def _authorize(
         self, request: Request, registry: dict[str, Any], kind: str, name: str, action: str
     ) -> None:
         scope = f"{kind}:{name}:{action}"
-        authorization = request.headers.get("authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise self._challenge(registry, scope)
-        try:
-            claims = self.emu.tokens.decode(token)
-        except jwt.PyJWTError:
-            raise self._challenge(registry, scope) from None
-        if claims.get("aud") != self._service(registry) or claims.get("grant") != "access":
+        claims = self._claims(request, registry)
+        if claims is None:
             raise self._challenge(registry, scope)
         for entry in claims.get("access", []):
+            actions = entry["actions"]
             if (
                 entry["type"] == kind
                 and entry["name"] in (name, "*")
-                and (action in entry["actions"] or "*" in entry["actions"])
+                and (action in actions or "*" in actions)
             ):
                 return
-        raise AcrError(
-            401,
-            "UNAUTHORIZED",
-            "authentication required",
-            detail=[{"Type": kind, "Name": name, "Action": action}],
-            headers={"WWW-Authenticate": self._challenge(registry, scope).headers["WWW-Authenticate"]},
-        )
+        error = self._challenge(registry, scope)
+        error.detail = [{"Type": kind, "Name": name, "Action": action}]
+        raise error
 
     def _check_admin(self, registry: dict[str, Any], username: str, password: str) -> bool:
-        if not registry["properties"].get("adminUserEnabled"):
-            return False
-        if username.lower() != registry["name"].lower():
+        if not registry["properties"].get("adminUserEnabled") or username.lower() != registry["name"].lower():
             return False
         return any(hmac.compare_digest(password, p) for p in registry["_passwords"])
 
-    # Endpoints -------------------------------------------------------------------
     async def ping(self, request: Request) -> Response:
         registry = self._registry(request)
-        authorization = request.headers.get("authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token:
-            try:
-                claims = self.emu.tokens.decode(token)
-                if claims.get("aud") == self._service(registry):
-                    return JSONResponse({}, headers={"Docker-Distribution-Api-Version": "registry/2.0"})
-            except jwt.PyJWTError:
-                pass
-        raise self._challenge(registry, None)
+        if self._claims(request, registry) is None:
+            raise self._challenge(registry, None)
+        return JSONResponse({}, headers={"Docker-Distribution-Api-Version": "registry/2.0"})
 
     async def exchange(self, request: Request) -> Response:
         registry = self._registry(request)
@@ -194,7 +226,7 @@ class Fronts:
         if form.get("service") != self._service(registry):
             raise AcrError(400, "UNSUPPORTED", f"service must be {self._service(registry)}")
         try:
-            claims = self.emu.tokens.decode(str(form.get("access_token", "")))
+            claims = self.emu.tokens.decode(form.get("access_token", ""))
         except jwt.PyJWTError:
             raise AcrError(401, "UNAUTHORIZED", "the Entra access token is invalid or expired") from None
         if not self.emu.tokens.is_acr_audience(str(claims.get("aud", "")), self.emu.config.arm_endpoint):
@@ -206,27 +238,25 @@ class Fronts:
         registry = self._registry(request)
         service = self._service(registry)
         if request.method == "GET":
-            params = request.query_params
-            scope = " ".join(params.getlist("scope"))
+            params: dict[str, str] = dict(request.query_params)
+            scope = " ".join(request.query_params.getlist("scope"))
             subject = self._basic_subject(request, registry)
         else:
-            params = await read_form(request)  # type: ignore[assignment]
-            scope = str(params.get("scope", ""))
+            params = await read_form(request)
+            scope = params.get("scope", "")
             grant = params.get("grant_type")
             if grant == "refresh_token":
                 try:
-                    claims = self.emu.tokens.decode(str(params.get("refresh_token", "")))
+                    claims = self.emu.tokens.decode(params.get("refresh_token", ""))
                 except jwt.PyJWTError:
                     raise AcrError(401, "UNAUTHORIZED", "the refresh token is invalid or expired") from None
                 if claims.get("grant") != "refresh" or claims.get("aud") != service:
                     raise AcrError(401, "UNAUTHORIZED", "the refresh token is not for this registry")
                 subject = str(claims["sub"])
             elif grant == "password":
-                if not self._check_admin(
-                    registry, str(params.get("username", "")), str(params.get("password", ""))
-                ):
+                if not self._check_admin(registry, params.get("username", ""), params.get("password", "")):
                     raise AcrError(401, "UNAUTHORIZED", "invalid username or password")
-                subject = registry["name"]
+                subject = str(registry["name"])
             else:
                 raise AcrError(400, "UNSUPPORTED", "grant_type must be refresh_token or password")
         if params.get("service") not in (None, service):
@@ -251,30 +281,159 @@ class Fronts:
             headers={"WWW-Authenticate": f'Basic realm="{self._service(registry)}"'},
         )
 
-    async def _backend_repositories(self, registry: dict[str, Any]) -> list[str]:
-        prefix = self.emu.backend_namespace(registry) + "/"
-        names: list[str] = []
-        url: str | None = "/v2/_catalog?n=1000"
-        while url:
-            response = await self.http.get(url)
-            response.raise_for_status()
-            names += [
-                n[len(prefix) :] for n in response.json().get("repositories") or [] if n.startswith(prefix)
+    # /v2/ --------------------------------------------------------------------------------------
+    async def v2_catalog(self, request: Request) -> Response:
+        registry = self._registry(request)
+        self._authorize(request, registry, "registry", "catalog", "*")
+        names = self._listed_repositories(registry)
+        last = request.query_params.get("last")
+        if last:
+            names = [n for n in names if n > last]
+        return self._page(request, {"repositories": names}, "repositories", "/v2/_catalog")
+
+    async def v2(self, request: Request) -> Response:
+        registry = self._registry(request)
+        found = V2_PATH.match(request.path_params["rest"])
+        if not found:
+            raise AcrError(404, "NAME_UNKNOWN", "unsupported /v2/ path")
+        name, kind, ref = found.group("name"), found.group("kind"), found.group("ref") or ""
+        check_repository(name)
+        method = request.method
+        action = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}.get(method, "push")
+        self._authorize(request, registry, "repository", name, action)
+        storage = self._storage(registry)
+        repo_attributes = self._attributes(registry, name)
+        if (action == "pull" and not repo_attributes["readEnabled"]) or (
+            action == "push" and not repo_attributes["writeEnabled"]
+        ):
+            raise denied()
+        if kind == "manifests":
+            await self._check_manifest(registry, storage, name, ref, method)
+        query = dict(request.query_params)
+        if kind == "blobs/uploads" and "from" in query:
+            check_repository(query["from"])
+            self._authorize(request, registry, "repository", query["from"], "pull")
+            query["from"] = f"{self.emu.backend_namespace(registry)}/{query['from']}"
+        suffix = f"{kind}/{ref}" if ref or kind != "blobs/uploads" else f"{kind}/"
+        return await self._proxy(
+            request, registry, f"/v2/{self.emu.backend_namespace(registry)}/{name}/{suffix}", query
+        )
+
+    async def _check_manifest(
+        self, registry: dict[str, Any], storage: RegistryStorage, name: str, ref: str, method: str
+    ) -> None:
+        """Enforce ACR's changeable attributes on manifests and tags."""
+        tags = {t.name: t for t in await asyncio.to_thread(storage.tags, name)}
+        if DIGEST.match(ref):
+            digest: str | None = ref
+        elif TAG.match(ref):
+            digest = tags[ref].digest if ref in tags else None
+        else:
+            raise AcrError(400, "MANIFEST_INVALID", "invalid manifest reference", detail={"reference": ref})
+
+        def allowed(key: str, attribute: str) -> bool:
+            return self._attributes(registry, key)[attribute]
+
+        if method in ("GET", "HEAD") and digest:
+            readable = allowed(f"{name}@{digest}", "readEnabled")
+            if not readable or (ref in tags and not allowed(f"{name}:{ref}", "readEnabled")):
+                raise denied()
+        elif method == "PUT" and ref in tags:
+            current = tags[ref].digest
+            if not allowed(f"{name}:{ref}", "writeEnabled") or not allowed(
+                f"{name}@{current}", "writeEnabled"
+            ):
+                raise denied()
+        elif method == "DELETE" and digest:
+            tagged = [t.name for t in tags.values() if t.digest == digest]
+            if not allowed(f"{name}@{digest}", "deleteEnabled") or any(
+                not allowed(f"{name}:{t}", "deleteEnabled") for t in tagged
+            ):
+                raise denied()
+
+    def _rewrite(self, registry: dict[str, Any], value: str) -> str:
+        """Backend URLs (absolute or relative) → the same path on the login server, relative as ACR."""
+        parts = urlsplit(value)
+        path = parts.path
+        prefix = f"/v2/{self.emu.backend_namespace(registry)}/"
+        if path.startswith(prefix):
+            path = "/v2/" + path[len(prefix) :]
+        query = parts.query
+        if "from=" in query or "last=" in query:
+            ns = self.emu.backend_namespace(registry) + "/"
+            pairs = [
+                (k, v[len(ns) :] if k in ("from", "last") and v.startswith(ns) else v)
+                for k, v in parse_qsl(query)
             ]
-            link = response.headers.get("link")
-            url = link.split(";")[0].strip("<> ") if link else None
-        return sorted(names)
+            query = urlencode(pairs)
+        return path + (f"?{query}" if query else "")
+
+    async def _proxy(
+        self, request: Request, registry: dict[str, Any], path: str, query: dict[str, str]
+    ) -> Response:
+        # A list, not a dict: clients repeat headers (podman sends one Accept per manifest type).
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        body_allowed = request.method in ("PUT", "PATCH", "POST")
+        if body_allowed and "content-length" in request.headers:
+            headers.append(("Content-Length", request.headers["content-length"]))
+        upstream_request = self.http.build_request(
+            request.method,
+            path,
+            params=query,
+            headers=headers,
+            content=request.stream() if body_allowed else None,
+        )
+        try:
+            upstream = await self.http.send(upstream_request, stream=True)
+        except httpx.HTTPError as exc:
+            raise AcrError(503, "UNAVAILABLE", f"the registry backend is unreachable: {exc}") from exc
+        response_headers = {}
+        for key, value in upstream.headers.items():
+            if key.lower() not in PASS_RESPONSE:
+                continue
+            if key.lower() == "location":
+                value = self._rewrite(registry, value)
+            elif key.lower() == "link":
+                url, _, rest = value.partition(">")
+                value = f"<{self._rewrite(registry, url.lstrip('<'))}>{rest}"
+            response_headers[key] = value
+        if upstream.status_code == 401:
+            await upstream.aclose()
+            raise AcrError(503, "UNAVAILABLE", "the registry backend refused the request")
+        if request.method == "HEAD" or (
+            upstream.status_code in (202, 204) and not upstream.headers.get("content-length")
+        ):
+            await upstream.aclose()
+            return Response(status_code=upstream.status_code, headers=response_headers)
+        if "json" in upstream.headers.get("content-type", "") and upstream.status_code >= 400:
+            body = await upstream.aread()
+            await upstream.aclose()
+            text = body.decode(errors="replace").replace(f"{self.emu.backend_namespace(registry)}/", "")
+            response_headers.pop("content-length", None)
+            response_headers.pop("Content-Length", None)
+            return Response(text, status_code=upstream.status_code, headers=response_headers)
+        return StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            headers=response_headers,
+            background=BackgroundTask(upstream.aclose),
+        )
+
+    # /acr/v1/ ------------------------------------------------------------------------------
+    def _listed_repositories(self, registry: dict[str, Any]) -> list[str]:
+        names = self._storage(registry).repositories()
+        return [n for n in names if self._attributes(registry, n)["listEnabled"]]
 
     async def catalog(self, request: Request) -> Response:
         registry = self._registry(request)
         self._authorize(request, registry, "registry", "catalog", "*")
-        names = await self._backend_repositories(registry)
+        names = await asyncio.to_thread(self._listed_repositories, registry)
         last = request.query_params.get("last")
         if last:
             names = [n for n in names if n > last]
         return self._page(request, {"repositories": names}, "repositories", "/acr/v1/_catalog")
 
-    def _page(self, request: Request, body: dict[str, Any], key: str, path: str, order: str = "") -> Response:
+    def _page(self, request: Request, body: dict[str, Any], key: str, path: str) -> Response:
         raw = request.query_params.get("n")
         if raw is None:
             return JSONResponse(body)
@@ -286,72 +445,204 @@ class Fronts:
         headers = {}
         if len(items) > size:
             last = body[key][-1]
-            last_name = last["name"] if isinstance(last, dict) else last
-            query = f"last={quote(last_name)}&n={size}" + (f"&orderby={order}" if order else "")
-            headers["Link"] = f'<{path}?{query}>; rel="next"'
+            query: dict[str, str] = {
+                "last": last["name"] if key == "tags" else last["digest"] if key == "manifests" else last,
+                "n": str(size),
+            }
+            if request.query_params.get("orderby"):
+                query["orderby"] = request.query_params["orderby"]
+            headers["Link"] = f'<{path}?{urlencode(query, quote_via=quote)}>; rel="next"'
         return JSONResponse(body, headers=headers)
 
-    async def repository(self, request: Request) -> Response:
+    async def acr(self, request: Request) -> Response:
         registry = self._registry(request)
-        rest = request.path_params["rest"]
-        if rest.endswith("/_tags"):
-            return await self._tags(request, registry, rest[: -len("/_tags")])
-        if "/_tags/" in rest:
-            repo, _, tag = rest.rpartition("/_tags/")
-            return await self._tag(request, registry, repo, tag)
-        raise AcrError(404, "NAME_UNKNOWN", "unsupported data-plane path in devstack")
+        rest: str = request.path_params["rest"]
+        for marker, handler in (("/_tags", self._tags), ("/_manifests", self._manifests)):
+            if rest.endswith(marker):
+                name = rest[: -len(marker)]
+                check_repository(name)
+                return await handler(request, registry, name, None)
+            if marker + "/" in rest:
+                name, _, ref = rest.rpartition(marker + "/")
+                check_repository(name)
+                return await handler(request, registry, name, ref)
+        check_repository(rest)
+        return await self._repository(request, registry, rest)
 
-    async def _tag_details(self, registry: dict[str, Any], repo: str) -> list[dict[str, Any]]:
-        backend_repo = f"{self.emu.backend_namespace(registry)}/{repo}"
-        response = await self.http.get(f"/v2/{backend_repo}/tags/list")
-        if response.status_code == 404:
+    def _require(self, request: Request, registry: dict[str, Any], name: str) -> RegistryStorage:
+        action = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}[request.method]
+        self._authorize(request, registry, "repository", name, action)
+        storage = self._storage(registry)
+        if not storage.exists(name):
             raise AcrError(
-                404, "NAME_UNKNOWN", "repository name not known to registry", detail={"name": repo}
+                404, "NAME_UNKNOWN", "repository name not known to registry", detail={"name": name}
             )
-        response.raise_for_status()
-        tags = response.json().get("tags") or []
-        details = []
-        for tag in tags:
-            head = await self.http.head(
-                f"/v2/{backend_repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
-            )
-            if head.status_code != 200:
-                continue
-            digest = head.headers.get("docker-content-digest", "")
-            key = f"tag:{registry['id']}/{repo}:{tag}"
-            meta = self.emu.store.get("tagmeta", key)
-            if meta is None or meta["digest"] != digest:
-                now = now_iso()
-                meta = {
-                    "digest": digest,
-                    "createdTime": meta["createdTime"] if meta else now,
-                    "lastUpdateTime": now,
-                    "changeableAttributes": dict(DEFAULT_ATTRIBUTES),
-                }
-                self.emu.store.put("tagmeta", key, registry["id"], meta)
-            details.append({"name": tag, "signed": False, **meta})
-        return details
+        return storage
 
-    async def _tags(self, request: Request, registry: dict[str, Any], repo: str) -> Response:
-        self._authorize(request, registry, "repository", repo, "metadata_read")
-        details = await self._tag_details(registry, repo)
+    def _tag_view(self, registry: dict[str, Any], name: str, tag: TagRecord) -> dict[str, Any]:
+        return {
+            "name": tag.name,
+            "digest": tag.digest,
+            "createdTime": iso(tag.created),
+            "lastUpdateTime": iso(tag.updated),
+            "signed": False,
+            "changeableAttributes": self._attributes(registry, f"{name}:{tag.name}"),
+        }
+
+    def _manifest_view(
+        self, registry: dict[str, Any], name: str, manifest: ManifestRecord, tags: list[TagRecord]
+    ) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "digest": manifest.digest,
+            "imageSize": manifest.size,
+            "createdTime": iso(manifest.created),
+            "lastUpdateTime": iso(
+                max([manifest.created, *(t.updated for t in tags if t.digest == manifest.digest)])
+            ),
+            "mediaType": manifest.media_type,
+            "tags": sorted(t.name for t in tags if t.digest == manifest.digest),
+            "changeableAttributes": self._attributes(registry, f"{name}@{manifest.digest}"),
+        }
+        if manifest.config_media_type:
+            view["configMediaType"] = manifest.config_media_type
+        if manifest.architecture:
+            view["architecture"] = manifest.architecture
+        if manifest.os:
+            view["os"] = manifest.os
+        if manifest.references:
+            view["references"] = manifest.references
+        return view
+
+    def _order(self, request: Request, items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         order = request.query_params.get("orderby", "")
         if order == "timedesc":
-            details.sort(key=lambda d: d["lastUpdateTime"], reverse=True)
-        elif order == "timeasc":
-            details.sort(key=lambda d: d["lastUpdateTime"])
-        else:
-            details.sort(key=lambda d: d["name"])
-        last = request.query_params.get("last")
-        if last:
-            names = [d["name"] for d in details]
-            details = details[names.index(last) + 1 :] if last in names else []
-        body = {"registry": self._service(registry), "imageName": repo, "tags": details}
-        return self._page(request, body, "tags", f"/acr/v1/{repo}/_tags", order)
+            return sorted(items, key=lambda i: i["lastUpdateTime"], reverse=True)
+        if order == "timeasc":
+            return sorted(items, key=lambda i: i["lastUpdateTime"])
+        if order:
+            raise AcrError(400, "UNSUPPORTED", "orderby must be timedesc or timeasc")
+        return sorted(items, key=lambda i: i[key])
 
-    async def _tag(self, request: Request, registry: dict[str, Any], repo: str, tag: str) -> Response:
-        self._authorize(request, registry, "repository", repo, "metadata_read")
-        for detail in await self._tag_details(registry, repo):
-            if detail["name"] == tag:
-                return JSONResponse({"registry": self._service(registry), "imageName": repo, "tag": detail})
-        raise AcrError(404, "TAG_UNKNOWN", "the specified tag does not exist", detail={"tag": tag})
+    @staticmethod
+    def _after(items: list[dict[str, Any]], key: str, last: str | None) -> list[dict[str, Any]]:
+        if not last:
+            return items
+        keys = [i[key] for i in items]
+        return items[keys.index(last) + 1 :] if last in keys else [i for i in items if i[key] > last]
+
+    async def _repository(self, request: Request, registry: dict[str, Any], name: str) -> Response:
+        storage = self._require(request, registry, name)
+        if request.method == "PATCH":
+            self._update_attributes(registry, name, await self._json(request))
+        elif request.method == "DELETE":
+            if not self._attributes(registry, name)["deleteEnabled"]:
+                raise denied()
+            tags = await asyncio.to_thread(storage.tags, name)
+            manifests = await asyncio.to_thread(storage.manifests, name)
+            for digest in manifests:
+                await self.http.delete(
+                    f"/v2/{self.emu.backend_namespace(registry)}/{name}/manifests/{digest}"
+                )
+            await asyncio.to_thread(storage.remove_repository, name)
+            for key in [name, *(f"{name}:{t.name}" for t in tags), *(f"{name}@{d}" for d in manifests)]:
+                self.emu.store.delete(f"{registry['id']}|{key}")
+            return JSONResponse(
+                {"manifestsDeleted": sorted(manifests), "tagsDeleted": sorted(t.name for t in tags)},
+                status_code=202,
+            )
+        tags = await asyncio.to_thread(storage.tags, name)
+        manifests = await asyncio.to_thread(storage.manifests, name)
+        times = [*manifests.values(), *(t.updated for t in tags)]
+        return JSONResponse(
+            {
+                "registry": self._service(registry),
+                "imageName": name,
+                "createdTime": iso(min(times)),
+                "lastUpdateTime": iso(max(times)),
+                "manifestCount": len(manifests),
+                "tagCount": len(tags),
+                "changeableAttributes": self._attributes(registry, name),
+            }
+        )
+
+    @staticmethod
+    async def _json(request: Request) -> Any:
+        import json
+
+        try:
+            return json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AcrError(400, "UNSUPPORTED", f"the body is not valid JSON: {exc}") from exc
+
+    async def _tags(self, request: Request, registry: dict[str, Any], name: str, tag: str | None) -> Response:
+        storage = self._require(request, registry, name)
+        records = await asyncio.to_thread(storage.tags, name)
+        if tag is None:
+            if request.method != "GET":
+                raise AcrError(405, "UNSUPPORTED", "method not allowed")
+            digest = request.query_params.get("digest")
+            views = [
+                self._tag_view(registry, name, t)
+                for t in records
+                if (digest is None or t.digest == digest)
+                and self._attributes(registry, f"{name}:{t.name}")["listEnabled"]
+            ]
+            views = self._after(self._order(request, views, "name"), "name", request.query_params.get("last"))
+            body = {"registry": self._service(registry), "imageName": name, "tags": views}
+            return self._page(request, body, "tags", f"/acr/v1/{name}/_tags")
+        matches = [t for t in records if t.name == tag]
+        if not matches:
+            raise AcrError(404, "TAG_UNKNOWN", "the specified tag does not exist", detail={"tag": tag})
+        if request.method == "DELETE":
+            if not self._attributes(registry, f"{name}:{tag}")["deleteEnabled"]:
+                raise denied()
+            await asyncio.to_thread(storage.untag, name, tag)
+            self.emu.store.delete(f"{registry['id']}|{name}:{tag}")
+            return Response(status_code=202)
+        if request.method == "PATCH":
+            self._update_attributes(registry, f"{name}:{tag}", await self._json(request))
+        return JSONResponse(
+            {
+                "registry": self._service(registry),
+                "imageName": name,
+                "tag": self._tag_view(registry, name, matches[0]),
+            }
+        )
+
+    async def _manifests(
+        self, request: Request, registry: dict[str, Any], name: str, digest: str | None
+    ) -> Response:
+        storage = self._require(request, registry, name)
+        tags = await asyncio.to_thread(storage.tags, name)
+        if digest is None:
+            if request.method != "GET":
+                raise AcrError(405, "UNSUPPORTED", "method not allowed")
+            records = await asyncio.to_thread(
+                lambda: [m for d in storage.manifests(name) if (m := storage.manifest(name, d)) is not None]
+            )
+            views = [
+                self._manifest_view(registry, name, m, tags)
+                for m in records
+                if self._attributes(registry, f"{name}@{m.digest}")["listEnabled"]
+            ]
+            views = self._after(
+                self._order(request, views, "digest"), "digest", request.query_params.get("last")
+            )
+            body = {"registry": self._service(registry), "imageName": name, "manifests": views}
+            return self._page(request, body, "manifests", f"/acr/v1/{name}/_manifests")
+        if not DIGEST.match(digest):
+            raise AcrError(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
+        manifest = await asyncio.to_thread(storage.manifest, name, digest)
+        if manifest is None:
+            raise AcrError(404, "MANIFEST_UNKNOWN", "manifest unknown", detail={"digest": digest})
+        if request.method == "DELETE":
+            raise AcrError(405, "UNSUPPORTED", "delete manifests through /v2/{name}/manifests/{digest}")
+        if request.method == "PATCH":
+            self._update_attributes(registry, f"{name}@{digest}", await self._json(request))
+        return JSONResponse(
+            {
+                "registry": self._service(registry),
+                "imageName": name,
+                "manifest": self._manifest_view(registry, name, manifest, tags),
+            }
+        )

@@ -178,6 +178,7 @@ class Emulator:
         await self.fronts.stop(registry)
         shutil.rmtree(self.backend_storage(registry), ignore_errors=True)
         await asyncio.to_thread(self.blobs.delete_registry_data, registry["name"])
+        self.store.delete_children(registry["id"])  # tag/manifest attributes and other registry-scoped state
         self.store.delete(registry["id"])
 
     def backend_namespace(self, registry: dict[str, Any]) -> str:

@@ -47,6 +47,11 @@ class Store:
             cur = self._db.execute("DELETE FROM resources WHERE key = ?", (key.lower(),))
         return cur.rowcount > 0
 
+    def delete_children(self, parent: str) -> int:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM resources WHERE parent = ?", (parent.lower(),))
+        return cur.rowcount
+
     def list(self, kind: str, parent: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             if parent is None:

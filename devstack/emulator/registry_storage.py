@@ -1,0 +1,151 @@
+"""Read-mostly access to docker-registry's filesystem storage for one registry namespace.
+
+docker-registry has no API for what ACR's `/acr/v1/` answers (untagged manifests,
+times, untagging), but its storage layout is plain files the emulator owns:
+`repositories/{ns}/{repo}/_manifests/{tags,revisions}` and `blobs/sha256/..`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+INDEX_TYPES = {
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+}
+
+
+def iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    name: str
+    digest: str
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class ManifestRecord:
+    digest: str
+    created: float
+    media_type: str
+    size: int
+    config_media_type: str | None
+    architecture: str | None
+    os: str | None
+    references: list[dict[str, Any]]
+
+
+class RegistryStorage:
+    def __init__(self, root: Path, namespace: str) -> None:
+        self.root = root / "docker" / "registry" / "v2"
+        self.namespace = namespace
+
+    def _repo_dir(self, repo: str) -> Path:
+        path = (self.root / "repositories" / self.namespace / repo).resolve()
+        base = (self.root / "repositories" / self.namespace).resolve()
+        if not path.is_relative_to(base) or path == base:
+            raise ValueError(f"invalid repository name '{repo}'")
+        return path
+
+    def repositories(self) -> list[str]:
+        base = self.root / "repositories" / self.namespace
+        if not base.is_dir():
+            return []
+        names = []
+        for manifests in base.rglob("_manifests"):
+            repo = manifests.parent.relative_to(base).as_posix()
+            if self.manifests(repo):
+                names.append(repo)
+        return sorted(names)
+
+    def exists(self, repo: str) -> bool:
+        return bool(self.manifests(repo))
+
+    def tags(self, repo: str) -> list[TagRecord]:
+        tags_dir = self._repo_dir(repo) / "_manifests" / "tags"
+        records = []
+        if tags_dir.is_dir():
+            for tag_dir in tags_dir.iterdir():
+                link = tag_dir / "current" / "link"
+                if not link.is_file():
+                    continue
+                digest = link.read_text().strip()
+                created = min(
+                    (p.stat().st_mtime for p in (tag_dir / "index").rglob("link")),
+                    default=link.stat().st_mtime,
+                )
+                records.append(TagRecord(tag_dir.name, digest, created, link.stat().st_mtime))
+        return records
+
+    def manifests(self, repo: str) -> dict[str, float]:
+        """Digest → time the revision was first pushed."""
+        try:
+            revisions = self._repo_dir(repo) / "_manifests" / "revisions" / "sha256"
+        except ValueError:
+            return {}
+        if not revisions.is_dir():
+            return {}
+        return {
+            f"sha256:{entry.name}": (entry / "link").stat().st_mtime
+            for entry in revisions.iterdir()
+            if (entry / "link").is_file()
+        }
+
+    def blob(self, digest: str) -> bytes | None:
+        algorithm, _, hexdigest = digest.partition(":")
+        if (
+            algorithm != "sha256"
+            or len(hexdigest) != 64
+            or not all(c in "0123456789abcdef" for c in hexdigest)
+        ):
+            return None
+        path = self.root / "blobs" / "sha256" / hexdigest[:2] / hexdigest / "data"
+        return path.read_bytes() if path.is_file() else None
+
+    def manifest(self, repo: str, digest: str) -> ManifestRecord | None:
+        created = self.manifests(repo).get(digest)
+        raw = self.blob(digest) if created is not None else None
+        if raw is None or created is None:
+            return None
+        document = json.loads(raw)
+        media_type = document.get("mediaType", "application/vnd.oci.image.manifest.v1+json")
+        config = document.get("config") or {}
+        architecture = os_name = None
+        size = len(raw) + sum(int(layer.get("size", 0)) for layer in document.get("layers") or [])
+        if config.get("digest") and media_type not in INDEX_TYPES:
+            config_raw = self.blob(config["digest"])
+            if config_raw:
+                config_document = json.loads(config_raw)
+                architecture = config_document.get("architecture")
+                os_name = config_document.get("os")
+            size += int(config.get("size", 0))
+        references = [
+            {
+                "digest": m["digest"],
+                "architecture": m.get("platform", {}).get("architecture"),
+                "os": m.get("platform", {}).get("os"),
+            }
+            for m in document.get("manifests") or []
+        ]
+        return ManifestRecord(
+            digest, created, media_type, size, config.get("mediaType"), architecture, os_name, references
+        )
+
+    def untag(self, repo: str, tag: str) -> bool:
+        tag_dir = self._repo_dir(repo) / "_manifests" / "tags" / tag
+        if not tag_dir.is_dir() or "/" in tag or tag in ("", ".", ".."):
+            return False
+        shutil.rmtree(tag_dir)
+        return True
+
+    def remove_repository(self, repo: str) -> None:
+        shutil.rmtree(self._repo_dir(repo), ignore_errors=True)

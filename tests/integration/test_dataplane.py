@@ -1,0 +1,263 @@
+"""The registry front: ACR's token flow, /v2/ through podman and the SDK, /acr/v1/ and attributes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from azure.containerregistry import ContainerRegistryClient
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from tests.conftest import group_of, unique
+
+RUNC = "/usr/sbin/runc"
+
+
+@pytest.fixture(scope="module")
+def admin_registry(resource_client: Any, acr_client: Any) -> Iterator[Any]:
+    group = unique("rg-data-")
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    registry = acr_client.registries.begin_create(
+        group,
+        unique("data"),
+        {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"adminUserEnabled": True}},
+    ).result()
+    yield registry
+    resource_client.resource_groups.begin_delete(group)
+
+
+@pytest.fixture(scope="module")
+def podman(
+    admin_registry: Any, acr_client: Any, devstack: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """podman logged in to the registry with its admin user, trusting the devstack CA."""
+    home = tmp_path_factory.mktemp("podman")
+    certs = home / "certs"
+    certs.mkdir()
+    shutil.copy(devstack.endpoints["caBundle"], certs / "ca.crt")
+    auth = home / "auth.json"
+    credentials = acr_client.registries.list_credentials(group_of(admin_registry.id), admin_registry.name)
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = ["podman", "--runtime", RUNC, *args]
+        if args[0] in ("push", "pull"):
+            command[4:4] = ["--cert-dir", str(certs), "--authfile", str(auth)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed: {result.stderr}")
+        return result
+
+    login = subprocess.run(
+        ["podman", "login", "--cert-dir", str(certs), "--authfile", str(auth), "-u", credentials.username,
+         "--password-stdin", admin_registry.login_server],
+        input=credentials.passwords[0].value, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def local_image(hello_context: Path) -> Iterator[str]:
+    name = f"localhost/dockmaster-test/hello:{unique('t')}"
+    subprocess.run(["buildah", "bud", "-q", "-t", name, str(hello_context)], check=True, capture_output=True)
+    yield name
+    subprocess.run(["buildah", "rmi", "-f", name], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def data_client(admin_registry: Any, credential: Any, devstack: Any) -> ContainerRegistryClient:
+    return ContainerRegistryClient(
+        f"https://{admin_registry.login_server}", credential, audience=devstack.arm
+    )
+
+
+def push(podman: Any, local_image: str, target: str) -> subprocess.CompletedProcess[str]:
+    podman("tag", local_image, target)
+    try:
+        result: subprocess.CompletedProcess[str] = podman("push", target, check=False)
+        return result
+    finally:
+        podman("rmi", target, check=False)
+
+
+def test_podman_push_and_pull_through_the_front(
+    podman: Any, local_image: str, admin_registry: Any, data_client: Any
+) -> None:
+    target = f"{admin_registry.login_server}/apps/hello:v1"
+    pushed = push(podman, local_image, target)
+    assert pushed.returncode == 0, pushed.stderr
+    pulled = podman("pull", target)
+    assert pulled.returncode == 0
+    run = podman("run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000", target)
+    assert "Hello from Dockmaster" in run.stdout
+    podman("rmi", target, check=False)
+    assert "apps/hello" in list(data_client.list_repository_names())
+
+
+def test_sdk_lists_pages_and_reads_properties(
+    podman: Any, local_image: str, admin_registry: Any, data_client: Any
+) -> None:
+    for tag in ("a1", "a2", "a3", "a4", "a5"):
+        assert push(podman, local_image, f"{admin_registry.login_server}/paging/app:{tag}").returncode == 0
+    pages = list(data_client.list_tag_properties("paging/app", results_per_page=2).by_page())
+    assert [[t.name for t in page] for page in pages] == [["a1", "a2"], ["a3", "a4"], ["a5"]]
+    (manifest,) = list(data_client.list_manifest_properties("paging/app"))
+    assert sorted(manifest.tags) == ["a1", "a2", "a3", "a4", "a5"]
+    assert manifest.architecture == "amd64"
+    assert manifest.operating_system == "linux"
+    assert manifest.size_in_bytes > 0
+    repository = data_client.get_repository_properties("paging/app")
+    assert (repository.tag_count, repository.manifest_count) == (5, 1)
+    tag = data_client.get_tag_properties("paging/app", "a3")
+    assert tag.digest == manifest.digest
+    newest_first = [t.name for t in data_client.list_tag_properties("paging/app", order_by="timedesc")]
+    assert set(newest_first) == {"a1", "a2", "a3", "a4", "a5"}
+
+
+def test_locked_tag_refuses_a_push(
+    podman: Any, local_image: str, admin_registry: Any, data_client: Any
+) -> None:
+    target = f"{admin_registry.login_server}/locked/app:v1"
+    assert push(podman, local_image, target).returncode == 0
+    updated = data_client.update_tag_properties("locked/app", "v1", can_write=False, can_delete=False)
+    assert (updated.can_write, updated.can_delete) == (False, False)
+    refused = push(podman, local_image, target)
+    assert refused.returncode != 0
+    assert "denied" in refused.stderr
+    with pytest.raises(HttpResponseError) as caught:
+        data_client.delete_tag("locked/app", "v1")
+    assert caught.value.status_code == 403
+    data_client.update_tag_properties("locked/app", "v1", can_write=True, can_delete=True)
+    data_client.delete_tag("locked/app", "v1")
+    assert list(data_client.list_tag_properties("locked/app")) == []
+
+
+def test_quarantined_manifest_cannot_be_pulled(
+    podman: Any, local_image: str, admin_registry: Any, data_client: Any
+) -> None:
+    target = f"{admin_registry.login_server}/quarantine/app:v1"
+    assert push(podman, local_image, target).returncode == 0
+    digest = data_client.get_tag_properties("quarantine/app", "v1").digest
+    data_client.update_manifest_properties("quarantine/app", digest, can_read=False)
+    assert data_client.get_manifest_properties("quarantine/app", digest).can_read is False
+    refused = podman("pull", target, check=False)
+    assert refused.returncode != 0
+    assert "denied" in refused.stderr
+    with pytest.raises(HttpResponseError):
+        data_client.get_manifest("quarantine/app", digest)
+
+
+def test_blob_upload_download_and_range(admin_registry: Any, data_client: Any, devstack: Any) -> None:
+    payload = os.urandom(12 * 1024 * 1024)
+    digest, size = data_client.upload_blob("blobs/big", io.BytesIO(payload))
+    assert digest == "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert size == len(payload)
+    stream = data_client.download_blob("blobs/big", digest)
+    assert hashlib.sha256(b"".join(stream)).hexdigest() == digest.split(":")[1]
+    # A range read straight over the wire, with a pull token from the token flow.
+    token = access_token(admin_registry, devstack, data_client, "repository:blobs/big:pull")
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    with httpx.Client(verify=context, follow_redirects=True) as client:
+        response = client.get(
+            f"https://{admin_registry.login_server}/v2/blobs/big/blobs/{digest}",
+            headers={"Authorization": f"Bearer {token}", "Range": "bytes=10-19"},
+        )
+    assert response.status_code == 206
+    assert response.content == payload[10:20]
+
+
+def access_token(registry: Any, devstack: Any, data_client: Any, scope: str) -> str:
+    from azure.identity import DefaultAzureCredential
+
+    aad = DefaultAzureCredential().get_token(f"{devstack.arm}/.default").token
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    base = f"https://{registry.login_server}"
+    with httpx.Client(verify=context) as client:
+        refresh = client.post(
+            f"{base}/oauth2/exchange",
+            data={"grant_type": "access_token", "service": registry.login_server, "access_token": aad},
+        ).json()["refresh_token"]
+        answer = client.post(
+            f"{base}/oauth2/token",
+            data={"grant_type": "refresh_token", "service": registry.login_server, "scope": scope,
+                  "refresh_token": refresh},
+        )  # fmt: skip
+    return str(answer.json()["access_token"])
+
+
+def test_token_scope_is_enforced(admin_registry: Any, devstack: Any, data_client: Any) -> None:
+    token = access_token(admin_registry, devstack, data_client, "repository:other/repo:pull")
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    with httpx.Client(verify=context) as client:
+        response = client.get(
+            f"https://{admin_registry.login_server}/acr/v1/_catalog",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        bad_login = client.get(
+            f"https://{admin_registry.login_server}/oauth2/token",
+            params={"service": admin_registry.login_server, "scope": "repository:x:pull"},
+            auth=(admin_registry.name, "wrong-password"),
+        )
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["detail"] == [{"Type": "registry", "Name": "catalog", "Action": "*"}]
+    assert bad_login.status_code == 401
+
+
+def test_delete_manifest_and_repository(
+    podman: Any, local_image: str, admin_registry: Any, data_client: Any
+) -> None:
+    assert push(podman, local_image, f"{admin_registry.login_server}/doomed/app:v1").returncode == 0
+    digest = data_client.get_tag_properties("doomed/app", "v1").digest
+    data_client.update_manifest_properties("doomed/app", digest, can_delete=False)
+    with pytest.raises(HttpResponseError) as caught:
+        data_client.delete_manifest("doomed/app", digest)
+    assert caught.value.status_code == 403
+    data_client.update_manifest_properties("doomed/app", digest, can_delete=True)
+    data_client.delete_manifest("doomed/app", digest)
+    with pytest.raises(ResourceNotFoundError):
+        data_client.get_tag_properties("doomed/app", "v1")
+    assert push(podman, local_image, f"{admin_registry.login_server}/doomed/app:v2").returncode == 0
+    data_client.delete_repository("doomed/app")
+    assert "doomed/app" not in list(data_client.list_repository_names())
+    with pytest.raises(ResourceNotFoundError):
+        data_client.get_repository_properties("doomed/app")
+
+
+def test_hidden_repository_is_not_listed(
+    podman: Any, local_image: str, admin_registry: Any, data_client: Any
+) -> None:
+    assert push(podman, local_image, f"{admin_registry.login_server}/hidden/app:v1").returncode == 0
+    data_client.update_repository_properties("hidden/app", can_list=False)
+    assert "hidden/app" not in list(data_client.list_repository_names())
+    assert data_client.get_repository_properties("hidden/app").can_list is False
+
+
+def test_manifest_round_trip_through_the_sdk(data_client: Any) -> None:
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    config_digest, config_size = data_client.upload_blob("sdk/made", io.BytesIO(config))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [],
+    }
+    digest = data_client.set_manifest("sdk/made", manifest, tag="v1")
+    fetched = data_client.get_manifest("sdk/made", "v1")
+    assert fetched.digest == digest
+    assert fetched.manifest["config"]["digest"] == config_digest

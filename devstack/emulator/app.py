@@ -57,7 +57,9 @@ def arm_app(emu: Emulator) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         emu.fronts = Fronts(emu)
-        identity = await listen(identity_app(emu), emu.config.host, emu.config.identity_port)
+        identity = await listen(
+            emu.faults.wrap(identity_app(emu), "identity"), emu.config.host, emu.config.identity_port
+        )
         await emu.start()
         try:
             yield
@@ -70,6 +72,7 @@ def arm_app(emu: Emulator) -> Starlette:
     return Starlette(
         routes=[
             Route("/_devstack/health", health),
+            Route("/_devstack/faults", emu.faults.admin, methods=["GET", "POST", "DELETE"]),
             Route("/{path:path}", dispatch, methods=methods),
         ],
         lifespan=lifespan,
@@ -108,7 +111,7 @@ def identity_app(emu: Emulator) -> Starlette:
 def serve(config: EmulatorConfig) -> None:
     emu = Emulator(config)
     uvicorn.run(
-        arm_app(emu),
+        emu.faults.wrap(arm_app(emu), "arm"),
         host=config.host,
         port=config.arm_port,
         ssl_certfile=str(config.tls_cert),

@@ -116,7 +116,7 @@ class Fronts:
         if registry["id"].lower() in self._servers:
             return int(registry["_port"])
         server, state = await listen(
-            self.app,
+            self.emu.faults.wrap(self.app, "dataplane"),
             self.emu.config.host,
             int(registry.get("_port") or 0),
             self.emu.config.tls_cert,

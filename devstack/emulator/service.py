@@ -13,6 +13,7 @@ from ..taskfile import RunContext
 from .blobs import Blobs, SourceError
 from .config import EmulatorConfig
 from .errors import ArmError, not_found
+from .faults import Faults
 from .resources import group_id, new_operation_id
 from .store import Store
 from .timeutil import now_iso
@@ -30,6 +31,7 @@ class Emulator:
         self.blobs: Blobs
         self.executor = Executor(config.agents, config.state_dir / "work")
         self.fronts: Any = None  # set by the app: starts/stops data-plane listeners
+        self.faults = Faults(config.identity_header)
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:

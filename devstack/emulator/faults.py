@@ -1,0 +1,128 @@
+"""Faults on demand, for reliability tests: throttling, server errors, latency, dropped connections.
+
+Rules are set through `/_devstack/faults` on the ARM endpoint (authenticated with
+the identity header) and apply to the endpoint they name: `arm`, `dataplane` or
+`identity`, optionally narrowed by method and a path regex, for a number of hits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+KINDS = {"throttle", "error", "latency", "drop"}
+TARGETS = {"arm", "dataplane", "identity"}
+
+
+class DroppedConnection(Exception):
+    """Raised mid-response so the server aborts the connection, as a network fault would."""
+
+
+@dataclass
+class Fault:
+    target: str
+    kind: str
+    path: str = ".*"
+    method: str = "*"
+    status: int = 503
+    retry_after: int = 1
+    delay_ms: int = 0
+    count: int | None = 1  # hits left; None = until cleared
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {sorted(TARGETS)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}")
+        if self.kind == "error" and not 500 <= self.status <= 599:
+            raise ValueError("an error fault needs a 5xx status")
+        if self.count is not None and self.count < 1:
+            raise ValueError("count must be positive or null")
+        re.compile(self.path)
+
+    def matches(self, target: str, method: str, path: str) -> bool:
+        return (
+            self.target == target
+            and self.method in ("*", method)
+            and re.search(self.path, path) is not None
+            and (self.count is None or self.count > 0)
+        )
+
+
+class Faults:
+    def __init__(self, admin_key: str) -> None:
+        self._admin_key = admin_key
+        self._rules: list[Fault] = []
+
+    def take(self, target: str, method: str, path: str) -> Fault | None:
+        for rule in self._rules:
+            if rule.matches(target, method, path):
+                rule.hits += 1
+                if rule.count is not None:
+                    rule.count -= 1
+                return rule
+        return None
+
+    def wrap(self, app: ASGIApp, target: str) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["path"].startswith("/_devstack/"):
+                await app(scope, receive, send)
+                return
+            fault = self.take(target, scope["method"], scope["path"])
+            if fault is None:
+                await app(scope, receive, send)
+                return
+            if fault.kind == "latency":
+                await asyncio.sleep(fault.delay_ms / 1000)
+                await app(scope, receive, send)
+            elif fault.kind == "drop":
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
+                )
+                raise DroppedConnection(f"fault {fault.id}: connection dropped")
+            else:
+                status = 429 if fault.kind == "throttle" else fault.status
+                code = "TooManyRequests" if fault.kind == "throttle" else "ServiceUnavailable"
+                body = {"error": {"code": code, "message": f"Injected by devstack fault {fault.id}."}}
+                headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "throttle" else {}
+                await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
+
+        return middleware
+
+    # Admin API --------------------------------------------------------------------
+    def _authorized(self, request: Request) -> bool:
+        return hmac.compare_digest(request.headers.get("x-devstack-admin-key", ""), self._admin_key)
+
+    async def admin(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(
+                {"error": {"code": "Unauthorized", "message": "X-Devstack-Admin-Key required"}}, 401
+            )
+        if request.method == "GET":
+            return JSONResponse({"value": [asdict(rule) for rule in self._rules]})
+        if request.method == "DELETE":
+            self._rules.clear()
+            return Response(status_code=204)
+        try:
+            body = json.loads(await request.body())
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+            names = {"target", "kind", "path", "method", "status", "retry_after", "delay_ms", "count"}
+            unknown = set(body) - names
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}")
+            rule = Fault(**body)
+        except (ValueError, TypeError, re.error) as exc:
+            return JSONResponse({"error": {"code": "InvalidFault", "message": str(exc)}}, 400)
+        self._rules.append(rule)
+        return JSONResponse(asdict(rule), status_code=201)

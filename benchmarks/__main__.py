@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from devstack import stack
 from devstack.executor import RUNC, ULIMITS
@@ -172,6 +173,107 @@ def group_get_rate(endpoints: dict[str, Any], seconds: float = 5.0, threads: int
     )
 
 
+class CountingPolicy(SansIOHTTPPolicy[Any, Any]):
+    """Counts the HTTP requests an SDK client really sends (retries and auth included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_request(self, request: Any) -> None:
+        self.count += 1
+
+
+def tag_listing_requests(clients: Clients, endpoints: dict[str, Any], name: str, tags: int = 999) -> None:
+    """Requests azure-containerregistry makes to list 1,000 tags (v1 plus 999 more; token flow included)."""
+    from azure.containerregistry import ContainerRegistryClient
+
+    registry = clients.registries.registries.get(GROUP, name)
+    backend = str(endpoints["registryBackend"])
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    with httpx.Client(base_url=backend) as raw:
+        manifest = raw.get(f"/v2/{name}/sample/hello-world/manifests/v1", headers=accept)
+        media_type = manifest.headers["content-type"]
+        for index in range(tags):
+            raw.put(
+                f"/v2/{name}/sample/hello-world/manifests/t{index:04d}",
+                content=manifest.content,
+                headers={"Content-Type": media_type},
+            ).raise_for_status()
+
+    counter = CountingPolicy()
+    data = ContainerRegistryClient(
+        f"https://{registry.login_server}",
+        clients.credential,
+        audience=clients.arm,
+        per_retry_policies=[counter],
+    )
+    started = time.perf_counter()
+    listed = sum(1 for _ in data.list_tag_properties("sample/hello-world"))
+    elapsed = time.perf_counter() - started
+    print(
+        f"list {listed} tags with azure-containerregistry: {counter.count} requests, {elapsed * 1000:.0f} ms"
+    )
+
+
+def upload_throughput(clients: Clients, endpoints: dict[str, Any], name: str, megabytes: int = 256) -> None:
+    """Blob upload through the registry front versus straight to docker-registry."""
+    import hashlib
+    import ssl
+
+    from azure.identity import ManagedIdentityCredential
+
+    registry = clients.registries.registries.get(GROUP, name)
+    chunk = os.urandom(1024 * 1024)
+    digest = hashlib.sha256()
+    for _ in range(megabytes):
+        digest.update(chunk)
+    blob_digest = f"sha256:{digest.hexdigest()}"
+
+    def body() -> Iterator[bytes]:
+        for _ in range(megabytes):
+            yield chunk
+
+    def upload(client: httpx.Client, repository: str) -> float:
+        started = time.perf_counter()
+        start = client.post(f"/v2/{repository}/blobs/uploads/")
+        start.raise_for_status()
+        location = start.headers["location"]
+        separator = "&" if "?" in location else "?"
+        done = client.put(
+            f"{location}{separator}digest={blob_digest}",
+            content=body(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(megabytes << 20)},
+        )
+        done.raise_for_status()
+        return time.perf_counter() - started
+
+    with httpx.Client(base_url=str(endpoints["registryBackend"]), timeout=300) as direct:
+        direct_seconds = upload(direct, f"{name}/throughput/direct")
+    service = str(registry.login_server)
+    aad = ManagedIdentityCredential().get_token(f"{clients.arm}/.default").token
+    context = ssl.create_default_context(cafile=str(endpoints["caBundle"]))
+    with httpx.Client(base_url=f"https://{service}", verify=context, timeout=300) as front:
+        refresh = front.post(
+            "/oauth2/exchange", data={"grant_type": "access_token", "service": service, "access_token": aad}
+        ).json()["refresh_token"]
+        token = front.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "service": service,
+                "scope": "repository:throughput/front:pull,push",
+                "refresh_token": refresh,
+            },
+        ).json()["access_token"]
+        front.headers["Authorization"] = f"Bearer {token}"
+        front_seconds = upload(front, "throughput/front")
+    print(
+        f"blob upload, {megabytes} MiB straight to docker-registry: {megabytes / direct_seconds:8.1f} MiB/s"
+    )
+    print(f"blob upload, {megabytes} MiB through the registry front: {megabytes / front_seconds:8.1f} MiB/s")
+    print(f"front / direct throughput ratio:                 {direct_seconds / front_seconds:8.2f}")
+
+
 def main() -> None:
     with devstack() as endpoints:
         clients = Clients(endpoints)
@@ -179,6 +281,8 @@ def main() -> None:
         print(f"ACR exercise (steps 1–5) end to end:          {elapsed * 1000:8.1f} ms")
         executor_overhead(clients, endpoints, name, digest)
         group_get_rate(endpoints)
+        tag_listing_requests(clients, endpoints, name)
+        upload_throughput(clients, endpoints, name)
 
 
 if __name__ == "__main__":

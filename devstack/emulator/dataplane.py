@@ -46,6 +46,7 @@ PASS_RESPONSE = {
     "docker-upload-uuid", "docker-distribution-api-version", "etag", "accept-ranges", "location", "link",
     "oci-subject", "last-modified",
 }  # fmt: skip
+DEFAULT_PAGE_SIZE = 100  # listings page like ACR's: clients follow the Link header
 DENIED = "The operation is disallowed on this registry, repository or image."
 
 
@@ -434,9 +435,7 @@ class Fronts:
         return self._page(request, {"repositories": names}, "repositories", "/acr/v1/_catalog")
 
     def _page(self, request: Request, body: dict[str, Any], key: str, path: str) -> Response:
-        raw = request.query_params.get("n")
-        if raw is None:
-            return JSONResponse(body)
+        raw = request.query_params.get("n", str(DEFAULT_PAGE_SIZE))
         if not raw.isdigit() or int(raw) < 1:
             raise AcrError(400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested")
         size = int(raw)
@@ -449,8 +448,9 @@ class Fronts:
                 "last": last["name"] if key == "tags" else last["digest"] if key == "manifests" else last,
                 "n": str(size),
             }
-            if request.query_params.get("orderby"):
-                query["orderby"] = request.query_params["orderby"]
+            for carried in ("orderby", "digest"):
+                if request.query_params.get(carried):
+                    query[carried] = request.query_params[carried]
             headers["Link"] = f'<{path}?{urlencode(query, quote_via=quote)}>; rel="next"'
         return JSONResponse(body, headers=headers)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import shlex
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,79 @@ def docker_build_request(
         "platform": dict(LINUX_AMD64),
         "timeout": timeout,
     }
+
+
+def smoke_command(repository: str, digest: str, args: list[str]) -> str:
+    """`$Registry/repo@sha256:… args`: the pushed image by digest, never by a movable tag."""
+    image = f"$Registry/{repository}@{digest}"  # validated names: nothing here needs quoting
+    return f"{image} {shlex.join(args)}" if args else image
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    status: str
+    error: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def _wrap(error: Exception, what: str) -> Exception:
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    from .errors import NotFound, Retryable
+
+    if isinstance(error, ResourceNotFoundError):
+        return NotFound(f"{what}: not found")
+    if isinstance(error, HttpResponseError) and error.status_code is not None and error.status_code < 500:
+        from .errors import InvalidInput
+
+        return InvalidInput(f"{what}: {error.message}")
+    return Retryable(f"{what}: {error}")
+
+
+def schedule(client: Any, group: str, registry: str, body: dict[str, Any]) -> RunState:
+    from azure.core.exceptions import AzureError
+
+    try:
+        run = client.registries.schedule_run(group, registry, body)
+    except AzureError as exc:
+        raise _wrap(exc, f"scheduling a run on {registry}") from exc
+    return RunState(str(run.run_id), str(run.status), None)
+
+
+def get_run(client: Any, group: str, registry: str, run_id: str) -> RunState:
+    from azure.core.exceptions import AzureError
+
+    try:
+        run = client.runs.get(group, registry, run_id)
+    except AzureError as exc:
+        raise _wrap(exc, f"reading run {run_id}") from exc
+    return RunState(run_id, str(run.status), run.run_error_message)
+
+
+def cancel_run(client: Any, group: str, registry: str, run_id: str) -> None:
+    from azure.core.exceptions import AzureError
+
+    try:
+        client.runs.cancel(group, registry, run_id)
+    except AzureError as exc:
+        raise _wrap(exc, f"canceling run {run_id}") from exc
+
+
+def read_log(client: Any, group: str, registry: str, run_id: str, max_bytes: int = 64 * 1024) -> str:
+    """The tail of a run's log, through the SAS link ACR hands out (no credential is sent)."""
+    from azure.core.exceptions import AzureError
+    from azure.storage.blob import BlobClient
+
+    try:
+        link = client.runs.get_log_sas_url(group, registry, run_id).log_link
+        blob = BlobClient.from_blob_url(link)
+        size = blob.get_blob_properties().size
+        offset = max(0, size - max_bytes)
+        data: bytes = blob.download_blob(offset=offset).readall() if size else b""
+    except AzureError as exc:
+        raise _wrap(exc, f"reading the log of run {run_id}") from exc
+    return data.decode("utf-8", "replace")

@@ -1,0 +1,137 @@
+"""Lazily built, per-process SDK clients and credential. Nothing here runs at import time.
+
+Endpoints come from settings (sovereign-cloud style), so the same code talks to
+Azure or to devstack; the credential is DefaultAzureCredential (managed identity
+in Azure, devstack's identity endpoint locally).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from .config import RegistryRef, Settings, get_settings
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+
+@functools.cache
+def credential() -> TokenCredential:
+    from azure.identity import DefaultAzureCredential
+
+    settings = get_settings()
+    options: dict[str, Any] = {"exclude_interactive_browser_credential": True}
+    if settings.client_id:
+        options["managed_identity_client_id"] = settings.client_id
+    if settings.authority_host:
+        options["authority"] = settings.authority_host
+    return DefaultAzureCredential(**options)
+
+
+def _arm(settings: Settings) -> dict[str, Any]:
+    return {"base_url": settings.resource_manager_endpoint, "credential_scopes": [settings.arm_scope]}
+
+
+@functools.cache
+def resource_client(subscription: str) -> Any:
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    return ResourceManagementClient(credential(), subscription, **_arm(get_settings()))
+
+
+@functools.cache
+def lock_client(subscription: str) -> Any:
+    from azure.mgmt.resource.locks import ManagementLockClient
+
+    return ManagementLockClient(credential(), subscription, **_arm(get_settings()))
+
+
+@functools.cache
+def registry_management(subscription: str) -> Any:
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    return ContainerRegistryManagementClient(credential(), subscription, **_arm(get_settings()))
+
+
+@functools.cache
+def tasks_client(subscription: str) -> Any:
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
+
+    return ContainerRegistryTasksMgmtClient(credential(), subscription, **_arm(get_settings()))
+
+
+@functools.cache
+def login_server(registry: RegistryRef) -> str:
+    """The registry's login server as ARM reports it: the only host a credential is sent to."""
+    found = registry_management(registry.subscription).registries.get(registry.group, registry.name)
+    return str(found.login_server)
+
+
+@functools.cache
+def registry_data(registry: RegistryRef) -> Any:
+    from .registry import RegistryClient
+
+    return RegistryClient(login_server(registry), credential(), get_settings().arm_scope)
+
+
+def _storage_endpoint(settings: Settings, service: str) -> str:
+    if settings.storage_account_name:
+        return f"https://{settings.storage_account_name}.{service}.core.windows.net"
+    raise ConfigurationError(
+        "set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName"
+    )
+
+
+@functools.cache
+def table_client() -> Any:
+    from azure.data.tables import TableClient
+
+    settings = get_settings()
+    if settings.storage_connection:
+        return TableClient.from_connection_string(settings.storage_connection, settings.verdicts_table)
+    return TableClient(_storage_endpoint(settings, "table"), settings.verdicts_table, credential=credential())
+
+
+@functools.cache
+def queue_client() -> Any:
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    settings = get_settings()
+    # The Functions queue trigger expects base64 message bodies.
+    encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
+    if settings.storage_connection:
+        return QueueClient.from_connection_string(
+            settings.storage_connection,
+            settings.runs_queue,
+            message_encode_policy=encode,
+            message_decode_policy=decode,
+        )
+    return QueueClient(
+        _storage_endpoint(settings, "queue"),
+        settings.runs_queue,
+        credential=credential(),
+        message_encode_policy=encode,
+        message_decode_policy=decode,
+    )
+
+
+@functools.cache
+def event_publisher() -> Any | None:
+    """The Event Grid topic client for Dockmaster's own events, or None when no topic is set."""
+    settings = get_settings()
+    if not settings.events_topic_endpoint:
+        return None
+    from azure.eventgrid import EventGridPublisherClient
+
+    return EventGridPublisherClient(settings.events_topic_endpoint, credential())
+
+
+def reset() -> None:
+    """Forget every cached client (tests change settings between cases)."""
+    for factory in (
+        credential, resource_client, lock_client, registry_management, tasks_client, login_server,
+        registry_data, table_client, queue_client, event_publisher, get_settings,
+    ):  # fmt: skip
+        factory.cache_clear()

@@ -1,0 +1,101 @@
+"""Every setting Dockmaster reads, in one typed object. Names match local.settings.sample.json."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
+
+REGISTRY_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
+    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[A-Za-z0-9]{5,50})$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    """A registry Dockmaster is configured to serve, named by its ARM id."""
+
+    resource_id: str
+    subscription: str
+    group: str
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> RegistryRef:
+        found = REGISTRY_ID.match(resource_id.strip())
+        if not found:
+            raise ConfigurationError(
+                f"'{resource_id}' is not a container registry resource id "
+                "(/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerRegistry/registries/NAME)"
+            )
+        return cls(resource_id.strip(), found["subscription"], found["group"], found["name"])
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    subscription_id: str = Field("", alias="AZURE_SUBSCRIPTION_ID")
+    tenant_id: str = Field("", alias="AZURE_TENANT_ID")
+    client_id: str = Field("", alias="AZURE_CLIENT_ID")
+    resource_manager_endpoint: str = Field(
+        "https://management.azure.com", alias="AZURE_RESOURCE_MANAGER_ENDPOINT"
+    )
+    authority_host: str = Field("", alias="AZURE_AUTHORITY_HOST")
+    storage_connection: str = Field("", alias="AzureWebJobsStorage")
+    storage_account_name: str = Field("", alias="AzureWebJobsStorage__accountName")
+
+    registries_setting: str = Field("", alias="DOCKMASTER_REGISTRIES")
+    policy_path: str = Field("policy.yaml", alias="DOCKMASTER_POLICY_PATH")
+    verdicts_table: str = Field("verdicts", alias="DOCKMASTER_VERDICTS_TABLE")
+    runs_queue: str = Field("verification-runs", alias="DOCKMASTER_RUNS_QUEUE")
+    events_topic_endpoint: str = Field("", alias="DOCKMASTER_EVENTS_TOPIC_ENDPOINT")
+    app_resource_group: str = Field("", alias="DOCKMASTER_APP_RESOURCE_GROUP")
+
+    cleanup_enabled: bool = Field(False, alias="CLEANUP_ENABLED")
+    cleanup_schedule: str = Field("0 0 * * * *", alias="CLEANUP_SCHEDULE")
+    cleanup_dry_run: bool = Field(True, alias="CLEANUP_DRY_RUN")
+    cleanup_max_deletions: int = Field(10, alias="CLEANUP_MAX_DELETIONS", ge=0)
+    cleanup_lab_tag: str = Field("purpose=lab", alias="CLEANUP_LAB_TAG")
+    cleanup_name_patterns: str = Field("", alias="CLEANUP_NAME_PATTERNS")
+    cleanup_protected_groups: str = Field("", alias="CLEANUP_PROTECTED_GROUPS")
+    cleanup_subscriptions: str = Field("", alias="CLEANUP_SUBSCRIPTIONS")
+    cleanup_ttl_hours: float = Field(72, alias="CLEANUP_TTL_HOURS", gt=0)
+    cleanup_grace_hours: float = Field(24, alias="CLEANUP_GRACE_HOURS", gt=0)
+    cleanup_warning_hours: float = Field(12, alias="CLEANUP_WARNING_HOURS", ge=0)
+
+    @field_validator("resource_manager_endpoint")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("AZURE_RESOURCE_MANAGER_ENDPOINT must be https://")
+        return value.rstrip("/")
+
+    @property
+    def registries(self) -> dict[str, RegistryRef]:
+        """Configured registries by lowercase name (ARM ids, comma- or whitespace-separated)."""
+        refs = [RegistryRef.parse(item) for item in re.split(r"[,\s]+", self.registries_setting) if item]
+        return {ref.key: ref for ref in refs}
+
+    @property
+    def arm_scope(self) -> str:
+        return f"{self.resource_manager_endpoint}/.default"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc

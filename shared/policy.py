@@ -1,0 +1,135 @@
+"""The verification policy: a versioned YAML file of rules matched by repository pattern.
+
+The first rule whose `match` fits the repository wins; the `default` rule applies
+otherwise. Each rule only overrides the settings it names.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigurationError
+
+IMAGE_TYPES = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+]
+SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+class SmokeRun(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    enabled: bool = True
+    args: list[str] = Field(default_factory=list)
+    timeout_seconds: int = Field(300, alias="timeoutSeconds", ge=5, le=28800)
+    expect_exit_code: int = Field(0, alias="expectExitCode")
+    expect_output: str | None = Field(None, alias="expectOutput")
+
+    @field_validator("expect_output")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    media_types: list[str] = Field(default_factory=lambda: list(IMAGE_TYPES), alias="mediaTypes")
+    required_platforms: list[str] = Field(default_factory=list, alias="requiredPlatforms")
+    max_config_bytes: int = Field(64 * 1024, alias="maxConfigBytes", gt=0)
+    required_labels: list[str] = Field(default_factory=list, alias="requiredLabels")
+    forbid_root_user: bool = Field(False, alias="forbidRootUser")
+    forbidden_env: list[str] = Field(
+        default_factory=lambda: [r"(?i)(secret|passw(or)?d|token|api_?key|private_?key)"],
+        alias="forbiddenEnv",
+    )
+    tag_pattern: str | None = Field(None, alias="tagPattern")
+    tag_semver: bool = Field(False, alias="tagSemver")
+    forbid_latest: bool = Field(False, alias="forbidLatest")
+    smoke_run: SmokeRun = Field(default_factory=SmokeRun, alias="smokeRun")
+    on_pass: Literal["lock", "none"] = Field("none", alias="onPass")
+    on_fail: Literal["quarantine", "report"] = Field("report", alias="onFail")
+
+    @field_validator("forbidden_env")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            re.compile(pattern)
+        return value
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _tag_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+    @field_validator("required_platforms")
+    @classmethod
+    def _platforms(cls, value: list[str]) -> list[str]:
+        for platform in value:
+            if not re.fullmatch(r"[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?", platform):
+                raise ValueError(f"platform '{platform}' must look like linux/amd64")
+        return value
+
+
+class MatchedRule(Rule):
+    match: str
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    default: dict[str, Any] = Field(default_factory=dict)
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+    def model_post_init(self, context: Any) -> None:
+        self._default = Rule.model_validate(self.default)
+        self._rules: list[MatchedRule] = []
+        for index, raw in enumerate(self.rules):
+            if "match" not in raw:
+                raise ValueError(f"rules[{index}] needs a 'match' repository pattern")
+            # A rule overrides only what it names; everything else comes from the default rule.
+            merged = {**self._default.model_dump(by_alias=True), **raw}
+            self._rules.append(MatchedRule.model_validate(merged))
+
+    def rule_for(self, repository: str) -> Rule:
+        for rule in self._rules:
+            if fnmatch.fnmatchcase(repository, rule.match):
+                return rule
+        return self._default
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigurationError(f"{source}: the policy must be a mapping with 'version'")
+    try:
+        return Policy.model_validate(document)
+    except (ValidationError, ValueError, re.error) as exc:
+        raise ConfigurationError(f"{source}: {exc}") from exc
+
+
+@functools.cache
+def load_policy(path: str) -> Policy:
+    """Read and validate the policy file once per process; errors name the file and the field."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigurationError(f"policy file '{path}' does not exist (DOCKMASTER_POLICY_PATH)")
+    return parse_policy(file.read_text(), str(file))

@@ -1,0 +1,211 @@
+"""ACR data plane for verification: resolve a tag, read a manifest and config, lock or quarantine.
+
+azure-containerregistry re-runs the whole token flow on every request (401,
+exchange, token, retry: four requests per call). Verification must stay within a
+handful of requests per image, so this client keeps ACR's refresh token and the
+per-repository access tokens until they expire, on top of azure-core's pipeline
+(retries with backoff, Retry-After, TLS from the environment's CA bundle).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from azure.core import PipelineClient
+from azure.core.exceptions import AzureError
+from azure.core.pipeline.policies import HeadersPolicy, RetryPolicy, UserAgentPolicy
+from azure.core.rest import HttpRequest, HttpResponse
+
+from .errors import Forbidden, InvalidInput, NotFound, Retryable
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+EXPIRY_MARGIN = 60
+
+
+@dataclass(frozen=True)
+class Manifest:
+    digest: str
+    media_type: str
+    document: dict[str, Any]
+    size: int
+
+
+def _expiry(token: str) -> float:
+    """The `exp` claim of an ACR token (a JWT); its signature is the registry's business."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, KeyError, ValueError):
+        return time.time() + 300
+
+
+class RegistryClient:
+    def __init__(self, login_server: str, credential: TokenCredential, aad_scope: str) -> None:
+        self.login_server = login_server
+        self._credential = credential
+        self._aad_scope = aad_scope
+        self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
+            base_url=f"https://{login_server}",
+            policies=[
+                HeadersPolicy(),
+                UserAgentPolicy(sdk_moniker="dockmaster"),
+                RetryPolicy(retry_total=4, retry_backoff_factor=0.4, timeout=60),
+            ],
+        )
+        self._lock = threading.Lock()
+        self._refresh: tuple[str, float] | None = None
+        self._access: dict[str, tuple[str, float]] = {}
+        self.requests = 0  # counted for the benchmark: every request this client sends
+
+    # Token flow -----------------------------------------------------------------
+    def _post_form(self, path: str, form: dict[str, str]) -> dict[str, Any]:
+        request = HttpRequest(
+            "POST",
+            path,
+            content=urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        response = self._run(request)
+        if response.status_code != 200:
+            raise Forbidden(
+                f"the registry {self.login_server} refused the token request ({response.status_code})"
+            )
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _refresh_token(self) -> str:
+        if self._refresh and self._refresh[1] - EXPIRY_MARGIN > time.time():
+            return self._refresh[0]
+        aad = self._credential.get_token(self._aad_scope).token
+        token = str(
+            self._post_form(
+                "/oauth2/exchange",
+                {"grant_type": "access_token", "service": self.login_server, "access_token": aad},
+            )["refresh_token"]
+        )
+        self._refresh = (token, _expiry(token))
+        return token
+
+    def _access_token(self, scope: str) -> str:
+        with self._lock:
+            cached = self._access.get(scope)
+            if cached and cached[1] - EXPIRY_MARGIN > time.time():
+                return cached[0]
+            answer = self._post_form(
+                "/oauth2/token",
+                {
+                    "grant_type": "refresh_token",
+                    "service": self.login_server,
+                    "scope": scope,
+                    "refresh_token": self._refresh_token(),
+                },
+            )
+            token = str(answer["access_token"])
+            self._access[scope] = (token, _expiry(token))
+            return token
+
+    def _run(self, request: HttpRequest) -> HttpResponse:
+        self.requests += 1
+        try:
+            response: HttpResponse = self._client.send_request(request)
+            return response
+        except AzureError as exc:
+            raise Retryable(f"the registry {self.login_server} is unreachable: {exc}") from exc
+
+    def _send(self, method: str, path: str, scope: str, **kwargs: Any) -> HttpResponse:
+        for attempt in (1, 2):
+            request = HttpRequest(method, path, **kwargs)
+            request.headers["Authorization"] = f"Bearer {self._access_token(scope)}"
+            response = self._run(request)
+            if response.status_code != 401 or attempt == 2:
+                break
+            with self._lock:  # the token was revoked or expired early: forget it, ask once more
+                self._access.pop(scope, None)
+        if response.status_code in (401, 403):
+            raise Forbidden(f"{method} {path} was refused by {self.login_server} ({response.status_code})")
+        if response.status_code == 404:
+            raise NotFound(f"{path} was not found on {self.login_server}")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise Retryable(f"{method} {path} failed on {self.login_server} ({response.status_code})")
+        if response.status_code >= 400:
+            raise InvalidInput(
+                f"{method} {path} was rejected by {self.login_server} ({response.status_code})"
+            )
+        return response
+
+    # Reads ----------------------------------------------------------------------------
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """One request: the manifest a tag or digest names, with its digest checked."""
+        response = self._send(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        raw = response.content
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise InvalidInput(
+                f"the manifest of {repository}:{reference} is larger than {MAX_MANIFEST_BYTES} bytes"
+            )
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        announced = response.headers.get("Docker-Content-Digest")
+        if announced and announced != digest:
+            raise InvalidInput(f"the registry announced {announced} but the manifest hashes to {digest}")
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidInput(f"the manifest of {repository}:{reference} is not JSON") from exc
+        if not isinstance(document, dict):
+            raise InvalidInput(f"the manifest of {repository}:{reference} is not a JSON object")
+        media_type = str(document.get("mediaType") or response.headers.get("Content-Type", "")).split(";")[0]
+        return Manifest(digest, media_type, document, len(raw))
+
+    def get_json_blob(self, repository: str, digest: str, max_bytes: int) -> dict[str, Any]:
+        response = self._send(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+        )
+        raw = response.content
+        if len(raw) > max_bytes:
+            raise InvalidInput(f"blob {digest} is {len(raw)} bytes, more than {max_bytes}")
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+            raise InvalidInput(f"blob {digest} does not match its digest")
+        document = json.loads(raw)
+        if not isinstance(document, dict):
+            raise InvalidInput(f"blob {digest} is not a JSON object")
+        return document
+
+    # Writes ---------------------------------------------------------------------------
+    def update_tag(self, repository: str, tag: str, attributes: dict[str, bool]) -> None:
+        self._send(
+            "PATCH",
+            f"/acr/v1/{repository}/_tags/{tag}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+            json=attributes,
+        )
+
+    def update_manifest(self, repository: str, digest: str, attributes: dict[str, bool]) -> None:
+        self._send(
+            "PATCH",
+            f"/acr/v1/{repository}/_manifests/{digest}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+            json=attributes,
+        )

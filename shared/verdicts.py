@@ -1,0 +1,241 @@
+"""Verdicts: one Table entity per (registry, repository, digest, policy version), and their events.
+
+Inserting the entity is the idempotency gate: a redelivered event finds it and
+stops. Every later change uses the entity's ETag, so two deliveries racing on
+one image cannot both act.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+
+from .errors import Conflict, NotFound, Retryable
+
+FINAL = {"passed", "failed", "superseded"}
+MAX_EXCERPT = 16 * 1024
+
+
+def partition_key(registry: str, repository: str) -> str:
+    # Table keys cannot hold '/'; '~' cannot appear in an OCI repository name.
+    return f"{registry.lower()}|{repository.replace('/', '~')}"
+
+
+def row_key(digest: str, policy_version: str) -> str:
+    return f"{digest}|{policy_version}"
+
+
+@dataclass
+class Verdict:
+    registry: str
+    repository: str
+    digest: str
+    policy_version: str
+    tag: str | None
+    status: str = "pending"  # pending | running | passed | failed | superseded
+    checks: list[dict[str, str]] = field(default_factory=list)
+    run_id: str | None = None
+    log_excerpt: str = ""
+    events: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    pending_actions: list[str] = field(default_factory=list)
+    published: bool = False
+    deleted: bool = False
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    claimed_at: dt.datetime | None = None
+    etag: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return partition_key(self.registry, self.repository), row_key(self.digest, self.policy_version)
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def to_entity(self) -> dict[str, Any]:
+        pk, rk = self.key
+        entity: dict[str, Any] = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "Registry": self.registry,
+            "Repository": self.repository,
+            "Digest": self.digest,
+            "PolicyVersion": self.policy_version,
+            "Tag": self.tag or "",
+            "Status": self.status,
+            "Checks": json.dumps(self.checks),
+            "RunId": self.run_id or "",
+            "LogExcerpt": self.log_excerpt[-MAX_EXCERPT:],
+            "Events": json.dumps(self.events),
+            "Actions": json.dumps(self.actions),
+            "PendingActions": json.dumps(self.pending_actions),
+            "Published": self.published,
+            "Deleted": self.deleted,
+        }
+        for name, value in (
+            ("CreatedAt", self.created_at),
+            ("UpdatedAt", self.updated_at),
+            ("CompletedAt", self.completed_at),
+            ("ClaimedAt", self.claimed_at),
+        ):
+            if value is not None:
+                entity[name] = value
+        return entity
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> Verdict:
+        return cls(
+            registry=entity["Registry"],
+            repository=entity["Repository"],
+            digest=entity["Digest"],
+            policy_version=entity["PolicyVersion"],
+            tag=entity.get("Tag") or None,
+            status=entity["Status"],
+            checks=json.loads(entity.get("Checks") or "[]"),
+            run_id=entity.get("RunId") or None,
+            log_excerpt=entity.get("LogExcerpt") or "",
+            events=json.loads(entity.get("Events") or "[]"),
+            actions=json.loads(entity.get("Actions") or "[]"),
+            pending_actions=json.loads(entity.get("PendingActions") or "[]"),
+            published=bool(entity.get("Published")),
+            deleted=bool(entity.get("Deleted")),
+            created_at=entity.get("CreatedAt"),
+            updated_at=entity.get("UpdatedAt"),
+            completed_at=entity.get("CompletedAt"),
+            claimed_at=entity.get("ClaimedAt"),
+            etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The verdict as APIs and events show it."""
+        return {
+            "registry": self.registry,
+            "repository": self.repository,
+            "digest": self.digest,
+            "tag": self.tag,
+            "policyVersion": self.policy_version,
+            "status": self.status,
+            "checks": self.checks,
+            "runId": self.run_id,
+            "actions": self.actions,
+            "deleted": self.deleted,
+            "events": self.events,
+            "createdAt": self.created_at.isoformat() if self.created_at else None,
+            "completedAt": self.completed_at.isoformat() if self.completed_at else None,
+        }
+
+
+class VerdictStore:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            try:
+                self._table.create_table()
+            except ResourceExistsError:
+                pass
+            except HttpResponseError as exc:
+                raise Retryable(f"the verdict table is unavailable: {exc.message}") from exc
+            self._ready = True
+
+    def insert(self, verdict: Verdict) -> Verdict | None:
+        """Insert if absent; returns the stored verdict when one already existed."""
+        self._ensure()
+        try:
+            metadata = self._table.create_entity(verdict.to_entity())
+            verdict.etag = metadata.get("etag")
+            return None
+        except ResourceExistsError:
+            return self.get(*verdict.key)
+        except HttpResponseError as exc:
+            raise Retryable(f"cannot store the verdict: {exc.message}") from exc
+
+    def get(self, partition: str, row: str) -> Verdict:
+        self._ensure()
+        try:
+            return Verdict.from_entity(self._table.get_entity(partition, row))
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no verdict {partition}/{row}") from exc
+        except HttpResponseError as exc:
+            raise Retryable(f"cannot read the verdict: {exc.message}") from exc
+
+    def replace(self, verdict: Verdict) -> Verdict:
+        """Write back only if nobody changed the entity since it was read (ETag)."""
+        try:
+            metadata = self._table.update_entity(
+                verdict.to_entity(),
+                mode="replace",
+                etag=verdict.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError as exc:
+            raise Conflict("the verdict changed concurrently") from exc
+        except HttpResponseError as exc:
+            if exc.status_code == 412:
+                raise Conflict("the verdict changed concurrently") from exc
+            raise Retryable(f"cannot update the verdict: {exc.message}") from exc
+        verdict.etag = metadata.get("etag")
+        return verdict
+
+    def history(self, registry: str, repository: str) -> list[Verdict]:
+        self._ensure()
+        partition = partition_key(registry, repository).replace("'", "''")
+        entities = self._table.query_entities(f"PartitionKey eq '{partition}'")
+        return sorted(
+            (Verdict.from_entity(e) for e in entities),
+            key=lambda v: v.created_at or dt.datetime.min.replace(tzinfo=dt.UTC),
+            reverse=True,
+        )
+
+    def for_digest(self, registry: str, repository: str, digest: str) -> list[Verdict]:
+        return [v for v in self.history(registry, repository) if v.digest == digest]
+
+
+class Publisher:
+    """Publishes verdicts as CloudEvents; without a topic it only logs."""
+
+    TYPES: ClassVar[dict[str, str]] = {
+        "passed": "Dockmaster.Verification.Passed",
+        "failed": "Dockmaster.Verification.Failed",
+        "superseded": "Dockmaster.Verification.Superseded",
+    }
+
+    def __init__(self, client: Any | None, source: str = "/dockmaster/verifications") -> None:
+        self._client = client
+        self._source = source
+
+    @property
+    def enabled(self) -> bool:
+        return self._client is not None
+
+    def publish(self, verdict: Verdict, registry_id: str) -> None:
+        if self._client is None:
+            return
+        from azure.core.messaging import CloudEvent
+
+        event = CloudEvent(
+            source=registry_id,
+            type=self.TYPES[verdict.status],
+            subject=f"{verdict.repository}@{verdict.digest}",
+            data=verdict.public(),
+            id=f"{verdict.digest}|{verdict.policy_version}|{verdict.status}",
+        )
+        try:
+            self._client.send([event])
+        except HttpResponseError as exc:
+            raise Retryable(f"cannot publish the verdict: {exc.message}") from exc

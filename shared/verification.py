@@ -1,0 +1,317 @@
+"""The verification pipeline: event → checks → smoke run → verdict → actions → event.
+
+Triggers call `Verifier.handle_event` (Event Grid) and `Verifier.follow_run` (queue);
+nothing here waits for a run: scheduling returns at once and a delayed queue
+message comes back to look at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import checks, events, tasks
+from .checks import CheckResult
+from .clock import Clock
+from .config import RegistryRef, Settings
+from .errors import Conflict, InvalidInput, NotFound, Retryable
+from .policy import Policy, Rule
+from .registry import RegistryClient
+from .verdicts import Publisher, Verdict, VerdictStore
+
+log = logging.getLogger("dockmaster.verification")
+
+CLAIM_SECONDS = 120  # a claim older than this was left by a crashed worker and may be taken over
+FIRST_POLL_SECONDS = 1
+MAX_POLL_SECONDS = 15
+DEADLINE_MARGIN_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to verify: from an ImagePushed event or an API call."""
+
+    registry: RegistryRef
+    repository: str
+    digest: str
+    tag: str | None
+    cause: str  # the event id, or api:<id>
+
+
+class RunQueue:
+    """The queue that brings a scheduled run back to the verifier after a delay."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._ready = False
+
+    def send(self, message: dict[str, Any], delay_seconds: int) -> None:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            if not self._ready:
+                with contextlib.suppress(ResourceExistsError):
+                    self._client.create_queue()
+                self._ready = True
+            self._client.send_message(json.dumps(message), visibility_timeout=delay_seconds)
+        except AzureError as exc:
+            raise Retryable(f"cannot queue the run follow-up: {exc}") from exc
+
+
+def context(verdict: Verdict | None = None, cause: str | None = None) -> str:
+    parts = []
+    if cause:
+        parts.append(f"event={cause}")
+    if verdict is not None:
+        parts += [f"digest={verdict.digest}", f"repository={verdict.repository}"]
+        if verdict.run_id:
+            parts.append(f"run={verdict.run_id}")
+    return " ".join(parts)
+
+
+class Verifier:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        store: VerdictStore,
+        registry_data: Callable[[RegistryRef], RegistryClient],
+        tasks_client: Callable[[str], Any],
+        queue: RunQueue,
+        publisher: Publisher,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.store = store
+        self.registry_data = registry_data
+        self.tasks_client = tasks_client
+        self.queue = queue
+        self.publisher = publisher
+        self.clock = clock
+
+    # Entry points ---------------------------------------------------------------------
+    def handle_event(self, raw: dict[str, Any]) -> Verdict | list[Verdict]:
+        """An ACR event. InvalidInput (incl. UnknownRegistry) means: log it and acknowledge."""
+        event = events.parse(raw, self.settings.registries)
+        if not event.pushed:
+            return self.mark_deleted(event)
+        return self.verify(Request(event.registry, event.repository, event.digest, event.tag, event.event_id))
+
+    def mark_deleted(self, event: events.ImageEvent) -> list[Verdict]:
+        marked = []
+        for verdict in self.store.for_digest(event.registry.name, event.repository, event.digest):
+            if verdict.deleted:
+                continue
+            verdict.deleted = True
+            verdict.updated_at = self.clock.now()
+            if event.event_id not in verdict.events:
+                verdict.events.append(event.event_id)
+            try:
+                marked.append(self.store.replace(verdict))
+            except Conflict:
+                raise Retryable("the verdict changed while marking it deleted; retry") from None
+        log.info("image deleted event=%s digest=%s verdicts=%d", event.event_id, event.digest, len(marked))
+        return marked
+
+    def verify(self, request: Request) -> Verdict:
+        now = self.clock.now()
+        verdict = Verdict(
+            registry=request.registry.name,
+            repository=request.repository,
+            digest=request.digest,
+            policy_version=self.policy.version,
+            tag=request.tag,
+            events=[request.cause],
+            created_at=now,
+            updated_at=now,
+            claimed_at=now,
+        )
+        existing = self.store.insert(verdict)
+        if existing is not None:
+            claimed = self._resume(existing, request, now)
+            if claimed is None:
+                return existing
+            verdict = claimed
+        log.info("verifying %s", context(verdict, request.cause))
+        try:
+            return self._check(verdict, request)
+        except Retryable:
+            self._release(verdict)
+            raise
+
+    def follow_run(self, message: dict[str, Any]) -> Verdict:
+        """A queue message about a scheduled smoke run: finish the verdict or look again later."""
+        try:
+            partition, row, run_id = message["partition"], message["row"], message["runId"]
+            deadline = dt.datetime.fromisoformat(message["deadline"])
+            attempt = int(message.get("attempt", 0))
+            registry = self.settings.registries[message["registry"].lower()]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"malformed run follow-up message: {exc}") from exc
+        verdict = self.store.get(partition, row)
+        if verdict.final:
+            return self._complete(verdict, registry)
+        if verdict.run_id != run_id or verdict.status != "running":
+            log.info("stale follow-up for run %s; %s", run_id, context(verdict))
+            return verdict
+        rule = self.policy.rule_for(verdict.repository)
+        client = self.tasks_client(registry.subscription)
+        state = tasks.get_run(client, registry.group, registry.name, run_id)
+        if not state.finished:
+            if self.clock.now() >= deadline:
+                with contextlib.suppress(NotFound, InvalidInput):
+                    tasks.cancel_run(client, registry.group, registry.name, run_id)
+                result = checks.failed("smoke-run", f"no result before the deadline ({deadline.isoformat()})")
+                return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], "")
+            self._follow_later(verdict, registry, deadline, attempt + 1)
+            return verdict
+        log_text = tasks.read_log(client, registry.group, registry.name, run_id)
+        result = checks.check_smoke_run(rule, state.status, state.error, log_text)
+        log.info("run finished status=%s %s", state.status, context(verdict))
+        return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], log_text)
+
+    # Pipeline --------------------------------------------------------------------------
+    def _resume(self, existing: Verdict, request: Request, now: dt.datetime) -> Verdict | None:
+        """A second delivery: record it; carry on only if the first one was abandoned."""
+        if request.cause not in existing.events:
+            existing.events.append(request.cause)
+            existing.updated_at = now
+            try:
+                existing = self.store.replace(existing)
+            except Conflict:
+                return None
+        if existing.final:
+            if existing.pending_actions or not existing.published:
+                self._complete(existing, request.registry)
+            return None
+        if existing.status == "running":
+            return None
+        if existing.claimed_at and (now - existing.claimed_at).total_seconds() < CLAIM_SECONDS:
+            return None
+        existing.claimed_at = now
+        try:
+            return self.store.replace(existing)
+        except Conflict:
+            return None
+
+    def _release(self, verdict: Verdict) -> None:
+        """After a transient failure, let the platform's redelivery take the work again."""
+        verdict.claimed_at = None
+        with contextlib.suppress(Conflict, Retryable):
+            self.store.replace(verdict)
+
+    def _prior(self, verdict: Verdict) -> list[CheckResult]:
+        return [CheckResult(c["name"], c["status"], c["reason"]) for c in verdict.checks]  # type: ignore[arg-type]
+
+    def _check(self, verdict: Verdict, request: Request) -> Verdict:
+        registry = request.registry
+        rule = self.policy.rule_for(verdict.repository)
+        client = self.registry_data(registry)
+        manifest = client.get_manifest(verdict.repository, request.tag or request.digest)
+        if manifest.digest != request.digest:
+            result = checks.failed("tag-resolves", f"tag {request.tag} now points to {manifest.digest}")
+            return self._finalize(verdict, registry, rule, [result], "", status="superseded")
+        results = [checks.passed("tag-resolves", manifest.digest)] if request.tag else []
+        if request.tag:
+            results += checks.check_tag(rule, request.tag)
+        results += checks.check_manifest(rule, manifest.media_type, manifest.document)
+        descriptor = checks.config_descriptor(manifest.document)
+        if descriptor is not None:
+            digest, size = descriptor
+            if size > rule.max_config_bytes:
+                results += checks.check_config(rule, {}, size)
+            else:
+                config = client.get_json_blob(verdict.repository, digest, rule.max_config_bytes)
+                results += checks.check_config(rule, config, size)
+        if checks.outcome(results) == "failed" or not rule.smoke_run.enabled:
+            return self._finalize(verdict, registry, rule, results, "")
+        return self._start_run(verdict, registry, rule, results)
+
+    def _start_run(
+        self, verdict: Verdict, registry: RegistryRef, rule: Rule, results: list[CheckResult]
+    ) -> Verdict:
+        smoke = rule.smoke_run
+        body = tasks.encoded_cmd_request(
+            tasks.smoke_command(verdict.repository, verdict.digest, smoke.args), timeout=smoke.timeout_seconds
+        )
+        client = self.tasks_client(registry.subscription)
+        state = tasks.schedule(client, registry.group, registry.name, body)
+        verdict.status = "running"
+        verdict.run_id = state.run_id
+        verdict.checks = [r.as_dict() for r in results]
+        verdict.updated_at = self.clock.now()
+        verdict = self.store.replace(verdict)
+        deadline = self.clock.now() + dt.timedelta(seconds=smoke.timeout_seconds + DEADLINE_MARGIN_SECONDS)
+        log.info("smoke run scheduled %s", context(verdict))
+        self._follow_later(verdict, registry, deadline, 0)
+        return verdict
+
+    def _follow_later(
+        self, verdict: Verdict, registry: RegistryRef, deadline: dt.datetime, attempt: int
+    ) -> None:
+        partition, row = verdict.key
+        message = {
+            "partition": partition,
+            "row": row,
+            "registry": registry.name,
+            "runId": verdict.run_id,
+            "deadline": deadline.isoformat(),
+            "attempt": attempt,
+        }
+        self.queue.send(message, min(FIRST_POLL_SECONDS * 2**attempt, MAX_POLL_SECONDS))
+
+    def _finalize(
+        self,
+        verdict: Verdict,
+        registry: RegistryRef,
+        rule: Rule,
+        results: list[CheckResult],
+        log_text: str,
+        status: str | None = None,
+    ) -> Verdict:
+        verdict.status = status or checks.outcome(results)
+        verdict.checks = [r.as_dict() for r in results]
+        verdict.log_excerpt = log_text
+        verdict.completed_at = verdict.updated_at = self.clock.now()
+        if verdict.status == "passed" and rule.on_pass == "lock":  # noqa: S105 (a policy action, not a secret)
+            verdict.pending_actions = ["lock"]
+        elif verdict.status == "failed" and rule.on_fail == "quarantine":
+            verdict.pending_actions = ["quarantine"]
+        verdict = self.store.replace(verdict)
+        log.info("verdict %s %s", verdict.status, context(verdict))
+        return self._complete(verdict, registry)
+
+    def _complete(self, verdict: Verdict, registry: RegistryRef) -> Verdict:
+        """Apply the recorded actions, then publish; each step is recorded, so a retry resumes."""
+        client = self.registry_data(registry)
+        while verdict.pending_actions:
+            action = verdict.pending_actions[0]
+            if action == "lock":
+                locked = {"writeEnabled": False, "deleteEnabled": False}
+                if verdict.tag:
+                    client.update_tag(verdict.repository, verdict.tag, locked)
+                client.update_manifest(verdict.repository, verdict.digest, locked)
+                done = f"locked {verdict.tag + ' and ' if verdict.tag else ''}{verdict.digest}"
+            else:
+                client.update_manifest(verdict.repository, verdict.digest, {"readEnabled": False})
+                done = f"quarantined {verdict.digest} (readEnabled=false)"
+            verdict.pending_actions = verdict.pending_actions[1:]
+            verdict.actions.append(done)
+            verdict = self.store.replace(verdict)
+            log.info("%s %s", done, context(verdict))
+        if not verdict.published and self.publisher.enabled:
+            self.publisher.publish(verdict, registry.resource_id)
+            verdict.published = True
+            verdict = self.store.replace(verdict)
+        return verdict
+
+
+def new_cause() -> str:
+    return f"api:{uuid.uuid4()}"

@@ -26,6 +26,14 @@ IMAGE_TYPES = [
 SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 
 
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+    return pattern
+
+
 class SmokeRun(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -37,10 +45,8 @@ class SmokeRun(BaseModel):
 
     @field_validator("expect_output")
     @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            re.compile(value)
-        return value
+    def _output(cls, value: str | None) -> str | None:
+        return _regex(value) if value is not None else None
 
 
 class Rule(BaseModel):
@@ -65,16 +71,12 @@ class Rule(BaseModel):
     @field_validator("forbidden_env")
     @classmethod
     def _patterns(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            re.compile(pattern)
-        return value
+        return [_regex(pattern) for pattern in value]
 
     @field_validator("tag_pattern")
     @classmethod
     def _tag_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            re.compile(value)
-        return value
+        return _regex(value) if value is not None else None
 
     @field_validator("required_platforms")
     @classmethod
@@ -105,6 +107,9 @@ class Policy(BaseModel):
             # A rule overrides only what it names; everything else comes from the default rule.
             merged = {**self._default.model_dump(by_alias=True), **raw}
             self._rules.append(MatchedRule.model_validate(merged))
+
+    def default_rule(self) -> Rule:
+        return self._default
 
     def rule_for(self, repository: str) -> Rule:
         for rule in self._rules:

@@ -95,4 +95,4 @@ def test_bad_events_are_refused(raw: Any, message: str) -> None:
 
 
 def test_pushed_constant() -> None:
-    assert PUSHED == SAMPLE["eventType"]
+    assert SAMPLE["eventType"] == PUSHED

@@ -78,7 +78,7 @@ class RegistryClient:
     def _post_form(self, path: str, form: dict[str, str]) -> dict[str, Any]:
         request = HttpRequest(
             "POST",
-            path,
+            self._client.format_url(path),
             content=urlencode(form).encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
@@ -131,7 +131,7 @@ class RegistryClient:
 
     def _send(self, method: str, path: str, scope: str, **kwargs: Any) -> HttpResponse:
         for attempt in (1, 2):
-            request = HttpRequest(method, path, **kwargs)
+            request = HttpRequest(method, self._client.format_url(path), **kwargs)
             request.headers["Authorization"] = f"Bearer {self._access_token(scope)}"
             response = self._run(request)
             if response.status_code != 401 or attempt == 2:

@@ -7,6 +7,7 @@ import io
 import shlex
 import tarfile
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,11 @@ class RunState:
         return self.status in TERMINAL_STATUSES
 
 
+def _text(value: Any) -> str:
+    """SDK enums (RunStatus.SUCCEEDED) as the wire string ("Succeeded")."""
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
 def _wrap(error: Exception, what: str) -> Exception:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
@@ -117,7 +123,7 @@ def schedule(client: Any, group: str, registry: str, body: dict[str, Any]) -> Ru
         run = client.registries.schedule_run(group, registry, body)
     except AzureError as exc:
         raise _wrap(exc, f"scheduling a run on {registry}") from exc
-    return RunState(str(run.run_id), str(run.status), None)
+    return RunState(str(run.run_id), _text(run.status), None)
 
 
 def get_run(client: Any, group: str, registry: str, run_id: str) -> RunState:
@@ -127,7 +133,7 @@ def get_run(client: Any, group: str, registry: str, run_id: str) -> RunState:
         run = client.runs.get(group, registry, run_id)
     except AzureError as exc:
         raise _wrap(exc, f"reading run {run_id}") from exc
-    return RunState(run_id, str(run.status), run.run_error_message)
+    return RunState(run_id, _text(run.status), run.run_error_message)
 
 
 def cancel_run(client: Any, group: str, registry: str, run_id: str) -> None:

@@ -1,0 +1,218 @@
+"""The verification pipeline in-process against devstack: real registry, ACR Tasks, Table and Queue.
+
+The queue trigger is stood in for by `drain`, which hands each visible message
+to `Verifier.follow_run` as the Functions host would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.containerregistry import ContainerRegistryClient
+from azure.storage.blob import BlobClient
+
+from shared import services
+from shared.events import UnknownRegistry
+from shared.tasks import docker_build_request, pack_context
+from shared.verdicts import Verdict
+from shared.verification import Verifier
+from tests.conftest import group_of, wait_for_run
+
+POLICY = Path(__file__).parent.parent / "data" / "policy.yaml"
+
+
+@pytest.fixture(scope="module")
+def verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
+    settings = {
+        "AZURE_SUBSCRIPTION_ID": devstack.subscription,
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
+        "AzureWebJobsStorage": devstack.endpoints["storageConnectionString"],
+        "DOCKMASTER_REGISTRIES": registry.id,
+        "DOCKMASTER_POLICY_PATH": str(POLICY),
+        "DOCKMASTER_VERDICTS_TABLE": f"verdicts{uuid.uuid4().hex[:8]}",
+        "DOCKMASTER_RUNS_QUEUE": f"runs-{uuid.uuid4().hex[:8]}",
+        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        services.reset()
+        yield services.verifier()
+        services.reset()
+
+
+def build(tasks_client: Any, registry: Any, context: Path, image: str) -> str:
+    target = tasks_client.registries.get_build_source_upload_url(group_of(registry.id), registry.name)
+    BlobClient.from_blob_url(target.upload_url).upload_blob(pack_context(context))
+    run = tasks_client.registries.schedule_run(
+        group_of(registry.id), registry.name, docker_build_request(target.relative_path, [image])
+    )
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Succeeded", finished.run_error_message
+    return str(finished.output_images[0].digest)
+
+
+def image_context(tmp_path: Path, hello_context: Path, entrypoint: str) -> Path:
+    context = tmp_path / uuid.uuid4().hex
+    context.mkdir()
+    shutil.copy(hello_context / "busybox", context / "busybox")  # keeps the executable bit
+    (context / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT {entrypoint}\n")
+    return context
+
+
+def pushed(
+    registry: Any, repository: str, tag: str, digest: str, event_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "topic": registry.id,
+        "subject": f"{repository}:{tag}",
+        "eventType": "Microsoft.ContainerRegistry.ImagePushed",
+        "eventTime": "2026-11-29T08:00:00Z",
+        "data": {
+            "target": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "repository": repository,
+                "tag": tag,
+                "digest": digest,
+            },
+            "request": {"host": "evil.example"},
+        },
+        "dataVersion": "1.0",
+    }
+
+
+def drain(verifier: Verifier, verdict: Verdict, timeout: float = 90) -> Verdict:
+    from shared import clients
+
+    queue = clients.queue_client()
+    deadline = time.monotonic() + timeout
+    while not verdict.final:
+        assert time.monotonic() < deadline, f"verdict still {verdict.status}"
+        for message in queue.receive_messages(visibility_timeout=30, max_messages=8):
+            verdict = verifier.follow_run(json.loads(message.content))
+            queue.delete_message(message)
+        time.sleep(0.2)
+    return verdict
+
+
+@pytest.fixture(scope="module")
+def data_client(registry: Any, credential: Any, devstack: Any) -> ContainerRegistryClient:
+    return ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
+
+
+def test_a_good_image_passes_and_is_locked(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path, data_client: Any
+) -> None:
+    digest = build(tasks_client, registry, hello_context, "verify/good:v1")
+    verdict = verifier.handle_event(pushed(registry, "verify/good", "v1", digest))
+    assert isinstance(verdict, Verdict)
+    assert verdict.status == "running"
+    verdict = drain(verifier, verdict)
+    assert verdict.status == "passed", verdict.checks
+    assert "Hello from Dockmaster" in verdict.log_excerpt
+    assert {c["name"] for c in verdict.checks} >= {"tag-resolves", "media-type", "env", "smoke-run"}
+    assert verdict.actions == [f"locked v1 and {digest}"]
+    tag = data_client.get_tag_properties("verify/good", "v1")
+    assert (tag.can_write, tag.can_delete) == (False, False)
+
+
+def test_a_failing_command_is_quarantined(
+    verifier: Verifier,
+    tasks_client: Any,
+    registry: Any,
+    hello_context: Path,
+    data_client: Any,
+    tmp_path: Path,
+) -> None:
+    context = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "echo broken; exit 1"]')
+    digest = build(tasks_client, registry, context, "verify/bad:v1")
+    verdict = drain(verifier, verifier.handle_event(pushed(registry, "verify/bad", "v1", digest)))  # type: ignore[arg-type]
+    assert verdict.status == "failed"
+    smoke = next(c for c in verdict.checks if c["name"] == "smoke-run")
+    assert smoke["reason"] == "exit status 1, expected 0"
+    assert "broken" in verdict.log_excerpt
+    assert data_client.get_manifest_properties("verify/bad", digest).can_read is False
+
+
+def test_a_moved_tag_is_superseded(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path, tmp_path: Path
+) -> None:
+    first = build(tasks_client, registry, hello_context, "verify/moving:v1")
+    other = image_context(tmp_path, hello_context, '["/bin/busybox", "true"]')
+    second = build(tasks_client, registry, other, "verify/moving:v1")
+    assert first != second
+    verdict = verifier.handle_event(pushed(registry, "verify/moving", "v1", first))
+    assert isinstance(verdict, Verdict)
+    assert verdict.status == "superseded"
+    assert verdict.run_id is None
+    assert second in verdict.checks[0]["reason"]
+
+
+def test_redelivery_changes_nothing(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path
+) -> None:
+    digest = build(tasks_client, registry, hello_context, "nosmoke/app:v1")
+    event = pushed(registry, "nosmoke/app", "v1", digest)
+    first = verifier.handle_event(event)
+    assert isinstance(first, Verdict)
+    assert first.status == "passed"
+    again = verifier.handle_event(event)
+    assert isinstance(again, Verdict)
+    assert (again.status, again.completed_at, again.events) == ("passed", first.completed_at, first.events)
+    other_delivery = verifier.handle_event(pushed(registry, "nosmoke/app", "v1", digest))
+    assert isinstance(other_delivery, Verdict)
+    assert other_delivery.completed_at == first.completed_at
+    stored = verifier.store.get(*first.key)
+    assert len(stored.events) == 2, "a second event for the same image is recorded, not re-verified"
+
+
+def test_policy_violations_fail_with_reasons(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path
+) -> None:
+    digest = build(tasks_client, registry, hello_context, "strict/app:latest")
+    verdict = verifier.handle_event(pushed(registry, "strict/app", "latest", digest))
+    assert isinstance(verdict, Verdict)
+    assert verdict.status == "failed"
+    reasons = {c["name"]: c["reason"] for c in verdict.checks if c["status"] == "failed"}
+    assert reasons["user"].startswith("the image runs as root")
+    assert "not a semantic version" in reasons["tag-naming"]
+
+
+def test_a_hanging_run_times_out(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path, tmp_path: Path
+) -> None:
+    context = image_context(tmp_path, hello_context, '["/bin/busybox", "sleep", "300"]')
+    digest = build(tasks_client, registry, context, "slow/app:v1")
+    verdict = drain(verifier, verifier.handle_event(pushed(registry, "slow/app", "v1", digest)))  # type: ignore[arg-type]
+    assert verdict.status == "failed"
+    assert "timed out" in next(c["reason"] for c in verdict.checks if c["name"] == "smoke-run")
+
+
+def test_foreign_and_deleted_events(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path
+) -> None:
+    foreign = pushed(registry, "a/b", "v1", "sha256:" + "0" * 64)
+    foreign["topic"] = foreign["topic"].rsplit("/", 1)[0] + "/notconfigured"
+    with pytest.raises(UnknownRegistry):
+        verifier.handle_event(foreign)
+    digest = build(tasks_client, registry, hello_context, "nosmoke/gone:v1")
+    verifier.handle_event(pushed(registry, "nosmoke/gone", "v1", digest))
+    deleted = {
+        "id": str(uuid.uuid4()),
+        "topic": registry.id,
+        "subject": "nosmoke/gone",
+        "eventType": "Microsoft.ContainerRegistry.ImageDeleted",
+        "eventTime": "2026-11-29T08:00:00Z",
+        "data": {"target": {"mediaType": "x", "repository": "nosmoke/gone", "digest": digest}},
+    }
+    marked = verifier.handle_event(deleted)
+    assert isinstance(marked, list)
+    assert [v.deleted for v in marked] == [True]

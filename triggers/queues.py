@@ -1,0 +1,22 @@
+"""Queue: follow a scheduled smoke run until its verdict is final."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+bp = func.Blueprint()
+log = logging.getLogger("dockmaster.triggers.queues")
+
+
+@bp.queue_trigger(arg_name="message", queue_name="%DOCKMASTER_RUNS_QUEUE%", connection="AzureWebJobsStorage")
+def follow_verification_run(message: func.QueueMessage) -> None:
+    from shared.errors import InvalidInput
+    from shared.services import verifier
+
+    try:
+        verifier().follow_run(json.loads(message.get_body()))
+    except (InvalidInput, ValueError) as exc:
+        log.warning("message=%s rejected: %s", message.id, exc)

@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger("dockmaster.triggers.events")
 
 

@@ -63,6 +63,8 @@ class Faults:
     def __init__(self, admin_key: str) -> None:
         self._admin_key = admin_key
         self._rules: list[Fault] = []
+        # Requests seen per endpoint (arm, dataplane, identity): benchmarks read them at /_devstack/stats.
+        self.requests: dict[str, int] = dict.fromkeys(sorted(TARGETS), 0)
 
     def take(self, target: str, method: str, path: str) -> Fault | None:
         for rule in self._rules:
@@ -78,6 +80,7 @@ class Faults:
             if scope["type"] != "http" or scope["path"].startswith("/_devstack/"):
                 await app(scope, receive, send)
                 return
+            self.requests[target] += 1
             fault = self.take(target, scope["method"], scope["path"])
             if fault is None:
                 await app(scope, receive, send)
@@ -100,6 +103,16 @@ class Faults:
         return middleware
 
     # Admin API --------------------------------------------------------------------
+    async def stats(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(
+                {"error": {"code": "Unauthorized", "message": "X-Devstack-Admin-Key required"}}, 401
+            )
+        if request.method == "DELETE":
+            self.requests = dict.fromkeys(self.requests, 0)
+            return Response(status_code=204)
+        return JSONResponse({"requests": self.requests})
+
     def _authorized(self, request: Request) -> bool:
         return hmac.compare_digest(request.headers.get("x-devstack-admin-key", ""), self._admin_key)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import clients
+from . import clients, telemetry
 from .clock import SystemClock
 from .config import get_settings
 from .policy import load_policy
@@ -14,6 +14,7 @@ from .verification import RunQueue, Verifier
 
 @functools.cache
 def verifier() -> Verifier:
+    telemetry.configure()
     settings = get_settings()
     return Verifier(
         settings=settings,

@@ -10,7 +10,18 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger("dockmaster.triggers.events")
 
 
-def as_dict(event: func.EventGridEvent) -> dict[str, object]:
+def as_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
+    """The event in its own schema: the worker hands CloudEvents deliveries over as func.CloudEvent."""
+    if isinstance(event, func.CloudEvent):
+        return {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "subject": event.subject,
+            "time": event.time.isoformat() if event.time else None,
+            "data": event.get_json(),
+        }
     return {
         "id": event.id,
         "topic": event.topic,
@@ -23,7 +34,7 @@ def as_dict(event: func.EventGridEvent) -> dict[str, object]:
 
 
 @bp.event_grid_trigger(arg_name="event")
-def on_image_event(event: func.EventGridEvent) -> None:
+def on_image_event(event: func.EventGridEvent) -> None:  # a CloudEvents delivery arrives as func.CloudEvent
     from shared.errors import InvalidInput
     from shared.services import verifier
 

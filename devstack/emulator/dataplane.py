@@ -324,30 +324,28 @@ class Fronts:
         self, registry: dict[str, Any], storage: RegistryStorage, name: str, ref: str, method: str
     ) -> None:
         """Enforce ACR's changeable attributes on manifests and tags."""
-        tags = {t.name: t for t in await asyncio.to_thread(storage.tags, name)}
-        if DIGEST.match(ref):
-            digest: str | None = ref
-        elif TAG.match(ref):
-            digest = tags[ref].digest if ref in tags else None
-        else:
-            raise AcrError(400, "MANIFEST_INVALID", "invalid manifest reference", detail={"reference": ref})
 
         def allowed(key: str, attribute: str) -> bool:
             return self._attributes(registry, key)[attribute]
 
-        if method in ("GET", "HEAD") and digest:
-            readable = allowed(f"{name}@{digest}", "readEnabled")
-            if not readable or (ref in tags and not allowed(f"{name}:{ref}", "readEnabled")):
+        is_digest = DIGEST.match(ref) is not None
+        if not is_digest and not TAG.match(ref):
+            raise AcrError(400, "MANIFEST_INVALID", "invalid manifest reference", detail={"reference": ref})
+        tag = None if is_digest else await asyncio.to_thread(storage.tag, name, ref)
+        if method in ("GET", "HEAD"):
+            digest = ref if is_digest else tag.digest if tag else None
+            if digest and not allowed(f"{name}@{digest}", "readEnabled"):
                 raise denied()
-        elif method == "PUT" and ref in tags:
-            current = tags[ref].digest
+            if tag and not allowed(f"{name}:{ref}", "readEnabled"):
+                raise denied()
+        elif method == "PUT" and tag is not None:
             if not allowed(f"{name}:{ref}", "writeEnabled") or not allowed(
-                f"{name}@{current}", "writeEnabled"
+                f"{name}@{tag.digest}", "writeEnabled"
             ):
                 raise denied()
-        elif method == "DELETE" and digest:
-            tagged = [t.name for t in tags.values() if t.digest == digest]
-            if not allowed(f"{name}@{digest}", "deleteEnabled") or any(
+        elif method == "DELETE" and is_digest:
+            tagged = [t.name for t in await asyncio.to_thread(storage.tags, name) if t.digest == ref]
+            if not allowed(f"{name}@{ref}", "deleteEnabled") or any(
                 not allowed(f"{name}:{t}", "deleteEnabled") for t in tagged
             ):
                 raise denied()

@@ -86,6 +86,17 @@ class RegistryStorage:
                 records.append(TagRecord(tag_dir.name, digest, created, link.stat().st_mtime))
         return records
 
+    def tag(self, repo: str, tag: str) -> TagRecord | None:
+        """One tag, without listing the others (a pull must not cost O(tags))."""
+        if "/" in tag or tag in ("", ".", ".."):
+            return None
+        tag_dir = self._repo_dir(repo) / "_manifests" / "tags" / tag
+        link = tag_dir / "current" / "link"
+        if not link.is_file():
+            return None
+        updated = link.stat().st_mtime
+        return TagRecord(tag, link.read_text().strip(), updated, updated)
+
     def manifests(self, repo: str) -> dict[str, float]:
         """Digest → time the revision was first pushed."""
         try:

@@ -1,4 +1,4 @@
-"""`python -m devstack up|down|status|run`: the local Azure stack Dockmaster runs against."""
+"""`python -m devstack up|down|status|run|host`: the local Azure stack Dockmaster runs against."""
 
 from __future__ import annotations
 
@@ -20,7 +20,11 @@ def shown(endpoints: dict[str, object]) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "run"])
+    if sys.argv[1:2] == ["host"]:  # the local Functions host has its own options
+        from .host import main as host_main
+
+        return host_main(sys.argv[2:])
+    parser.add_argument("command", choices=["up", "down", "status", "run", "host"])
     args = parser.parse_args()
     home = default_home()
     try:

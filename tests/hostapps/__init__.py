@@ -1,0 +1,1 @@
+"""Small function apps the host tests serve (`python -m devstack.host --app tests.hostapps.NAME`)."""

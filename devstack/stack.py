@@ -24,6 +24,8 @@ import yaml
 
 from .certs import ensure_tls
 from .emulator.config import EmulatorConfig
+from .emulator.notifications import PATH as NOTIFICATIONS_PATH
+from .emulator.notifications import notification_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -154,6 +156,7 @@ def up(home: Path | None = None) -> dict[str, object]:
     try:
         # docker-registry: the real OCI registry behind every emulated login server.
         registry_port = free_port()
+        identity_port = free_port()  # before the registry: its notifications go to the identity listener
         storage = home / "registry"
         storage.mkdir(exist_ok=True)
         registry_config = {
@@ -161,6 +164,20 @@ def up(home: Path | None = None) -> dict[str, object]:
             "log": {"level": "warn", "fields": {"service": "registry"}},
             "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
             "http": {"addr": f"{HOST}:{registry_port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+            # Every push and delete is announced to the emulator, which turns them into ACR events.
+            "notifications": {
+                "endpoints": [
+                    {
+                        "name": "devstack-eventgrid",
+                        "url": f"http://{HOST}:{identity_port}{NOTIFICATIONS_PATH}",
+                        "headers": {"Authorization": [f"Bearer {notification_token(identity.signing_key)}"]},
+                        "timeout": "5s",
+                        "threshold": 3,
+                        "backoff": "1s",
+                        "ignore": {"mediatypes": ["application/octet-stream"], "actions": ["pull"]},
+                    }
+                ]
+            },
         }
         (home / "registry.yml").write_text(yaml.safe_dump(registry_config))
         pids["registry"] = _spawn("registry", [registry_bin, "serve", str(home / "registry.yml")], home)
@@ -210,7 +227,7 @@ def up(home: Path | None = None) -> dict[str, object]:
             state_dir=home,
             host=HOST,
             arm_port=free_port(),
-            identity_port=free_port(),
+            identity_port=identity_port,
             tls_cert=tls.server_cert,
             tls_key=tls.server_key,
             ca_cert=tls.ca_cert,
@@ -225,6 +242,7 @@ def up(home: Path | None = None) -> dict[str, object]:
             delete_delay_seconds=float(os.environ.get("DEVSTACK_DELETE_DELAY", "1")),
             page_size=int(os.environ.get("DEVSTACK_PAGE_SIZE", "100")),
             max_source_bytes=int(os.environ.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024))),
+            **EmulatorConfig.eventgrid_from_env(os.environ),
         )
         config.dump(home / "emulator.json")
         pids["emulator"] = _spawn(

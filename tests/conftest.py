@@ -45,6 +45,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
         "DEVSTACK_DELETE_DELAY": "0.5",
         "DEVSTACK_PAGE_SIZE": "5",
         "DEVSTACK_MAX_SOURCE_BYTES": str(MAX_SOURCE_BYTES),
+        "DEVSTACK_EVENTGRID_DELIVERY_TIMEOUT": "3",
     }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in variables.items():

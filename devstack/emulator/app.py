@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import registries, resources, tasks
+from . import eventgrid, notifications, registries, resources, tasks
 from .config import EmulatorConfig
 from .dataplane import Fronts
 from .errors import ArmError
@@ -29,6 +29,7 @@ def build_router(emu: Emulator) -> ArmRouter:
     resources.register(router, emu)
     registries.register(router, emu)
     tasks.register(router, emu)
+    eventgrid.register(router, emu)
     return router
 
 
@@ -72,7 +73,9 @@ def arm_app(emu: Emulator) -> Starlette:
     return Starlette(
         routes=[
             Route("/_devstack/health", health),
+            *eventgrid.data_routes(emu),  # topic publishing and validation URLs, outside ARM
             Route("/_devstack/faults", emu.faults.admin, methods=["GET", "POST", "DELETE"]),
+            Route("/_devstack/stats", emu.faults.stats, methods=["GET", "DELETE"]),
             Route("/{path:path}", dispatch, methods=methods),
         ],
         lifespan=lifespan,
@@ -105,7 +108,7 @@ def identity_app(emu: Emulator) -> Starlette:
             }
         )
 
-    return Starlette(routes=[Route("/msi/token", token)])
+    return Starlette(routes=[Route("/msi/token", token), *notifications.routes(emu)])
 
 
 def serve(config: EmulatorConfig) -> None:

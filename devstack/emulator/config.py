@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,14 @@ class EmulatorConfig:
     delete_delay_seconds: float = 1.0
     page_size: int = 100
     max_source_bytes: int = 200 * 1024 * 1024
+    # Event Grid delivery on a compressed schedule (Azure: 30 s timeout, retries from 10 s to 12 h).
+    eventgrid_delivery_timeout_seconds: float = 30.0
+    eventgrid_retry_base_seconds: float = 0.2  # first retry delay; doubles, with jitter
+    eventgrid_retry_max_seconds: float = 5.0  # cap of a retry delay
+    eventgrid_max_concurrency: int = 32  # HTTP deliveries in flight, all subscriptions
+    eventgrid_subscription_concurrency: int = 4  # in flight per subscription
+    eventgrid_validation_window_seconds: float = 300.0  # a validationUrl stays valid this long
+    eventgrid_ttl_minute_seconds: float = 60.0  # length of one eventTimeToLiveInMinutes minute
 
     @property
     def arm_endpoint(self) -> str:
@@ -42,6 +52,20 @@ class EmulatorConfig:
         for key in ("state_dir", "tls_cert", "tls_key", "ca_cert", "registry_storage"):
             raw[key] = Path(raw[key])
         return cls(**raw)
+
+    @staticmethod
+    def eventgrid_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+        """The `DEVSTACK_EVENTGRID_*` knobs read by `python -m devstack up`, as config fields."""
+        knobs: dict[str, tuple[str, type]] = {
+            "DEVSTACK_EVENTGRID_DELIVERY_TIMEOUT": ("eventgrid_delivery_timeout_seconds", float),
+            "DEVSTACK_EVENTGRID_RETRY_BASE": ("eventgrid_retry_base_seconds", float),
+            "DEVSTACK_EVENTGRID_RETRY_MAX": ("eventgrid_retry_max_seconds", float),
+            "DEVSTACK_EVENTGRID_CONCURRENCY": ("eventgrid_max_concurrency", int),
+            "DEVSTACK_EVENTGRID_SUBSCRIPTION_CONCURRENCY": ("eventgrid_subscription_concurrency", int),
+            "DEVSTACK_EVENTGRID_VALIDATION_WINDOW": ("eventgrid_validation_window_seconds", float),
+            "DEVSTACK_EVENTGRID_TTL_MINUTE": ("eventgrid_ttl_minute_seconds", float),
+        }
+        return {field: kind(environ[name]) for name, (field, kind) in knobs.items() if environ.get(name)}
 
     def dump(self, path: Path) -> None:
         data = {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}

@@ -136,7 +136,9 @@ def register(router: ArmRouter, emu: Emulator) -> None:
             body["endTime"] = record["endTime"]
         if record.get("error"):
             body["error"] = record["error"]
-        return JSONResponse(body)
+        # Without Retry-After the SDK's poller waits its default 30 s between polls.
+        headers = {"Retry-After": "1"} if record["status"] == "InProgress" else {}
+        return JSONResponse(body, headers=headers)
 
     @router.add("GET", base + "/{name}", ACR_VERSIONS, "registries")
     async def get(request: Request, sub: str, rg: str, name: str) -> Response:

@@ -12,6 +12,7 @@ from ..executor import Executor, RunJob
 from ..taskfile import RunContext
 from .blobs import Blobs, SourceError
 from .config import EmulatorConfig
+from .delivery import EventGridEngine
 from .errors import ArmError, not_found
 from .faults import Faults
 from .resources import group_id, new_operation_id
@@ -32,6 +33,7 @@ class Emulator:
         self.executor = Executor(config.agents, config.state_dir / "work")
         self.fronts: Any = None  # set by the app: starts/stops data-plane listeners
         self.faults = Faults(config.identity_header)
+        self.eventgrid = EventGridEngine(self)
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -53,8 +55,10 @@ class Emulator:
             if group["properties"]["provisioningState"] == "Deleting":
                 sub = group["id"].split("/")[2]
                 self.schedule_group_deletion(sub, group["name"], group["properties"]["operationId"])
+        await self.eventgrid.start()  # resumes pending deliveries and validations
 
     async def stop(self) -> None:
+        await self.eventgrid.stop()
         await self.executor.stop()
         for task in list(self._background):
             task.cancel()
@@ -142,6 +146,7 @@ class Emulator:
         scope = group_id(sub, rg)
         for registry in self.store.list("registry", scope):
             await self.delete_registry(registry)
+        self.eventgrid.group_deleted(scope)  # system and custom topics, their subscriptions
         for lock in self.store.list("lock", scope):
             self.store.delete(lock["id"])
         self.store.delete(scope)
@@ -177,6 +182,7 @@ class Emulator:
         for run in self.store.list("run", registry["id"]):
             await self.executor.cancel(run["name"])
             self.store.delete(run["id"])
+        self.eventgrid.registry_deleted(registry["id"])  # its system topic goes with it
         await self.fronts.stop(registry)
         shutil.rmtree(self.backend_storage(registry), ignore_errors=True)
         await asyncio.to_thread(self.blobs.delete_registry_data, registry["name"])

@@ -24,7 +24,7 @@ def main() -> int:
         from .host import main as host_main
 
         return host_main(sys.argv[2:])
-    parser.add_argument("command", choices=["up", "down", "status", "run", "host"])
+    parser.add_argument("command", choices=["up", "down", "status", "run", "demo", "host"])
     args = parser.parse_args()
     home = default_home()
     try:
@@ -33,15 +33,32 @@ def main() -> int:
             print(json.dumps(shown(endpoints), indent=2))
             print(f"\nexport the settings with: . {home}/env")
         elif args.command == "run":
+            from .devapp import start
+
             endpoints = up(home)
             print(json.dumps(shown(endpoints), indent=2))
-            print(f"\ndevstack is up; settings in {home}/env. Ctrl-C stops it.", flush=True)
+            try:
+                app = start(home, endpoints)
+            except BaseException:
+                down(home)
+                raise
+            print(
+                f"\nDockmaster runs on {app['host']} (logs: {home}/logs/host.log), verifying pushes to "
+                f"{app['loginServer']} (registry {app['registry']}).\n"
+                "Push an image and watch its verdict: python -m devstack demo\n"
+                f"Settings for other tools: . {home}/env. Ctrl-C stops everything.",
+                flush=True,
+            )
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
             stop.wait()
             down(home)
             print("devstack stopped")
+        elif args.command == "demo":
+            from .devapp import demo
+
+            return demo(home, json.loads((home / "endpoints.json").read_text()))
         elif args.command == "down":
             forced = down(home)
             print("devstack stopped" + (f" (killed: {', '.join(forced)})" if forced else ""))

@@ -291,8 +291,9 @@ def up(home: Path | None = None) -> dict[str, object]:
 
 
 def _stop(pids: dict[str, int], timeout: float = 15) -> list[str]:
-    # The emulator first, so it can cancel its runs while the registry still answers.
-    order = sorted(pids, key=lambda name: name != "emulator")
+    # The app host first (no new work), then the emulator, so it can cancel its runs while the
+    # registry still answers.
+    order = sorted(pids, key=lambda name: {"host": 0, "emulator": 1}.get(name, 2))
     for name in order:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pids[name], signal.SIGTERM)
@@ -309,6 +310,21 @@ def _stop(pids: dict[str, int], timeout: float = 15) -> list[str]:
         if child is not None:
             child.wait(timeout=timeout)
     return survivors
+
+
+def spawn_service(home: Path, name: str, args: list[str], env: dict[str, str]) -> int:
+    """Start one more service of the stack; `down` stops it with the rest."""
+    pids = _pids(home)
+    if name in pids and _alive(pids[name]):
+        raise StackError(f"{name} is already running")
+    pid = _spawn(name, args, home, env)
+    pids[name] = pid
+    (home / "pids.json").write_text(json.dumps(pids))
+    return pid
+
+
+def wait_until(name: str, check: Callable[[], bool], pid: int, home: Path, timeout: float = 60) -> None:
+    _wait(name, check, pid, home, timeout)
 
 
 def down(home: Path | None = None) -> list[str]:

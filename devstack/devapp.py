@@ -92,11 +92,15 @@ def _port_free(port: int) -> bool:
 
 
 def start_host(
-    home: Path, settings: dict[str, str], port: int | None = None, app: str = "function_app"
+    home: Path,
+    settings: dict[str, str],
+    port: int | None = None,
+    app: str = "function_app",
+    name: str = "host",
 ) -> str:
     """Run the app on the local Functions host as a stack service; returns its base URL."""
     port = port or (HOST_PORT if _port_free(HOST_PORT) else free_port())
-    state = home / "host"
+    state = home / name
     HostKeys.load_or_create(state)
     args = [
         sys.executable,
@@ -110,12 +114,12 @@ def start_host(
         str(state),
     ]
     args += ["--script-root", str(REPO_ROOT), "--host-json", str(REPO_ROOT / "host.json")]
-    pid = spawn_service(home, "host", args, {**os.environ, **settings})
+    pid = spawn_service(home, name, args, {**os.environ, **settings})
 
     def listening() -> bool:
         return not _port_free(port)
 
-    wait_until("host", listening, pid, home)
+    wait_until(name, listening, pid, home)
     return f"http://{HOST}:{port}"
 
 

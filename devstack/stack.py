@@ -323,6 +323,13 @@ def spawn_service(home: Path, name: str, args: list[str], env: dict[str, str]) -
     return pid
 
 
+def stop_service(home: Path, name: str) -> None:
+    pids = _pids(home)
+    if name in pids:
+        _stop({name: pids.pop(name)})
+        (home / "pids.json").write_text(json.dumps(pids))
+
+
 def wait_until(name: str, check: Callable[[], bool], pid: int, home: Path, timeout: float = 60) -> None:
     _wait(name, check, pid, home, timeout)
 

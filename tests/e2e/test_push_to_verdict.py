@@ -1,0 +1,231 @@
+"""Push → verdict through the whole chain: podman push to the registry front, docker-registry's
+notification, Event Grid, the local Functions host running function_app, ACR Tasks, the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+
+from devstack import devapp, stack
+from devstack.host.keys import HostKeys
+from tests.conftest import group_of, unique
+
+POLICY = Path(__file__).parent.parent / "data" / "policy.yaml"
+RUNC = "/usr/sbin/runc"
+
+
+@dataclass
+class App:
+    registry: Any
+    base_url: str
+    webhook: str
+    table: TableClient
+    podman: Any
+    devstack: Any
+
+    def verdict(self, repository: str, tag: str, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                query = f"Repository eq '{repository}' and Tag eq '{tag}'"
+                for entity in self.table.query_entities(query):
+                    if entity["Status"] in ("passed", "failed", "superseded"):
+                        return dict(entity)
+            except ResourceNotFoundError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"no final verdict for {repository}:{tag} within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def app(
+    devstack: Any,
+    resource_client: Any,
+    acr_client: Any,
+    credential: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[App]:
+    from azure.mgmt.eventgrid import EventGridManagementClient
+
+    group = unique("rg-e2e-")
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    registry = acr_client.registries.begin_create(
+        group,
+        unique("e2e"),
+        {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"adminUserEnabled": True}},
+    ).result()
+    table_name = f"verdicts{uuid.uuid4().hex[:8]}"
+    settings = devapp.app_settings(
+        devstack.endpoints,
+        [registry.id],
+        DOCKMASTER_POLICY_PATH=str(POLICY),
+        DOCKMASTER_VERDICTS_TABLE=table_name,
+        DOCKMASTER_RUNS_QUEUE=f"runs-{uuid.uuid4().hex[:8]}",
+    )
+    name = f"host-{uuid.uuid4().hex[:6]}"
+    base_url = devapp.start_host(devstack.home, settings, port=stack.free_port(), name=name)
+    keys = HostKeys.load_or_create(devstack.home / name)
+    webhook = f"{base_url}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
+    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+    devapp.wire_events({"eventgrid": eventgrid}, registry, webhook)
+
+    home = tmp_path_factory.mktemp("podman-e2e")
+    (home / "certs").mkdir()
+    shutil.copy(devstack.endpoints["caBundle"], home / "certs" / "ca.crt")
+    auth = ["--cert-dir", str(home / "certs"), "--authfile", str(home / "auth.json")]
+    credentials = acr_client.registries.list_credentials(group, registry.name)
+    login = subprocess.run(
+        ["podman", "login", *auth, "-u", credentials.username, "--password-stdin", registry.login_server],
+        input=credentials.passwords[0].value,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert login.returncode == 0, login.stderr
+
+    def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = ["podman", "--runtime", RUNC, args[0]]
+        if args[0] in ("push", "pull"):
+            command += auth
+        result = subprocess.run(
+            [*command, *args[1:]], capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{command} failed: {result.stderr}")
+        return result
+
+    table = TableClient.from_connection_string(devstack.endpoints["storageConnectionString"], table_name)
+    yield App(registry, base_url, webhook, table, podman, devstack)
+    stack.stop_service(devstack.home, name)
+    resource_client.resource_groups.begin_delete(group)
+
+
+def local_image(context: Path) -> str:
+    name = f"localhost/dockmaster-e2e/{uuid.uuid4().hex[:8]}:latest"
+    subprocess.run(["buildah", "bud", "-q", "-t", name, str(context)], check=True, capture_output=True)
+    return name
+
+
+def context_with(tmp_path: Path, hello_context: Path, entrypoint: str) -> Path:
+    context = tmp_path / uuid.uuid4().hex
+    context.mkdir()
+    shutil.copy(hello_context / "busybox", context / "busybox")
+    (context / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT {entrypoint}\n")
+    return context
+
+
+def push(app: App, source: str, reference: str) -> str:
+    target = f"{app.registry.login_server}/{reference}"
+    app.podman("tag", source, target)
+    try:
+        app.podman("push", target)
+    finally:
+        app.podman("rmi", target, check=False)
+    return reference.rpartition(":")[0]
+
+
+def test_a_pushed_image_passes_with_its_smoke_run_log(app: App, hello_context: Path) -> None:
+    push(app, local_image(hello_context), "e2e/hello:v1")
+    verdict = app.verdict("e2e/hello", "v1")
+    assert verdict["Status"] == "passed", verdict["Checks"]
+    checks = {c["name"]: c for c in json.loads(verdict["Checks"])}
+    assert checks["smoke-run"]["status"] == "passed"
+    assert verdict["RunId"]
+    assert "Hello from Dockmaster" in verdict["LogExcerpt"]
+    assert json.loads(verdict["Actions"]) == [f"locked v1 and {verdict['Digest']}"]
+
+
+def test_a_failing_image_is_quarantined(app: App, hello_context: Path, tmp_path: Path) -> None:
+    failing = local_image(context_with(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "exit 1"]'))
+    push(app, failing, "e2e/broken:v1")
+    verdict = app.verdict("e2e/broken", "v1")
+    assert verdict["Status"] == "failed"
+    assert "exit status 1" in next(
+        c["reason"] for c in json.loads(verdict["Checks"]) if c["name"] == "smoke-run"
+    )
+    refused = app.podman("pull", f"{app.registry.login_server}/e2e/broken:v1", check=False)
+    assert refused.returncode != 0
+    assert "denied" in refused.stderr
+
+
+def test_a_tag_repushed_before_verification_is_superseded(
+    app: App, hello_context: Path, tmp_path: Path
+) -> None:
+    context = ssl.create_default_context(cafile=app.devstack.endpoints["caBundle"])
+    admin = {"X-Devstack-Admin-Key": app.devstack.endpoints["identityHeader"]}
+    # Hold the first verification's tag lookup long enough for the second push to land.
+    rule = {"target": "dataplane", "kind": "latency", "delay_ms": 3000, "method": "GET",
+            "path": "/v2/e2e/moving/manifests/v1$", "count": 1}  # fmt: skip
+    with httpx.Client(verify=context, headers=admin) as client:
+        assert client.post(f"{app.devstack.arm}/_devstack/faults", json=rule).status_code == 201
+    first = local_image(hello_context)
+    second = local_image(context_with(tmp_path, hello_context, '["/bin/busybox", "true"]'))
+    push(app, first, "e2e/moving:v1")
+    time.sleep(0.5)
+    push(app, second, "e2e/moving:v1")
+    verdicts: list[Any] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(verdicts) < 2:
+        verdicts = [
+            e
+            for e in app.table.query_entities("Repository eq 'e2e/moving'")
+            if e["Status"] not in ("pending", "running")
+        ]
+        time.sleep(0.2)
+    statuses = sorted(e["Status"] for e in verdicts)
+    assert statuses == ["passed", "superseded"]
+
+
+def test_a_redelivered_event_changes_nothing(app: App, hello_context: Path) -> None:
+    push(app, local_image(hello_context), "nosmoke/redelivered:v1")
+    verdict = app.verdict("nosmoke/redelivered", "v1")
+    (event_id,) = json.loads(verdict["Events"])
+    event = {
+        "id": event_id,
+        "topic": app.registry.id,
+        "subject": "nosmoke/redelivered:v1",
+        "eventType": "Microsoft.ContainerRegistry.ImagePushed",
+        "eventTime": "2026-11-29T08:00:00.0000000Z",
+        "data": {
+            "target": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "repository": "nosmoke/redelivered",
+                "tag": "v1",
+                "digest": verdict["Digest"],
+            }
+        },
+        "dataVersion": "1.0",
+        "metadataVersion": "1",
+    }
+    answer = httpx.post(app.webhook, json=[event], headers={"aeg-event-type": "Notification"})
+    assert answer.status_code in (200, 202)
+    again = app.verdict("nosmoke/redelivered", "v1")
+    assert (again["CompletedAt"], again["Events"], again["Status"]) == (
+        verdict["CompletedAt"],
+        verdict["Events"],
+        verdict["Status"],
+    )
+
+
+def test_policy_violations_fail_with_reasons(app: App, hello_context: Path) -> None:
+    push(app, local_image(hello_context), "strict/service:latest")
+    verdict = app.verdict("strict/service", "latest")
+    assert verdict["Status"] == "failed"
+    failed = {c["name"]: c["reason"] for c in json.loads(verdict["Checks"]) if c["status"] == "failed"}
+    assert "runs as root" in failed["user"]
+    assert "semantic version" in failed["tag-naming"]
+    assert group_of(app.registry.id).startswith("rg-e2e-")

@@ -56,6 +56,8 @@ test: deps lint test-infra
 
 bench: deps
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.verification
+	$(PY) -m benchmarks.chain
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -58,6 +58,7 @@ bench: deps
 	$(PY) -m benchmarks
 	$(PY) -m benchmarks.verification
 	$(PY) -m benchmarks.chain
+	$(PY) -m benchmarks.cleanup
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -64,13 +64,16 @@ def ensure_registry(clients: dict[str, Any], group: str, name: str) -> Any:
 
 
 def app_settings(endpoints: dict[str, Any], registry_ids: list[str], **overrides: str) -> dict[str, str]:
-    """The settings the app reads, as local.settings.sample.json names them, for devstack."""
+    """The settings the app reads: local.settings.sample.json's, with devstack's endpoints and ids."""
+    sample = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
     settings = {
+        **sample,
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "AzureWebJobsStorage": str(endpoints["storageConnectionString"]),
         "AZURE_SUBSCRIPTION_ID": str(endpoints["subscriptionId"]),
         "AZURE_TENANT_ID": str(endpoints["tenantId"]),
         "AZURE_RESOURCE_MANAGER_ENDPOINT": str(endpoints["armEndpoint"]),
+        "AZURE_AUTHORITY_HOST": "",  # managed identity needs no authority; devstack emulates none
         "IDENTITY_ENDPOINT": str(endpoints["identityEndpoint"]),
         "IDENTITY_HEADER": str(endpoints["identityHeader"]),
         "REQUESTS_CA_BUNDLE": str(endpoints["caBundle"]),

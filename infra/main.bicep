@@ -83,6 +83,18 @@ param cleanupGraceHours int = 24
 @description('CLEANUP_WARNING_HOURS')
 param cleanupWarningHours int = 12
 
+@description('CLEANUP_MAX_EXTENSION_HOURS: an extended lab expires at most this far from now.')
+param cleanupMaxExtensionHours int = 168
+
+@description('CLEANUP_EXPIRY_TAG: the tag holding a lab\'s expiry (ISO 8601, or relative: 72h, 3d, 90m).')
+param cleanupExpiryTag string = 'expiresOn'
+
+@description('CLEANUP_CREATION_TAGS: comma-separated tags holding a creation time (expiry = creation + TTL).')
+param cleanupCreationTags string = 'createdAt,creationTimestamp'
+
+@description('CLEANUP_PROTECTION_TAG: comma-separated tag names that protect a group, whatever their value.')
+param cleanupProtectionTag string = 'do-not-delete'
+
 @description('Delete actions the cleanup role has on resources inside lab groups (see modules/cleanup-role.bicep).')
 param cleanupResourceDeleteActions array = [
   '*/delete'
@@ -277,6 +289,10 @@ module functionApp 'modules/functionapp.bicep' = {
     cleanupTtlHours: cleanupTtlHours
     cleanupGraceHours: cleanupGraceHours
     cleanupWarningHours: cleanupWarningHours
+    cleanupMaxExtensionHours: cleanupMaxExtensionHours
+    cleanupExpiryTag: cleanupExpiryTag
+    cleanupCreationTags: cleanupCreationTags
+    cleanupProtectionTag: cleanupProtectionTag
     authEnabled: authEnabled
     authClientId: authClientId
     authAllowedAudiences: authAllowedAudiences

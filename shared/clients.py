@@ -11,7 +11,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from .config import RegistryRef, Settings, get_settings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Retryable
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -65,7 +65,14 @@ def tasks_client(subscription: str) -> Any:
 @functools.cache
 def login_server(registry: RegistryRef) -> str:
     """The registry's login server as ARM reports it: the only host a credential is sent to."""
-    found = registry_management(registry.subscription).registries.get(registry.group, registry.name)
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    try:
+        found = registry_management(registry.subscription).registries.get(registry.group, registry.name)
+    except ResourceNotFoundError as exc:
+        raise ConfigurationError(f"the configured registry {registry.resource_id} does not exist") from exc
+    except AzureError as exc:  # ARM throttled or unreachable: the platform retries the invocation
+        raise Retryable(f"cannot read registry {registry.name} from ARM: {exc}") from exc
     return str(found.login_server)
 
 

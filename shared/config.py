@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     runs_queue: str = Field("verification-runs", alias="DOCKMASTER_RUNS_QUEUE")
     events_topic_endpoint: str = Field("", alias="DOCKMASTER_EVENTS_TOPIC_ENDPOINT")
     app_resource_group: str = Field("", alias="DOCKMASTER_APP_RESOURCE_GROUP")
+    api_roles: bool = Field(False, alias="DOCKMASTER_API_ROLES")
 
     cleanup_enabled: bool = Field(False, alias="CLEANUP_ENABLED")
     cleanup_schedule: str = Field("0 0 * * * *", alias="CLEANUP_SCHEDULE")
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     cleanup_ttl_hours: float = Field(72, alias="CLEANUP_TTL_HOURS", gt=0)
     cleanup_grace_hours: float = Field(24, alias="CLEANUP_GRACE_HOURS", gt=0)
     cleanup_warning_hours: float = Field(12, alias="CLEANUP_WARNING_HOURS", ge=0)
+    cleanup_max_extension_hours: float = Field(168, alias="CLEANUP_MAX_EXTENSION_HOURS", gt=0)
+    cleanup_expiry_tag: str = Field("expiresOn", alias="CLEANUP_EXPIRY_TAG")
+    cleanup_creation_tags: str = Field("createdAt,creationTimestamp", alias="CLEANUP_CREATION_TAGS")
+    cleanup_protection_tag: str = Field("do-not-delete", alias="CLEANUP_PROTECTION_TAG")
 
     @field_validator("resource_manager_endpoint")
     @classmethod

@@ -28,6 +28,16 @@ class InvalidInput(DockmasterError):
     code = "InvalidInput"
 
 
+class PayloadTooLarge(InvalidInput):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(InvalidInput):
+    status = 415
+    code = "UnsupportedMediaType"
+
+
 class Unauthorized(DockmasterError):
     status = 401
     code = "Unauthorized"

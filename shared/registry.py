@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from azure.core import PipelineClient
 from azure.core.exceptions import AzureError
@@ -36,6 +37,25 @@ MANIFEST_TYPES = (
 )
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 EXPIRY_MARGIN = 60
+NEXT_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
+TAG_ORDERS = ("timedesc", "timeasc")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of an ACR listing; `last` is what to ask for next (None on the last page)."""
+
+    items: list[Any]
+    last: str | None
+
+
+def _next_last(response: HttpResponse) -> str | None:
+    """The `last` of the Link header's next page, as ACR pages /acr/v1/ listings."""
+    found = NEXT_LINK.search(response.headers.get("Link", ""))
+    if found is None:
+        return None
+    values = parse_qs(urlsplit(found.group(1)).query).get("last")
+    return values[0] if values else None
 
 
 @dataclass(frozen=True)
@@ -192,6 +212,35 @@ class RegistryClient:
         if not isinstance(document, dict):
             raise InvalidInput(f"blob {digest} is not a JSON object")
         return document
+
+    # Listings (az acr repository list / show-tags --detail), one page per call ---------------
+    def list_repositories(self, n: int, last: str | None = None) -> Page:
+        query = {"n": str(n), **({"last": last} if last else {})}
+        response = self._send("GET", f"/acr/v1/_catalog?{urlencode(query)}", "registry:catalog:*")
+        names = response.json().get("repositories") or []
+        return Page([str(name) for name in names], _next_last(response))
+
+    def list_tags(self, repository: str, n: int, last: str | None = None, orderby: str | None = None) -> Page:
+        """Tags with digest, times and changeable attributes (ACR's `_tags` view)."""
+        if orderby is not None and orderby not in TAG_ORDERS:
+            raise InvalidInput(f"orderby must be one of {', '.join(TAG_ORDERS)}")
+        query = {"n": str(n), **({"last": last} if last else {}), **({"orderby": orderby} if orderby else {})}
+        response = self._send(
+            "GET",
+            f"/acr/v1/{repository}/_tags?{urlencode(query)}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+        )
+        tags = response.json().get("tags") or []
+        return Page([tag for tag in tags if isinstance(tag, dict)], _next_last(response))
+
+    def ping(self, timeout: float) -> int:
+        """GET /v2/ without a credential, once, with short timeouts: any answer (401 expected) is up."""
+        self.requests += 1
+        request = HttpRequest("GET", self._client.format_url("/v2/"))
+        response: HttpResponse = self._client.send_request(
+            request, retry_total=0, connection_timeout=timeout, read_timeout=timeout
+        )
+        return response.status_code
 
     # Writes ---------------------------------------------------------------------------
     def update_tag(self, repository: str, tag: str, attributes: dict[str, bool]) -> None:

@@ -1,19 +1,40 @@
-"""The application's services, assembled once per process from settings and clients."""
+"""The application's services, assembled once per process from settings and clients.
+
+Triggers and the HTTP API call these. Each one is thin: it finds the configured registry, picks the
+client and calls the shared/ helper that does the work. Importing this module is light (the HTTP API
+imports it when function_app is indexed): the SDKs, the policy file (YAML) and the pipeline load on
+first use.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import clients, telemetry
 from .clock import SystemClock
-from .config import get_settings
-from .policy import load_policy
-from .verdicts import Publisher, VerdictStore
-from .verification import RunQueue, Verifier
+from .config import RegistryRef, get_settings
+from .errors import DockmasterError, InvalidInput, NotFound, NotImplementedYet
+
+if TYPE_CHECKING:
+    from .cleanup import CleanupService
+    from .registry import Page, RegistryClient
+    from .tasks import ImageRef, RunDetail, RunLog, RunState, SourceUpload
+    from .verdicts import Verdict
+    from .verification import Verifier
 
 
 @functools.cache
 def verifier() -> Verifier:
+    from .policy import load_policy
+    from .verdicts import Publisher, VerdictStore
+    from .verification import RunQueue, Verifier
+
     telemetry.configure()
     settings = get_settings()
     return Verifier(
@@ -29,6 +50,360 @@ def verifier() -> Verifier:
 
 
 def reset() -> None:
+    from .policy import load_policy
+
     verifier.cache_clear()
+    cleanup_service.cache_clear()
     load_policy.cache_clear()
     clients.reset()
+    _health_cache.clear()
+
+
+# Registries -------------------------------------------------------------------------------------------
+
+
+def registry(name: str) -> RegistryRef:
+    """A configured registry, by its name (any case). Registries are never named by host."""
+    found = get_settings().registries.get(name.lower())
+    if found is None:
+        raise NotFound(f"registry '{name}' is not configured")
+    return found
+
+
+def login_server(ref: RegistryRef) -> str:
+    """The login server ARM reports for a configured registry (cached per process; errors mapped)."""
+    return clients.login_server(ref)
+
+
+def _data(ref: RegistryRef) -> RegistryClient:
+    login_server(ref)
+    client: RegistryClient = clients.registry_data(ref)
+    return client
+
+
+@dataclass(frozen=True)
+class RegistryInfo:
+    name: str
+    login_server: str
+    resource_id: str
+
+
+def registries() -> list[RegistryInfo]:
+    refs = get_settings().registries.values()
+    return [RegistryInfo(ref.name, login_server(ref), ref.resource_id) for ref in refs]
+
+
+def repositories(name: str, n: int, last: str | None = None) -> Page:
+    return _data(registry(name)).list_repositories(n, last)
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    tag: dict[str, Any]  # ACR's view: name, digest, createdTime, lastUpdateTime, changeableAttributes
+    verdict: Verdict | None
+
+
+@dataclass(frozen=True)
+class TagListing:
+    tags: list[TagInfo]
+    last: str | None  # for the next page
+    policy_version: str  # the verdicts shown are under this policy
+
+
+def tags(
+    name: str, repository: str, n: int, last: str | None = None, orderby: str | None = None
+) -> TagListing:
+    """A page of tags, each with the verdict for its digest under the current policy."""
+    ref = registry(name)
+    try:
+        page = _data(ref).list_tags(repository, n, last, orderby)
+    except NotFound as exc:
+        raise NotFound(f"repository '{repository}' was not found in registry '{ref.name}'") from exc
+    pipeline = verifier()
+    verdicts: dict[str, Verdict] = {}
+    if page.items:
+        verdicts = pipeline.store.for_policy(ref.name, repository, pipeline.policy.version)
+    found = [TagInfo(tag, verdicts.get(str(tag.get("digest")))) for tag in page.items]
+    return TagListing(found, page.last, pipeline.policy.version)
+
+
+def _own_image(ref: RegistryRef, reference: str) -> ImageRef:
+    """An image of this registry: a reference naming another host is refused, ours is dropped."""
+    from .tasks import parse_image
+
+    image = parse_image(reference)
+    if image.host is not None and image.host != login_server(ref).lower():
+        raise InvalidInput(
+            f"'{reference}' is on {image.host}: only images of registry '{ref.name}' can be used here"
+        )
+    return image
+
+
+# ACR Tasks: builds and runs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    images: list[str]
+    dockerfile: str = "Dockerfile"
+    build_args: dict[str, str] = field(default_factory=dict)
+    platform: dict[str, str] | None = None
+    push: bool = True
+    no_cache: bool = False
+    timeout: int = 3600
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    registry: RegistryRef
+    images: list[str]
+    options: BuildOptions
+
+
+def plan_build(name: str, options: BuildOptions) -> BuildPlan:
+    """Check a build before any byte of its context moves: the registry, and images in it only."""
+    ref = registry(name)
+    images = []
+    for reference in options.images:
+        image = _own_image(ref, reference)
+        if image.digest:
+            raise InvalidInput(f"'{reference}': a build names its images by tag, not by digest")
+        images.append(f"{image.repository}:{image.tag}")
+    return BuildPlan(ref, images, options)
+
+
+def source_upload(plan: BuildPlan) -> SourceUpload:
+    from . import tasks
+
+    ref = plan.registry
+    url, relative = tasks.source_upload_target(clients.tasks_client(ref.subscription), ref.group, ref.name)
+    return tasks.SourceUpload(url, relative)
+
+
+def start_build(plan: BuildPlan, source_location: str) -> RunState:
+    from . import tasks
+
+    ref, options = plan.registry, plan.options
+    body = tasks.docker_build_request(
+        source_location,
+        plan.images,
+        dockerfile=options.dockerfile,
+        build_args=options.build_args,
+        push=options.push,
+        timeout=options.timeout,
+        no_cache=options.no_cache,
+        platform=options.platform,
+    )
+    return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
+
+
+def start_run(name: str, image: str, args: list[str], timeout: int) -> RunState:
+    """`az acr run --cmd`: one image of this registry (by tag or digest) with arguments."""
+    from . import tasks
+
+    ref = registry(name)
+    found = _own_image(ref, image)
+    command = tasks.image_command(found.repository, args, tag=found.tag, digest=found.digest)
+    body = tasks.encoded_cmd_request(command, timeout)
+    return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
+
+
+def run(name: str, run_id: str) -> RunDetail:
+    from . import tasks
+
+    ref = registry(name)
+    return tasks.describe_run(clients.tasks_client(ref.subscription), ref.group, ref.name, run_id)
+
+
+def run_log(name: str, run_id: str) -> RunLog:
+    from . import tasks
+
+    ref = registry(name)
+    return tasks.RunLog(clients.tasks_client(ref.subscription), ref.group, ref.name, run_id)
+
+
+# Verification -----------------------------------------------------------------------------------------
+
+
+def verify_now(name: str, repository: str, tag: str | None = None, digest: str | None = None) -> Verdict:
+    """The push pipeline for a tag or digest now, caused by `api:<id>`; returns the verdict so far."""
+    from .verification import Request, new_cause
+
+    ref = registry(name)
+    if tag is None and digest is None:
+        raise InvalidInput("name a tag or a digest to verify")
+    if digest is None:
+        try:
+            digest = _data(ref).get_manifest(repository, str(tag)).digest
+        except NotFound as exc:
+            raise NotFound(f"{repository}:{tag} was not found in registry '{ref.name}'") from exc
+    return verifier().verify(Request(ref, repository, digest, tag, new_cause()))
+
+
+def verdict(name: str, repository: str, digest: str, policy_version: str) -> Verdict:
+    from .verdicts import partition_key, row_key
+
+    ref = registry(name)
+    try:
+        return verifier().store.get(partition_key(ref.name, repository), row_key(digest, policy_version))
+    except NotFound as exc:
+        raise NotFound(
+            f"no verification of {repository}@{digest} under policy {policy_version} in registry '{ref.name}'"
+        ) from exc
+
+
+def verdict_history(name: str, repository: str, digest: str | None = None, top: int = 100) -> list[Verdict]:
+    """A repository's verdicts, newest first (optionally of one digest)."""
+    ref = registry(name)
+    store = verifier().store
+    found = store.for_digest(ref.name, repository, digest) if digest else store.history(ref.name, repository)
+    return found[:top]
+
+
+# Cleanup ----------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def cleanup_service() -> CleanupService:
+    """Lab cleanup: plan, execute, extend, runs (shared/cleanup). Its records go to table cleanupruns."""
+    from azure.data.tables import TableClient
+
+    from .cleanup import RUNS_TABLE, CleanupPublisher, CleanupService, RunStore
+
+    telemetry.configure()
+    settings = get_settings()
+    if settings.storage_connection:
+        table = TableClient.from_connection_string(settings.storage_connection, RUNS_TABLE)
+    else:
+        endpoint = clients._storage_endpoint(settings, "table")
+        table = TableClient(endpoint, RUNS_TABLE, credential=clients.credential())
+    return CleanupService(
+        settings=settings,
+        resource_client=clients.resource_client,
+        lock_client=clients.lock_client,
+        store=RunStore(table),
+        publisher=CleanupPublisher(clients.event_publisher()),
+        clock=SystemClock(),
+    )
+
+
+def plan_cleanup(filters: dict[str, Any]) -> NoReturn:
+    raise NotImplementedYet(
+        "cleanup planning is not available yet: the cleanup service is not part of this version"
+    )
+
+
+def execute_cleanup(request: dict[str, Any]) -> NoReturn:
+    raise NotImplementedYet(
+        "cleanup execution is not available yet: the cleanup service is not part of this version"
+    )
+
+
+# Health -----------------------------------------------------------------------------------------------
+
+PROBE_TIMEOUT = 3.0  # seconds per request of a probe
+HEALTH_BUDGET = 5.0  # seconds for all probes together
+HEALTH_CACHE_SECONDS = 10.0  # deep checks are anonymous: repeated calls reuse the last answer
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    kind: str  # table | arm | registry
+    status: str  # ok | failing | timeout | skipped
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+_health_cache: dict[str, tuple[float, list[Probe]]] = {}
+_health_lock = threading.Lock()
+
+
+def _failure(exc: BaseException) -> str:
+    """A short reason that names no host, key or internal detail (the deep check is anonymous)."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, _ProbeFailed):
+        return str(exc)
+    if isinstance(exc, ClientAuthenticationError) or type(exc).__name__ == "CredentialUnavailableError":
+        return "no token for this dependency"
+    if isinstance(exc, HttpResponseError) and exc.status_code:
+        return f"answered HTTP {exc.status_code}"
+    if isinstance(exc, ServiceRequestError):
+        return "unreachable"
+    if isinstance(exc, ServiceResponseError):
+        return "no answer"
+    if isinstance(exc, DockmasterError):
+        return exc.code
+    return type(exc).__name__
+
+
+class _ProbeFailed(Exception):
+    """A dependency answered, but not as a healthy one does."""
+
+
+def _probe_registry(ref: RegistryRef) -> None:
+    status = _data(ref).ping(PROBE_TIMEOUT)
+    if status not in (200, 401):  # /v2/ answers 401 to a caller without a token: the server is up
+        raise _ProbeFailed(f"answered HTTP {status}")
+
+
+def _probes() -> list[tuple[str, str, Callable[[], object]]]:
+    from .verdicts import VerdictStore
+
+    refs = list(get_settings().registries.values())
+    fast = {"retry_total": 0, "connection_timeout": PROBE_TIMEOUT, "read_timeout": PROBE_TIMEOUT}
+    probes: list[tuple[str, str, Callable[[], object]]] = [
+        ("storage", "table", lambda: VerdictStore(clients.table_client()).ping(PROBE_TIMEOUT))
+    ]
+    if refs:
+        first = refs[0]
+        probes.append(
+            (
+                "arm",
+                "arm",
+                lambda: clients.registry_management(first.subscription).registries.get(
+                    first.group, first.name, **fast
+                ),
+            )
+        )
+    probes += [(f"registry:{ref.name}", "registry", functools.partial(_probe_registry, ref)) for ref in refs]
+    return probes
+
+
+def _run_probe(name: str, kind: str, check: Callable[[], object]) -> Probe:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        return Probe(name, kind, "failing", elapsed, _failure(exc))
+    return Probe(name, kind, "ok", round((time.perf_counter() - started) * 1000, 1))
+
+
+def health(deep: bool) -> tuple[bool, list[Probe]]:
+    """Liveness; deep: storage, ARM and each registry's login server, in parallel, within a budget."""
+    if not deep:
+        return True, []
+    with _health_lock:
+        cached = _health_cache.get("deep")
+        if cached and time.monotonic() - cached[0] < HEALTH_CACHE_SECONDS:
+            return all(p.status == "ok" for p in cached[1]), cached[1]
+        probes = _probes()
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="health")
+        futures = [pool.submit(_run_probe, *probe) for probe in probes]
+        concurrent.futures.wait(futures, timeout=HEALTH_BUDGET)
+        pool.shutdown(wait=False, cancel_futures=True)
+        results = [
+            future.result()
+            if future.done()
+            else Probe(name, kind, "timeout", HEALTH_BUDGET * 1000, f"no answer within {HEALTH_BUDGET:.0f}s")
+            for future, (name, kind, _) in zip(futures, probes, strict=True)
+        ]
+        _health_cache["deep"] = (time.monotonic(), results)
+    return all(p.status == "ok" for p in results), results

@@ -205,6 +205,32 @@ class VerdictStore:
     def for_digest(self, registry: str, repository: str, digest: str) -> list[Verdict]:
         return [v for v in self.history(registry, repository) if v.digest == digest]
 
+    def for_policy(self, registry: str, repository: str, policy_version: str) -> dict[str, Verdict]:
+        """A repository's verdicts under one policy version, by digest: one partition query."""
+        self._ensure()
+        entities = self._table.query_entities(
+            "PartitionKey eq @pk and PolicyVersion eq @version",
+            parameters={"pk": partition_key(registry, repository), "version": policy_version},
+        )
+        try:
+            return {verdict.digest: verdict for verdict in map(Verdict.from_entity, entities)}
+        except HttpResponseError as exc:
+            raise Retryable(f"cannot read the verdicts: {exc.message}") from exc
+
+    def ping(self, timeout: float) -> None:
+        """One small read, no retry, short timeouts; a table not created yet still proves storage answers."""
+        pages = self._table.query_entities(
+            "PartitionKey eq 'health'",
+            results_per_page=1,
+            retry_total=0,
+            connection_timeout=timeout,
+            read_timeout=timeout,
+        ).by_page()
+        try:
+            next(iter(next(pages)), None)
+        except (ResourceNotFoundError, StopIteration):
+            return
+
 
 class Publisher:
     """Publishes verdicts as CloudEvents; without a topic it only logs."""

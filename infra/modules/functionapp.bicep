@@ -118,6 +118,18 @@ param cleanupGraceHours int
 @description('CLEANUP_WARNING_HOURS')
 param cleanupWarningHours int
 
+@description('CLEANUP_MAX_EXTENSION_HOURS: how far from now an extended lab may expire')
+param cleanupMaxExtensionHours int
+
+@description('CLEANUP_EXPIRY_TAG: tag holding a lab\'s expiry (ISO 8601, or 72h/3d/90m)')
+param cleanupExpiryTag string
+
+@description('CLEANUP_CREATION_TAGS (comma-separated tag names holding a creation time)')
+param cleanupCreationTags string
+
+@description('CLEANUP_PROTECTION_TAG (comma-separated tag names that protect a group, any value)')
+param cleanupProtectionTag string
+
 // ---- optional App Service authentication (Entra ID) in front of the API ----
 
 @description('Require an Entra ID token on every request to the app (except the Event Grid webhook).')
@@ -231,6 +243,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DOCKMASTER_RUNS_QUEUE: runsQueueName
     DOCKMASTER_EVENTS_TOPIC_ENDPOINT: eventsTopicEndpoint
     DOCKMASTER_APP_RESOURCE_GROUP: appResourceGroupName
+    // App roles are read from X-MS-CLIENT-PRINCIPAL, which only App Service authentication can vouch for.
+    DOCKMASTER_API_ROLES: authEnabled ? 'true' : 'false'
 
     CLEANUP_ENABLED: cleanupEnabled ? 'true' : 'false'
     CLEANUP_SCHEDULE: cleanupSchedule
@@ -243,6 +257,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CLEANUP_TTL_HOURS: string(cleanupTtlHours)
     CLEANUP_GRACE_HOURS: string(cleanupGraceHours)
     CLEANUP_WARNING_HOURS: string(cleanupWarningHours)
+    CLEANUP_MAX_EXTENSION_HOURS: string(cleanupMaxExtensionHours)
+    CLEANUP_EXPIRY_TAG: cleanupExpiryTag
+    CLEANUP_CREATION_TAGS: cleanupCreationTags
+    CLEANUP_PROTECTION_TAG: cleanupProtectionTag
   }
 }
 
@@ -286,6 +304,7 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (authEnabled) {
       unauthenticatedClientAction: 'Return401'
       excludedPaths: [
         '/runtime/webhooks/eventgrid'
+        '/api/health'
       ]
     }
     httpSettings: {

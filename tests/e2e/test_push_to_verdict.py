@@ -43,7 +43,11 @@ class App:
             try:
                 query = f"Repository eq '{repository}' and Tag eq '{tag}'"
                 for entity in self.table.query_entities(query):
-                    if entity["Status"] in ("passed", "failed", "superseded"):
+                    # Final, and its lock or quarantine applied (recorded right after the status).
+                    if (
+                        entity["Status"] in ("passed", "failed", "superseded")
+                        and entity["PendingActions"] == "[]"
+                    ):
                         return dict(entity)
             except ResourceNotFoundError:
                 pass

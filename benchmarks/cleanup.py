@@ -1,0 +1,201 @@
+"""Cleanup figures: plan time at 10,000 groups (the pure planner), and the listing and a whole plan through
+the emulator at a smaller scale, with the ARM pages and requests counted.
+
+Run with `python -m benchmarks.cleanup`; prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from benchmarks.__main__ import CountingPolicy, devstack
+from shared.cleanup.planner import DELETE, WARN, Group, Lock, Rules, iso, needs_locks, plan_labs
+from shared.cleanup.records import Filters, Plan, _pack
+
+NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+def generated(count: int, seed: int = 7) -> list[Group]:
+    """A subscription of `count` groups: about half labs (by tag or name), with every kind of expiry."""
+    rng = random.Random(seed)
+    groups = []
+    for n in range(count):
+        tags: dict[str, str] = {"owner": f"team{n % 40}", "costCenter": str(n % 13)}
+        kind = rng.random()
+        name = f"az204-lab-{n:05d}" if kind < 0.3 else f"rg-{n:05d}"
+        if 0.3 <= kind < 0.55:
+            tags["purpose"] = "lab"
+        roll = rng.random()
+        hours = rng.uniform(-200, 200)
+        if roll < 0.35:
+            tags["expiresOn"] = iso(NOW + dt.timedelta(hours=hours))
+        elif roll < 0.45:
+            tags["expiresOn"] = f"{rng.randint(1, 96)}h"
+        elif roll < 0.5:
+            tags["expiresOn"] = "someday"
+        elif roll < 0.7:
+            tags["createdAt"] = iso(NOW + dt.timedelta(hours=hours - 72))
+        elif roll < 0.85:
+            tags["dockmaster-first-seen"] = iso(NOW + dt.timedelta(hours=hours - 24))
+        if rng.random() < 0.03:
+            tags["do-not-delete"] = "yes"
+        managed = "/subscriptions/x/providers/Microsoft.Web/sites/y" if rng.random() < 0.02 else None
+        groups.append(Group(SUBSCRIPTION, name, tags, managed))
+    return groups
+
+
+def rules(**more: Any) -> Rules:
+    base: dict[str, Any] = {
+        "lab_tag": ("purpose", "lab"),
+        "name_patterns": ("az204-*",),
+        "app_group": "rg-dockmaster",
+        "protected_groups": ("rg-keep-*",),
+        "max_deletions": 10,
+    }
+    return Rules(**{**base, **more})
+
+
+def timed(work: Callable[[], Any], rounds: int = 7) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def pure_planner(count: int = 10_000) -> None:
+    groups = generated(count)
+    r = rules()
+    rng = random.Random(3)
+    candidates = [g for g in groups if r.is_lab(g) and needs_locks(g, r, NOW)]
+    locks = {g.key: [Lock("keep", "CanNotDelete")] if rng.random() < 0.1 else [] for g in candidates}
+
+    seconds, items = timed(lambda: plan_labs(groups, r, NOW, locks))
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.decision] = counts.get(item.decision, 0) + 1
+    print(f"pure planner, {count:,} groups → {len(items):,} labs: {seconds * 1000:8.1f} ms (median of 7)")
+    print(f"  {count / seconds:,.0f} groups/s; decisions {dict(sorted(counts.items()))}")
+    select_s, _ = timed(lambda: [g for g in groups if r.is_lab(g)])
+    locks_s, _ = timed(lambda: [g for g in groups if r.is_lab(g) and needs_locks(g, r, NOW)])
+    print(
+        f"  selection alone: {select_s * 1000:.1f} ms; "
+        f"lock candidates: {len(candidates):,} ({locks_s * 1000:.1f} ms)"
+    )
+    plan = Plan("plan-bench", NOW, Filters(), True, 10, (SUBSCRIPTION,), items, count, count // 100)
+    packed_s, chunks = timed(lambda: _pack(plan.public()), rounds=3)
+    size = sum(len(c) for c in chunks)
+    print(
+        f"  plan record: {size / 1024:,.0f} KiB gzip in {len(chunks)} properties of one entity "
+        f"({packed_s * 1000:.0f} ms)"
+    )
+
+
+def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
+    from azure.data.tables import TableClient
+    from azure.identity import ManagedIdentityCredential
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    from shared.cleanup import CleanupPublisher, CleanupService, RunStore
+    from shared.clock import SystemClock
+    from shared.config import Settings
+
+    arm = str(endpoints["armEndpoint"])
+    subscription = str(endpoints["subscriptionId"])
+    counter = CountingPolicy()
+    kwargs: dict[str, Any] = {"base_url": arm, "credential_scopes": [f"{arm}/.default"]}
+    credential = ManagedIdentityCredential()
+    resources = ResourceManagementClient(credential, subscription, per_retry_policies=[counter], **kwargs)
+    locks = ManagementLockClient(credential, subscription, per_retry_policies=[counter], **kwargs)
+
+    marker = uuid.uuid4().hex[:6]
+    now = dt.datetime.now(dt.UTC)
+    rng = random.Random(11)
+
+    def create(n: int) -> None:
+        tags = {"owner": "bench"}
+        if n % 10 == 0:
+            tags["purpose"] = marker
+            tags["expiresOn"] = iso(now + dt.timedelta(hours=rng.uniform(-48, 200)))
+        resources.resource_groups.create_or_update(f"bench-{n:05d}", {"location": "eastus", "tags": tags})
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+    print(f"created {count:,} groups in the emulator in {time.perf_counter() - started:.1f}s (8 threads)")
+
+    def service(**settings: Any) -> CleanupService:
+        values = {
+            "AZURE_SUBSCRIPTION_ID": subscription,
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": arm,
+            "CLEANUP_ENABLED": True,
+            "CLEANUP_DRY_RUN": True,
+            "CLEANUP_LAB_TAG": f"purpose={marker}",
+            "CLEANUP_NAME_PATTERNS": "",
+            **settings,
+        }
+        table = TableClient.from_connection_string(str(endpoints["storageConnectionString"]), "benchcleanup")
+        return CleanupService(
+            Settings.model_validate(values),
+            lambda _: resources,
+            lambda _: locks,
+            RunStore(table),
+            CleanupPublisher(None),
+            SystemClock(),
+        )
+
+    page_size = os.environ.get("DEVSTACK_PAGE_SIZE", "100")
+    for label, settings in (
+        ("list all, filter here (a name pattern is set)", {"CLEANUP_NAME_PATTERNS": "bench-0000*"}),
+        ("server-side $filter (one tag)", {}),
+    ):
+        svc = service(**settings)
+        counter.count = 0
+        started = time.perf_counter()
+        labs, scanned, pages = svc.list_labs(svc.subscriptions(), svc.rules())
+        elapsed = time.perf_counter() - started
+        print(
+            f"listing, {label}: {scanned:,} groups in {pages} pages of ≤{page_size} "
+            f"({counter.count} requests), {len(labs)} labs, {elapsed * 1000:.0f} ms"
+        )
+
+    # A whole plan (list every page, lock checks, stamps, the record) with labs found by tag or pattern.
+    svc = service(CLEANUP_NAME_PATTERNS="bench-0000*")
+    svc.plan()  # warm: table created, tokens cached, first sight stamped
+    counter.count = 0
+    started = time.perf_counter()
+    plan = svc.plan()
+    elapsed = time.perf_counter() - started
+    checks = sum(len(plan.having(d)) for d in (DELETE, WARN, "deferred", "blocked"))
+    print(
+        f"whole plan through the emulator, {plan.scanned:,} groups: {elapsed * 1000:.0f} ms, "
+        f"{counter.count} ARM requests ({plan.pages} list pages, {checks} lock checks), {plan.counts()}"
+    )
+    listing, _ = timed(lambda: svc.list_labs(svc.subscriptions(), svc.rules()), rounds=3)
+    print(
+        f"  listing {plan.scanned:,} groups: {listing * 1000:.0f} ms (median of 3); "
+        f"10,000 groups ≈ {listing * 10_000 / plan.scanned:.1f}s in {10_000 // int(page_size)} pages"
+    )
+
+
+def main() -> None:
+    logging.getLogger("dockmaster").setLevel(logging.ERROR)  # warnings without a topic are logged
+    pure_planner()
+    with devstack() as endpoints:
+        through_the_emulator(endpoints)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The API's request and response documents (camelCase, as Azure's own APIs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+MAX_ARGS = 64
+MAX_ARG_LENGTH = 1024
+MAX_IMAGES = 16
+
+Arg = Annotated[str, StringConstraints(max_length=MAX_ARG_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")]
+ImageName = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Errors ---------------------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["InvalidInput"])
+    message: str
+    detail: Any | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error: `{"error": {"code", "message", "detail"?}}`."""
+
+    error: ErrorDetail
+
+
+# Health ---------------------------------------------------------------------------------------------------
+
+
+class DependencyStatus(BaseModel):
+    name: str = Field(examples=["storage", "arm", "registry:dockmasterlab"])
+    kind: Literal["table", "arm", "registry"]
+    status: Literal["ok", "failing", "timeout", "skipped"]
+    latencyMs: float | None = None
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "failing"]
+    checks: list[DependencyStatus] = Field(default_factory=list, description="only with ?deep=true")
+
+
+# Registries -----------------------------------------------------------------------------------------------
+
+
+class RegistryOut(BaseModel):
+    name: str
+    loginServer: str
+    resourceId: str
+
+
+class RegistryList(BaseModel):
+    registries: list[RegistryOut]
+
+
+class RepositoryPage(BaseModel):
+    registry: str
+    repositories: list[str]
+    nextLink: str | None = Field(None, description="the next page, also in the Link header")
+
+
+class TagAttributes(BaseModel):
+    writeEnabled: bool | None = None
+    deleteEnabled: bool | None = None
+    readEnabled: bool | None = None
+    listEnabled: bool | None = None
+
+
+class VerdictSummary(BaseModel):
+    id: str
+    status: str
+    policyVersion: str
+    completedAt: str | None = None
+
+
+class TagOut(BaseModel):
+    name: str
+    digest: str
+    createdTime: str | None = None
+    lastUpdateTime: str | None = None
+    changeableAttributes: TagAttributes
+    verdict: VerdictSummary | None = Field(None, description="for this digest under the current policy")
+
+
+class TagPage(BaseModel):
+    registry: str
+    repository: str
+    policyVersion: str
+    tags: list[TagOut]
+    nextLink: str | None = None
+
+
+# ACR Tasks ------------------------------------------------------------------------------------------------
+
+
+class BuildFromUrl(Strict):
+    """A build from a context the registry fetches itself (`az acr build <URL>`)."""
+
+    sourceUrl: str = Field(description="https URL of a tar.gz or a git repository")
+    images: list[ImageName] = Field(min_length=1, max_length=MAX_IMAGES, examples=[["hello:v1"]])
+    dockerfile: str = "Dockerfile"
+    buildArgs: dict[str, str] = Field(default_factory=dict)
+    platform: str = "linux/amd64"
+    push: bool = True
+    noCache: bool = False
+    timeoutSeconds: int = Field(3600, ge=300, le=28800)
+
+
+class RunRequest(Strict):
+    """`az acr run --cmd`: an image of this registry, run with arguments."""
+
+    image: ImageName = Field(
+        description="repository:tag or repository@sha256:… in this registry (its login server may prefix "
+        "it); any other host is refused",
+        examples=["hello@sha256:0f3e…", "hello:v1"],
+    )
+    args: list[Arg] = Field(default_factory=list, max_length=MAX_ARGS)
+    timeoutSeconds: int = Field(600, ge=60, le=28800)
+
+
+class RunAccepted(BaseModel):
+    registry: str
+    runId: str
+    status: str
+    location: str
+
+
+class OutputImage(BaseModel):
+    registry: str | None = None
+    repository: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+
+
+class RunOut(BaseModel):
+    registry: str
+    runId: str
+    status: str
+    finished: bool
+    runType: str | None = None
+    createTime: str | None = None
+    startTime: str | None = None
+    finishTime: str | None = None
+    lastUpdatedTime: str | None = None
+    platform: dict[str, str] | None = None
+    outputImages: list[OutputImage] = Field(default_factory=list)
+    error: str | None = None
+
+
+# Verification ---------------------------------------------------------------------------------------------
+
+
+class VerificationRequest(Strict):
+    registry: str = Field(max_length=64, description="the configured registry name")
+    repository: str = Field(max_length=256)
+    tag: str | None = Field(None, max_length=128)
+    digest: str | None = Field(None, max_length=71)
+
+    @model_validator(mode="after")
+    def _tag_or_digest(self) -> VerificationRequest:
+        if self.tag is None and self.digest is None:
+            raise ValueError("name a tag or a digest (or both: the tag must still point to the digest)")
+        return self
+
+
+class CheckOut(BaseModel):
+    name: str
+    status: str
+    reason: str
+
+
+class VerificationOut(BaseModel):
+    id: str
+    registry: str
+    repository: str
+    digest: str
+    tag: str | None = None
+    policyVersion: str
+    status: Literal["pending", "running", "passed", "failed", "superseded"]
+    final: bool = Field(description="the verdict is in and its actions are applied: stop polling")
+    checks: list[CheckOut] = Field(default_factory=list)
+    runId: str | None = None
+    actions: list[str] = Field(default_factory=list)
+    pendingActions: list[str] = Field(default_factory=list)
+    deleted: bool = False
+    events: list[str] = Field(default_factory=list, description="event ids and api:<id> causes")
+    createdAt: str | None = None
+    completedAt: str | None = None
+
+
+class VerdictHistory(BaseModel):
+    registry: str
+    repository: str
+    verifications: list[VerificationOut]
+
+
+# Cleanup (described now, served once the cleanup service exists) -----------------------------------------
+
+
+class CleanupFilters(Strict):
+    subscriptions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=50, description="subscription ids; empty: the app's own"
+    )
+    namePatterns: list[Annotated[str, StringConstraints(max_length=90)]] = Field(
+        default_factory=list, max_length=50, description="resource group name globs, e.g. az204-*"
+    )
+    labTag: str | None = Field(None, max_length=512, description="name=value marking a lab group")
+    olderThanHours: float | None = Field(None, gt=0, le=24 * 365)
+    maxDeletions: int | None = Field(None, ge=0, le=1000)
+
+
+class CleanupPlanRequest(Strict):
+    filters: CleanupFilters = Field(default_factory=CleanupFilters)
+
+
+class CleanupExecuteRequest(Strict):
+    planId: str | None = Field(None, max_length=128, description="a plan returned by /api/cleanup/plan")
+    filters: CleanupFilters | None = None
+    confirm: bool = Field(description="must be true: execution deletes resource groups")
+
+    @field_validator("confirm")
+    @classmethod
+    def _confirmed(cls, value: bool) -> bool:
+        if value is not True:
+            raise ValueError("confirm must be true: execution deletes resource groups")
+        return value
+
+    @model_validator(mode="after")
+    def _plan_or_filters(self) -> CleanupExecuteRequest:
+        if (self.planId is None) == (self.filters is None):
+            raise ValueError("give exactly one of planId and filters")
+        return self

@@ -1,0 +1,405 @@
+"""The endpoints. Each one parses its input, calls shared/services.py, and maps the result: nothing else.
+
+Route functions are plain `def` (FastAPI runs them in its thread pool, as the SDK clients block),
+except the build upload, which reads the request body as it streams.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from .. import services
+from ..errors import InvalidInput
+from . import models, params
+from .auth import OPERATE, READ, require
+from .limits import MAX_CONTEXT_BYTES, MAX_JSON_BYTES, UnsupportedMediaType, read_limited
+
+if TYPE_CHECKING:
+    from ..tasks import RunState
+    from ..verdicts import Verdict
+
+FOLLOW_SECONDS = 240  # a followed log ends before host.json's functionTimeout (5 min); resume with ?offset=
+GZIP_TYPES = ("application/gzip", "application/x-gzip")
+BUILD_QUERY = ("image", "dockerfile", "buildArg", "platform", "push", "noCache", "timeoutSeconds")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": models.ErrorResponse, "description": "invalid input"},
+    401: {"model": models.ErrorResponse, "description": "no function key, or no signed-in caller"},
+    403: {"model": models.ErrorResponse, "description": "the caller lacks the app role"},
+    404: {"model": models.ErrorResponse, "description": "not found (or registry not configured)"},
+    503: {"model": models.ErrorResponse, "description": "a dependency is unavailable; retry"},
+}
+
+read = [Depends(require(READ))]
+operate = [Depends(require(OPERATE))]
+router = APIRouter(prefix="/api", responses=ERRORS)
+
+Registry = Annotated[str, Path(max_length=64, description="the configured registry name (never a host)")]
+Repository = Annotated[str, Path(max_length=256, description="repository name; may contain '/'")]
+
+
+# Helpers: the mapping half of parse → call → map -----------------------------------------------------------
+
+
+def _next_link(request: Request, n: int, last: str | None) -> str | None:
+    if last is None:
+        return None
+    # The function key may have come as ?code=: never echo it into a body or header.
+    return str(request.url.remove_query_params("code").include_query_params(last=last, n=n))
+
+
+def _paged(body: BaseModel, next_link: str | None) -> JSONResponse:
+    headers = {"Link": f'<{next_link}>; rel="next"'} if next_link else None
+    return JSONResponse(body.model_dump(mode="json"), headers=headers)
+
+
+def _accepted(body: BaseModel, location: str) -> JSONResponse:
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=202, headers={"Location": location, "Retry-After": "2"}
+    )
+
+
+def _run_accepted(request: Request, registry: str, state: RunState) -> JSONResponse:
+    location = str(request.url_for("get_run", registry=registry, runId=state.run_id))
+    return _accepted(
+        models.RunAccepted(registry=registry, runId=state.run_id, status=state.status, location=location),
+        location,
+    )
+
+
+def _verification(verdict: Verdict) -> models.VerificationOut:
+    vid = params.verification_id(verdict.registry, verdict.repository, verdict.digest, verdict.policy_version)
+    # Final for a caller once the verdict is in *and* its actions (lock, quarantine) are applied.
+    done = verdict.final and not verdict.pending_actions
+    return models.VerificationOut.model_validate(
+        {"id": vid, "final": done, "pendingActions": verdict.pending_actions, **verdict.public()}
+    )
+
+
+# Health ----------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/health",
+    response_model=models.Health,
+    responses={503: {"model": models.Health, "description": "a dependency is failing"}},
+    openapi_extra={"security": []},
+    summary="Liveness; with deep=true, reachability of storage, ARM and each registry",
+)
+def health(
+    deep: Annotated[bool, Query(description="check the dependencies (cached 10 s)")] = False,
+) -> Response:
+    ok, probes = services.health(deep)
+    checks = [
+        {"name": p.name, "kind": p.kind, "status": p.status, "latencyMs": p.latency_ms, "error": p.error}
+        for p in probes
+    ]
+    body = models.Health.model_validate({"status": "ok" if ok else "failing", "checks": checks})
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
+
+
+# Registries ------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/registries", response_model=models.RegistryList, dependencies=read, summary="Configured registries"
+)
+def list_registries() -> models.RegistryList:
+    return models.RegistryList(
+        registries=[
+            models.RegistryOut(name=r.name, loginServer=r.login_server, resourceId=r.resource_id)
+            for r in services.registries()
+        ]
+    )
+
+
+@router.get(
+    "/registries/{registry}/repositories",
+    response_model=models.RepositoryPage,
+    dependencies=read,
+    summary="Repositories (az acr repository list), paged",
+)
+def list_repositories(
+    request: Request,
+    registry: Registry,
+    n: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
+    last: Annotated[
+        str | None, Query(max_length=256, description="the last repository of the previous page")
+    ] = None,
+) -> Response:
+    name = params.registry_name(registry)
+    page = services.repositories(name, n, params.repository(last) if last else None)
+    link = _next_link(request, n, page.last)
+    return _paged(models.RepositoryPage(registry=name, repositories=page.items, nextLink=link), link)
+
+
+@router.get(
+    "/registries/{registry}/repositories/{repository:path}/tags",
+    response_model=models.TagPage,
+    dependencies=read,
+    summary="Tags with lock state and verdict (az acr repository show-tags --detail), paged",
+)
+def list_tags(
+    request: Request,
+    registry: Registry,
+    repository: Repository,
+    n: Annotated[int, Query(ge=1, le=1000)] = 100,
+    last: Annotated[
+        str | None, Query(max_length=128, description="the last tag of the previous page")
+    ] = None,
+    orderby: Annotated[str | None, Query(pattern="^(timedesc|timeasc)$")] = None,
+) -> Response:
+    name, repo = params.registry_name(registry), params.repository(repository)
+    listing = services.tags(name, repo, n, params.tag(last) if last else None, orderby)
+    tags = []
+    for item in listing.tags:
+        tag, verdict = item.tag, item.verdict
+        summary = None
+        if verdict is not None:
+            summary = models.VerdictSummary(
+                id=_verification(verdict).id,
+                status=verdict.status,
+                policyVersion=verdict.policy_version,
+                completedAt=verdict.completed_at.isoformat() if verdict.completed_at else None,
+            )
+        tags.append(
+            models.TagOut(
+                name=tag["name"],
+                digest=tag["digest"],
+                createdTime=tag.get("createdTime"),
+                lastUpdateTime=tag.get("lastUpdateTime"),
+                changeableAttributes=models.TagAttributes.model_validate(
+                    tag.get("changeableAttributes") or {}
+                ),
+                verdict=summary,
+            )
+        )
+    link = _next_link(request, n, listing.last)
+    body = models.TagPage(
+        registry=name, repository=repo, policyVersion=listing.policy_version, tags=tags, nextLink=link
+    )
+    return _paged(body, link)
+
+
+@router.get(
+    "/registries/{registry}/repositories/{repository:path}/verdicts",
+    response_model=models.VerdictHistory,
+    dependencies=read,
+    summary="Verdict history of a repository, newest first",
+)
+def list_verdicts(
+    registry: Registry,
+    repository: Repository,
+    digest: Annotated[str | None, Query(max_length=71)] = None,
+    top: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> models.VerdictHistory:
+    name, repo = params.registry_name(registry), params.repository(repository)
+    found = services.verdict_history(name, repo, params.digest(digest) if digest else None, top)
+    return models.VerdictHistory(
+        registry=name, repository=repo, verifications=[_verification(v) for v in found]
+    )
+
+
+# Builds and runs (ACR Tasks) -------------------------------------------------------------------------------
+
+BUILD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/gzip": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": f"a tar.gz build context (at most {MAX_CONTEXT_BYTES} bytes); "
+                "options as query parameters",
+            },
+            "application/json": {"schema": models.BuildFromUrl.model_json_schema()},
+        },
+    }
+}
+
+
+@router.post(
+    "/registries/{registry}/builds",
+    status_code=202,
+    response_model=models.RunAccepted,
+    responses={413: {"model": models.ErrorResponse}, 415: {"model": models.ErrorResponse}},
+    dependencies=operate,
+    openapi_extra=BUILD_BODY,
+    summary="Build (az acr build) from an uploaded tar.gz or a sourceUrl; 202 with the run",
+)
+async def create_build(
+    request: Request,
+    registry: Registry,
+    image: Annotated[
+        list[str] | None, Query(max_length=models.MAX_IMAGES, description="repository:tag, repeatable")
+    ] = None,
+    dockerfile: Annotated[str, Query(max_length=256)] = "Dockerfile",
+    buildArg: Annotated[list[str] | None, Query(max_length=32, description="NAME=VALUE, repeatable")] = None,
+    platform: Annotated[str, Query(max_length=32)] = "linux/amd64",
+    push: bool = True,
+    noCache: bool = False,
+    timeoutSeconds: Annotated[int, Query(ge=300, le=28800)] = 3600,
+) -> Response:
+    name = params.registry_name(registry)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json":
+        if set(request.query_params) & set(BUILD_QUERY):
+            raise InvalidInput(
+                "with a JSON body, give the build options in the body, not as query parameters"
+            )
+        spec = models.BuildFromUrl.model_validate_json(await read_limited(request, MAX_JSON_BYTES))
+        source_url = params.source_url(spec.sourceUrl)
+        options = services.BuildOptions(
+            images=spec.images,
+            dockerfile=params.dockerfile(spec.dockerfile),
+            build_args=params.build_args(spec.buildArgs),
+            platform=params.platform(spec.platform),
+            push=spec.push,
+            no_cache=spec.noCache,
+            timeout=spec.timeoutSeconds,
+        )
+        plan = await run_in_threadpool(services.plan_build, name, options)
+        state = await run_in_threadpool(services.start_build, plan, source_url)
+        return _run_accepted(request, plan.registry.name, state)
+    if media not in GZIP_TYPES:
+        raise UnsupportedMediaType(
+            "send the build context as application/gzip (a tar.gz), or application/json with a sourceUrl"
+        )
+    images = image or []
+    if push and not images:
+        raise InvalidInput("name at least one image (?image=repository:tag) to push, or set push=false")
+    options = services.BuildOptions(
+        images=images,
+        dockerfile=params.dockerfile(dockerfile),
+        build_args=params.build_arg_pairs(buildArg or []),
+        platform=params.platform(platform),
+        push=push,
+        no_cache=noCache,
+        timeout=timeoutSeconds,
+    )
+    plan = await run_in_threadpool(services.plan_build, name, options)
+    upload = await run_in_threadpool(services.source_upload, plan)
+    async for chunk in request.stream():  # the app's body limit stops it at MAX_CONTEXT_BYTES
+        if chunk:
+            await run_in_threadpool(upload.write, chunk)
+    source = await run_in_threadpool(upload.finish)
+    state = await run_in_threadpool(services.start_build, plan, source)
+    return _run_accepted(request, plan.registry.name, state)
+
+
+@router.post(
+    "/registries/{registry}/runs",
+    status_code=202,
+    response_model=models.RunAccepted,
+    dependencies=operate,
+    summary="Run an image of this registry with arguments (az acr run --cmd); 202 with the run",
+)
+def create_run(request: Request, registry: Registry, body: models.RunRequest) -> Response:
+    name = params.registry_name(registry)
+    state = services.start_run(name, body.image, body.args, body.timeoutSeconds)
+    return _run_accepted(request, services.registry(name).name, state)
+
+
+@router.get(
+    "/registries/{registry}/runs/{runId}",
+    name="get_run",
+    response_model=models.RunOut,
+    dependencies=read,
+    summary="A run: status, times, output images, error",
+)
+def get_run(registry: Registry, runId: Annotated[str, Path(max_length=64)]) -> models.RunOut:
+    name = params.registry_name(registry)
+    run = services.run(name, params.run_id(runId))
+    return models.RunOut(
+        registry=services.registry(name).name,
+        runId=run.run_id,
+        status=run.status,
+        finished=run.finished_running,
+        runType=run.run_type,
+        createTime=run.created,
+        startTime=run.started,
+        finishTime=run.finished,
+        lastUpdatedTime=run.updated,
+        platform=run.platform,
+        outputImages=[models.OutputImage.model_validate(i) for i in run.output_images],
+        error=run.error,
+    )
+
+
+@router.get(
+    "/registries/{registry}/runs/{runId}/log",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the log"}},
+    dependencies=read,
+    summary="A run's log; follow=true streams until the run ends",
+)
+def get_run_log(
+    registry: Registry,
+    runId: Annotated[str, Path(max_length=64)],
+    follow: Annotated[
+        bool, Query(description=f"stream until the run ends (at most {FOLLOW_SECONDS} s; resume with offset)")
+    ] = False,
+    offset: Annotated[int, Query(ge=0, description="start at this byte")] = 0,
+) -> StreamingResponse:
+    log = services.run_log(params.registry_name(registry), params.run_id(runId))
+    chunks = log.chunks(offset=offset, follow=follow, max_seconds=FOLLOW_SECONDS)
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
+
+
+# Verification ----------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/verifications",
+    status_code=202,
+    response_model=models.VerificationOut,
+    dependencies=operate,
+    summary="Verify a tag or digest now (the push pipeline, cause api:<id>); 202 with its location",
+)
+def create_verification(request: Request, body: models.VerificationRequest) -> Response:
+    name, repo = params.registry_name(body.registry), params.repository(body.repository)
+    tag = params.tag(body.tag) if body.tag is not None else None
+    digest = params.digest(body.digest) if body.digest is not None else None
+    out = _verification(services.verify_now(name, repo, tag, digest))
+    return _accepted(out, str(request.url_for("get_verification", id=out.id)))
+
+
+@router.get(
+    "/verifications/{id}",
+    name="get_verification",
+    response_model=models.VerificationOut,
+    dependencies=read,
+    summary="A verification: status, checks, run, actions",
+)
+def get_verification(
+    id: Annotated[str, Path(max_length=params.MAX_VERIFICATION_ID)],
+) -> models.VerificationOut:
+    registry, repository, digest, policy_version = params.parse_verification_id(id)
+    return _verification(services.verdict(registry, repository, digest, policy_version))
+
+
+# Cleanup ---------------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/cleanup/plan",
+    responses={501: {"model": models.ErrorResponse, "description": "not implemented yet"}},
+    dependencies=operate,
+    summary="Plan a cleanup of lab resource groups (dry run). Not implemented yet: 501",
+)
+def plan_cleanup(body: models.CleanupPlanRequest) -> Response:
+    services.plan_cleanup(body.filters.model_dump())
+
+
+@router.post(
+    "/cleanup/execute",
+    responses={501: {"model": models.ErrorResponse, "description": "not implemented yet"}},
+    dependencies=operate,
+    summary="Execute a cleanup plan (confirm: true). Not implemented yet: 501",
+)
+def execute_cleanup(body: models.CleanupExecuteRequest) -> Response:
+    services.execute_cleanup(body.model_dump())

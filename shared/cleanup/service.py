@@ -1,0 +1,523 @@
+"""The cleanup executor: lists groups, applies the planner, stamps tags, warns, deletes, records.
+
+- `plan(filters)` lists every page of resource groups, keeps the labs, checks the locks of those that
+  would be deleted or warned about, decides (planner), then acts on first sight: relative expiries are
+  normalized to absolute tags, `dockmaster-first-seen` is stamped, warnings are published and recorded
+  as a `dockmaster-warned=<expiry>` tag. The plan is stored under its id.
+- `execute(plan_id | filters, confirm=True)` plans afresh; with a plan id it acts only on labs both the
+  reviewed and the fresh plan delete. Right before each delete it reads the group and its locks again
+  and decides once more, so a lab extended, tagged or locked a moment ago is kept. `begin_delete` is
+  sent with no polling (the no-wait delete), a few at a time, at most the cap per run.
+- Tag writes read the group and write back its tags with ours merged in; a tag someone changed since
+  the listing is left alone. Nothing else of the group is ever written.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+
+from ..clock import Clock
+from ..config import Settings
+from ..errors import ConfigurationError, Conflict, DockmasterError, InvalidInput, NotFound, Retryable
+from .planner import (
+    BLOCKED,
+    DELETE,
+    WARN,
+    WARNED_TAG,
+    Group,
+    Key,
+    Lock,
+    PlanItem,
+    Rules,
+    decide,
+    expiry_of,
+    iso,
+    needs_locks,
+    parse_lab_tag,
+    plan_labs,
+    split_list,
+)
+from .records import (
+    DELETED,
+    FAILED,
+    GONE,
+    KEPT,
+    NOT_REVIEWED,
+    WOULD_DELETE,
+    Filters,
+    Outcome,
+    Plan,
+    RunRecord,
+    RunStore,
+    check_id,
+    new_id,
+)
+
+log = logging.getLogger("dockmaster.cleanup")
+
+CONCURRENCY = 8  # ARM requests in flight at once (lock checks, tag writes, deletes)
+PLAN_MAX_AGE = dt.timedelta(hours=24)  # a reviewed plan older than this must be made again
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def arm_code(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", None) or exc.reason or exc.status_code)
+
+
+def arm_error(exc: AzureError, doing: str) -> DockmasterError:
+    """An ARM failure as Dockmaster's error: Retryable when trying again later can help."""
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        status, code = exc.status_code, arm_code(exc)
+        if status in (401, 403):
+            return ConfigurationError(
+                f"{doing}: refused ({status} {code}); is the cleanup role assigned to the app's identity?"
+            )
+        if status == 404:
+            return NotFound(f"{doing}: not found ({code})")
+        if status in (408, 429) or status >= 500:
+            return Retryable(f"{doing}: Azure Resource Manager answered {status} ({code})")
+        return DockmasterError(f"{doing}: Azure Resource Manager answered {status} ({code}): {exc.message}")
+    return Retryable(f"{doing}: Azure Resource Manager is unreachable ({type(exc).__name__})")
+
+
+def scope_locked(exc: HttpResponseError) -> bool:
+    return exc.status_code == 409 and arm_code(exc) == "ScopeLocked"
+
+
+def as_group(subscription: str, found: Any) -> Group:
+    properties = getattr(found, "properties", None)
+    return Group(
+        subscription=subscription,
+        name=str(found.name),
+        tags=dict(found.tags or {}),
+        managed_by=found.managed_by or None,
+        state=str(getattr(properties, "provisioning_state", None) or "Succeeded"),
+    )
+
+
+class CleanupPublisher:
+    """Publishes cleanup CloudEvents, as the verdict publisher does; without a topic it only logs."""
+
+    WARNING = "Dockmaster.Cleanup.Warning"
+    DELETED = "Dockmaster.Cleanup.Deleted"
+
+    def __init__(self, client: Any | None) -> None:
+        self._client = client
+
+    @property
+    def enabled(self) -> bool:
+        return self._client is not None
+
+    def warning(self, group: Group, item: PlanItem) -> None:
+        assert item.expiry is not None
+        self._send(
+            self.WARNING,
+            group.id,
+            group.name,
+            item.public(),
+            f"warning|{group.subscription}|{group.name}|{iso(item.expiry)}".lower(),
+        )
+
+    def deleted(self, outcome: Outcome, run_id: str) -> None:
+        source = f"/subscriptions/{outcome.subscription}/resourceGroups/{outcome.name}"
+        data = {**outcome.public(), "runId": run_id}
+        self._send(self.DELETED, source, outcome.name, data, f"deleted|{source}|{run_id}".lower())
+
+    def _send(self, kind: str, source: str, subject: str, data: dict[str, Any], event_id: str) -> None:
+        if self._client is None:
+            log.info("%s %s (no events topic configured)", kind, subject)
+            return
+        from azure.core.messaging import CloudEvent
+
+        try:
+            self._client.send([CloudEvent(source=source, type=kind, subject=subject, data=data, id=event_id)])
+        except AzureError as exc:
+            raise Retryable(f"cannot publish {kind} for {subject}: {exc}") from exc
+
+
+class CleanupService:
+    """Plan, execute, extend, and read back runs. Clients are injected; time comes from `clock`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        resource_client: Callable[[str], Any],
+        lock_client: Callable[[str], Any],
+        store: RunStore,
+        publisher: CleanupPublisher,
+        clock: Clock,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        self.settings = settings
+        self._resources = resource_client
+        self._locks = lock_client
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+        self.concurrency = concurrency
+
+    # ---------------------------------------------------------------- configuration
+
+    def _ensure_enabled(self) -> None:
+        if not self.settings.cleanup_enabled:
+            raise Conflict("cleanup is turned off (CLEANUP_ENABLED=false)")
+
+    def subscriptions(self, filters: Filters | None = None) -> tuple[str, ...]:
+        configured = split_list(self.settings.cleanup_subscriptions) or tuple(
+            split_list(self.settings.subscription_id)
+        )
+        if not configured:
+            raise ConfigurationError("set CLEANUP_SUBSCRIPTIONS or AZURE_SUBSCRIPTION_ID")
+        if filters is None or not filters.subscriptions:
+            return configured
+        known = {s.lower(): s for s in configured}
+        others = [s for s in filters.subscriptions if s.lower() not in known]
+        if others:
+            raise InvalidInput(f"subscriptions not configured for cleanup: {', '.join(others)}")
+        return tuple(dict.fromkeys(known[s.lower()] for s in filters.subscriptions))
+
+    def rules(self, filters: Filters | None = None) -> Rules:
+        settings, filters = self.settings, filters or Filters()
+        try:
+            lab_tag = parse_lab_tag(settings.cleanup_lab_tag)
+        except ValueError as exc:
+            raise ConfigurationError(f"CLEANUP_LAB_TAG: {exc}") from exc
+        try:
+            only_tag = parse_lab_tag(filters.lab_tag) if filters.lab_tag else None
+        except ValueError as exc:
+            raise InvalidInput(f"filters.labTag: {exc}") from exc
+        cap = settings.cleanup_max_deletions
+        if filters.max_deletions is not None:
+            cap = min(cap, filters.max_deletions)
+        older = filters.older_than_hours
+        try:
+            return Rules(
+                lab_tag=lab_tag,
+                name_patterns=split_list(settings.cleanup_name_patterns),
+                expiry_tag=settings.cleanup_expiry_tag.strip() or "expiresOn",
+                creation_tags=split_list(settings.cleanup_creation_tags),
+                protection_tags=split_list(settings.cleanup_protection_tag),
+                protected_groups=split_list(settings.cleanup_protected_groups),
+                app_group=settings.app_resource_group.strip(),
+                ttl=dt.timedelta(hours=settings.cleanup_ttl_hours),
+                grace=dt.timedelta(hours=settings.cleanup_grace_hours),
+                warning=dt.timedelta(hours=settings.cleanup_warning_hours),
+                max_deletions=cap,
+                only_patterns=filters.name_patterns,
+                only_tag=only_tag,
+                older_than=dt.timedelta(hours=older) if older is not None else None,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"cleanup settings: {exc} (CLEANUP_LAB_TAG, CLEANUP_NAME_PATTERNS)"
+            ) from exc
+
+    # ---------------------------------------------------------------- plan
+
+    def plan(self, filters: Filters | Mapping[str, Any] | None = None) -> Plan:
+        """The plan for `filters` (see `Filters`), applied on first sight and stored under its id."""
+        return self._plan(Filters.parse(filters))[0]
+
+    def get_plan(self, plan_id: str) -> Plan:
+        return self.store.get_plan(check_id("plan", plan_id))
+
+    def _plan(self, filters: Filters) -> tuple[Plan, Rules]:
+        self._ensure_enabled()
+        rules = self.rules(filters)
+        subscriptions = self.subscriptions(filters)
+        now = self.clock.now()
+        labs, scanned, pages = self.list_labs(subscriptions, rules)
+        locks = self._locks_of([lab for lab in labs if needs_locks(lab, rules, now)])
+        items = plan_labs(labs, rules, now, locks)
+        by_key = {lab.key: lab for lab in labs}
+        items = self._each(lambda item: self._apply(by_key[item.key], item), items)
+        plan = Plan(
+            plan_id=new_id("plan", now),
+            created_at=now,
+            filters=filters,
+            dry_run=self.settings.cleanup_dry_run,
+            max_deletions=rules.max_deletions,
+            subscriptions=subscriptions,
+            items=items,
+            scanned=scanned,
+            pages=pages,
+        )
+        self.store.save_plan(plan)
+        log.info("cleanup plan %s: %d groups listed, %s", plan.plan_id, scanned, plan.counts())
+        return plan, rules
+
+    def list_labs(self, subscriptions: Iterable[str], rules: Rules) -> tuple[list[Group], int, int]:
+        """The labs of every subscription (every page), with the number of groups and pages read."""
+        labs: list[Group] = []
+        scanned = pages = 0
+        for subscription in subscriptions:
+            doing = f"listing the resource groups of subscription {subscription}"
+            try:
+                for page in (
+                    self._resources(subscription).resource_groups.list(filter=rules.server_filter).by_page()
+                ):
+                    pages += 1
+                    for found in page:
+                        scanned += 1
+                        group = as_group(subscription, found)
+                        if rules.is_lab(group):
+                            labs.append(group)
+            except AzureError as exc:
+                raise arm_error(exc, doing) from exc
+        return labs, scanned, pages
+
+    def _lock_list(self, subscription: str, name: str) -> list[Lock]:
+        operations = self._locks(subscription).management_locks
+        return [
+            Lock(str(lock.name), str(lock.level)) for lock in operations.list_at_resource_group_level(name)
+        ]
+
+    def _locks_of(self, groups: Sequence[Group]) -> dict[Key, list[Lock]]:
+        def one(group: Group) -> list[Lock]:
+            try:
+                return self._lock_list(group.subscription, group.name)
+            except ResourceNotFoundError:
+                return []  # gone meanwhile: the delete will find it gone
+            except AzureError as exc:
+                raise arm_error(exc, f"reading the locks of {group.name}") from exc
+
+        return dict(zip((g.key for g in groups), self._each(one, groups), strict=True))
+
+    def _each(self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`work` on every item, a few at a time, results in order; the first error propagates."""
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        workers = min(self.concurrency, len(items))
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="cleanup") as pool:
+            return list(pool.map(work, items))
+
+    # ---------------------------------------------------------------- first sight: stamps and warnings
+
+    def merge_tags(
+        self, group: Group, updates: Mapping[str, str], expected: Mapping[str, str | None] | None = None
+    ) -> dict[str, str]:
+        """Write `updates` into the group's tags, leaving every other tag as it is; a tag whose value is
+        no longer the `expected` one (changed since the listing) is not written. Returns what was."""
+        operations = self._resources(group.subscription).resource_groups
+        current = as_group(group.subscription, operations.get(group.name))
+        tags = dict(current.tags)
+        written: dict[str, str] = {}
+        for name, value in updates.items():
+            found = current.tag(name)
+            if expected is not None and name in expected and (found[1] if found else None) != expected[name]:
+                continue
+            tags[found[0] if found else name] = value
+            written[name] = value
+        if written:
+            operations.update(group.name, {"tags": tags})
+        return written
+
+    def _apply(self, group: Group, item: PlanItem) -> PlanItem:
+        if item.tag_writes:
+            item = self._stamp(group, item)
+        if item.decision == WARN and item.warn:
+            item = self._warn(group, item)
+        return item
+
+    def _stamp(self, group: Group, item: PlanItem) -> PlanItem:
+        try:
+            written = self.merge_tags(group, item.tag_writes, item.expected_tags)
+        except HttpResponseError as exc:
+            if scope_locked(exc):
+                note = "tags not stamped: the group is locked (ReadOnly)"
+                if item.decision in (DELETE, WARN):
+                    return item.noted(note, decision=BLOCKED, reason=f"{note}; {item.reason}")
+                return item.noted(note)
+            return item.noted(f"tags not stamped ({exc.status_code} {arm_code(exc)}); tried again next run")
+        except AzureError as exc:
+            return item.noted(f"tags not stamped ({type(exc).__name__}); tried again next run")
+        skipped = sorted(set(item.tag_writes) - set(written))
+        note = (
+            "stamped " + ", ".join(f"{k}={v}" for k, v in written.items()) if written else "nothing stamped"
+        )
+        if skipped:
+            note += f"; {', '.join(skipped)} changed since the listing, left as is"
+        return item.noted(note)
+
+    def _warn(self, group: Group, item: PlanItem) -> PlanItem:
+        assert item.expiry is not None
+        if not self.publisher.enabled:
+            log.warning("cleanup warning: %s expires %s (no events topic)", group.name, iso(item.expiry))
+            return item.noted("warning logged only: no events topic (DOCKMASTER_EVENTS_TOPIC_ENDPOINT)")
+        try:
+            self.publisher.warning(group, item)
+        except Retryable as exc:
+            return item.noted(f"warning not published ({exc.message}); tried again next run")
+        try:
+            self.merge_tags(group, {WARNED_TAG: iso(item.expiry)})
+        except AzureError as exc:
+            return item.noted(f"warning published, not recorded ({type(exc).__name__}): it may be sent again")
+        return item.noted(f"warning published; {WARNED_TAG}={iso(item.expiry)} stamped")
+
+    # ---------------------------------------------------------------- execute
+
+    def execute(
+        self,
+        plan_id: str | None = None,
+        filters: Filters | Mapping[str, Any] | None = None,
+        *,
+        confirm: bool,
+        dry_run: bool | None = None,
+        trigger: str = "api",
+    ) -> RunRecord:
+        """Plan afresh and delete what it says (with `plan_id`: only what the reviewed plan also said).
+
+        `dry_run` can only make a run drier than CLEANUP_DRY_RUN, never wetter. Raises Retryable, after
+        the run is recorded, when a deletion failed in a way worth retrying."""
+        if confirm is not True:
+            raise InvalidInput("confirm must be true: execution deletes resource groups")
+        if plan_id is not None and filters is not None:
+            raise InvalidInput("give a plan id or filters, not both")
+        self._ensure_enabled()
+        reviewed: Plan | None = None
+        if plan_id is not None:
+            reviewed = self.get_plan(plan_id)
+            age = self.clock.now() - reviewed.created_at
+            if age > PLAN_MAX_AGE:
+                raise Conflict(f"plan {plan_id} is {age} old (more than {PLAN_MAX_AGE}): make a new plan")
+        dry = self.settings.cleanup_dry_run or bool(dry_run)
+        started = self.clock.now()
+        fresh, rules = self._plan(reviewed.filters if reviewed else Filters.parse(filters))
+        run = RunRecord(new_id("run", started), trigger, dry, started, fresh, reviewed_plan_id=plan_id)
+        todo = fresh.deletions
+        if reviewed is not None:
+            approved = {item.key for item in reviewed.deletions}
+            fresh_items = {item.key: item for item in fresh.items}
+            for item in todo:
+                if item.key not in approved:
+                    why = f"not a deletion in the reviewed plan {plan_id}"
+                    run.outcomes.append(Outcome(item.subscription, item.name, NOT_REVIEWED, why, item.expiry))
+            for item in reviewed.deletions:
+                again = fresh_items.get(item.key)
+                if again is None or again.decision != DELETE:
+                    why = f"{again.decision}: {again.reason}" if again else "not listed, or no longer a lab"
+                    result = BLOCKED if again is not None and again.decision == BLOCKED else KEPT
+                    run.outcomes.append(
+                        Outcome(item.subscription, item.name, result, f"the fresh plan: {why}")
+                    )
+            todo = [item for item in todo if item.key in approved]
+        run.outcomes += self._each(lambda item: self._delete(item, rules, dry), todo)
+        for outcome in run.having(DELETED):
+            try:
+                self.publisher.deleted(outcome, run.run_id)
+            except Retryable as exc:
+                run.notes.append(
+                    f"{CleanupPublisher.DELETED} for {outcome.name} not published: {exc.message}"
+                )
+        run.finished_at = self.clock.now()
+        self.store.save_run(run)
+        mode = "dry run" if dry else "for real"
+        log.info(
+            "cleanup run %s (%s, %s): deleted %s, blocked %s, failed %s",
+            *(run.run_id, trigger, mode, run.deleted, run.blocked, run.failed),
+        )
+        transient = [o.name for o in run.outcomes if o.transient]
+        if transient:
+            raise Retryable(
+                f"cleanup run {run.run_id}: deleting {', '.join(transient)} failed in a way worth retrying",
+                detail={"runId": run.run_id},
+            )
+        return run
+
+    def _delete(self, item: PlanItem, rules: Rules, dry: bool) -> Outcome:
+        """The last moment: read the group and its locks, decide again, then send the delete, no wait."""
+
+        def outcome(
+            result: str, reason: str, expiry: dt.datetime | None = item.expiry, transient: bool = False
+        ) -> Outcome:
+            return Outcome(item.subscription, item.name, result, reason, expiry, transient)
+
+        operations = self._resources(item.subscription).resource_groups
+        try:
+            group = as_group(item.subscription, operations.get(item.name))
+            locks = self._lock_list(item.subscription, item.name)
+        except ResourceNotFoundError:
+            return outcome(GONE, "no longer exists")
+        except AzureError as exc:
+            error = arm_error(exc, f"re-reading {item.name} before deleting it")
+            return outcome(FAILED, error.message, transient=isinstance(error, Retryable))
+        if not rules.is_lab(group):
+            return outcome(KEPT, "re-checked before deleting: no longer a lab")
+        again = decide(group, rules, self.clock.now(), locks)
+        if again.decision != DELETE:
+            result = BLOCKED if again.decision == BLOCKED else KEPT
+            return outcome(
+                result, f"re-checked before deleting: {again.decision}: {again.reason}", again.expiry
+            )
+        if dry:
+            return outcome(WOULD_DELETE, f"dry run: {again.reason}", again.expiry)
+        try:
+            # polling=False: send the DELETE and return; no poller thread follows the operation.
+            operations.begin_delete(item.name, polling=False)
+        except HttpResponseError as exc:
+            if scope_locked(exc):
+                return outcome(
+                    BLOCKED, "a lock appeared after the plan: ARM refused the delete (ScopeLocked)"
+                )
+            if exc.status_code == 404:
+                return outcome(GONE, "no longer exists")
+            error = arm_error(exc, f"deleting {item.name}")
+            return outcome(FAILED, error.message, transient=isinstance(error, Retryable))
+        except AzureError as exc:
+            error = arm_error(exc, f"deleting {item.name}")
+            return outcome(FAILED, error.message, transient=True)
+        return outcome(DELETED, f"delete accepted: {again.reason}", again.expiry)
+
+    # ---------------------------------------------------------------- extend, runs
+
+    def extend(self, group: str, hours: float, subscription: str | None = None) -> dt.datetime:
+        """Push a lab's expiry out by `hours` (from its expiry, or from now if that has passed); the new
+        expiry may be at most CLEANUP_MAX_EXTENSION_HOURS from now. Returns the new expiry."""
+        self._ensure_enabled()
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
+            raise InvalidInput("hours must be a positive number")
+        sub = self.subscriptions(Filters(subscriptions=(subscription,)) if subscription else None)[0]
+        rules = self.rules()
+        operations = self._resources(sub).resource_groups
+        try:
+            found = as_group(sub, operations.get(group))
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"resource group '{group}' was not found in subscription {sub}") from exc
+        except AzureError as exc:
+            raise arm_error(exc, f"reading {group}") from exc
+        if not rules.is_lab(found):
+            raise InvalidInput(f"'{group}' is not a lab (no lab tag, no matching name pattern)")
+        if found.state.lower() == "deleting":
+            raise Conflict(f"'{group}' is already being deleted")
+        now = self.clock.now()
+        current = expiry_of(found, rules, now).at
+        new = (max(current or now, now) + dt.timedelta(hours=hours)).replace(microsecond=0)
+        maximum = dt.timedelta(hours=self.settings.cleanup_max_extension_hours)
+        if new > now + maximum:
+            room = max(0.0, (now + maximum - max(current or now, now)).total_seconds() / 3600)
+            raise InvalidInput(
+                f"the expiry would be {iso(new)}, beyond the maximum of {maximum.total_seconds() / 3600:g}h "
+                f"from now (CLEANUP_MAX_EXTENSION_HOURS): extend by at most {room:.1f}h"
+            )
+        try:
+            self.merge_tags(found, {rules.expiry_tag: iso(new)})
+        except HttpResponseError as exc:
+            if scope_locked(exc):
+                raise Conflict(f"'{group}' is locked (ReadOnly): its expiry cannot be written") from exc
+            raise arm_error(exc, f"writing the expiry of {group}") from exc
+        except AzureError as exc:
+            raise arm_error(exc, f"writing the expiry of {group}") from exc
+        log.info("cleanup: %s extended to %s", group, iso(new))
+        return new
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.store.get_run(check_id("run", run_id))

@@ -1,0 +1,144 @@
+"""The API's input parsing: names, image references, build options, verification ids, principals."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from shared.api import auth, params
+from shared.errors import InvalidInput, Unauthorized
+from shared.tasks import SourceUpload, image_command, parse_image, smoke_command
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_registry_and_run_names() -> None:
+    assert params.registry_name("Dockmaster01") == "Dockmaster01"
+    for bad in ("abc", "has-dash", "x" * 51, "evil.azurecr.io"):
+        with pytest.raises(InvalidInput, match="not a registry name"):
+            params.registry_name(bad)
+    assert params.run_id("dm12") == "dm12"
+    with pytest.raises(InvalidInput, match="not a run id"):
+        params.run_id("../runs")
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("hello:v1", (None, "hello", "v1", None)),
+        (f"team/hello@{DIGEST}", (None, "team/hello", None, DIGEST)),
+        (f"hello:v1@{DIGEST}", (None, "hello", "v1", DIGEST)),
+        ("reg.azurecr.io/team/hello:v1", ("reg.azurecr.io", "team/hello", "v1", None)),
+        ("localhost:5000/hello:v1", ("localhost:5000", "hello", "v1", None)),
+        ("localhost/hello:v1", ("localhost", "hello", "v1", None)),
+    ],
+)
+def test_parse_image(reference: str, expected: tuple[str | None, ...]) -> None:
+    image = parse_image(reference)
+    assert (image.host, image.repository, image.tag, image.digest) == expected
+
+
+@pytest.mark.parametrize(
+    ("reference", "reason"),
+    [
+        ("hello", "names no version"),
+        ("Hello:v1", "not a valid OCI repository name"),
+        ("hello:bad tag", "white space"),
+        ("hello@sha256:short", "not a sha256 digest"),
+        ("hello:" + "t" * 200, "not a valid OCI tag"),
+        ("x" * 600, "1 to 512 characters"),
+        ("", "1 to 512 characters"),
+    ],
+)
+def test_parse_image_refuses(reference: str, reason: str) -> None:
+    with pytest.raises(InvalidInput, match=reason):
+        parse_image(reference)
+
+
+def test_image_command_is_this_registry_and_quotes_args() -> None:
+    assert image_command("team/hello", ["a b", "c"], tag="v1") == "$Registry/team/hello:v1 'a b' c"
+    assert image_command("hello", [], digest=DIGEST) == f"$Registry/hello@{DIGEST}"
+    assert smoke_command("hello", DIGEST, ["--version"]) == f"$Registry/hello@{DIGEST} --version"
+
+
+def test_build_options() -> None:
+    assert params.platform("linux/arm/v7") == {"os": "Linux", "architecture": "arm", "variant": "v7"}
+    assert params.platform("Windows/amd64") == {"os": "Windows", "architecture": "amd64"}
+    with pytest.raises(InvalidInput, match="not a platform"):
+        params.platform("plan9/mips")
+    assert params.dockerfile("docker/Dockerfile.prod") == "docker/Dockerfile.prod"
+    for bad in ("/etc/passwd", "../Dockerfile", "a//b", "a\\b", "x" * 300, ""):
+        with pytest.raises(InvalidInput, match="not a Dockerfile path"):
+            params.dockerfile(bad)
+    assert params.build_arg_pairs(["A=1", "B_2=x=y", "EMPTY="]) == {"A": "1", "B_2": "x=y", "EMPTY": ""}
+    with pytest.raises(InvalidInput, match="not NAME=VALUE"):
+        params.build_arg_pairs(["novalue"])
+    with pytest.raises(InvalidInput, match="given twice"):
+        params.build_arg_pairs(["A=1", "A=2"])
+    with pytest.raises(InvalidInput, match="not a build argument name"):
+        params.build_arg_pairs(["1A=x"])
+    with pytest.raises(InvalidInput, match="no control characters"):
+        params.build_args({"A": "line\nbreak"})
+    with pytest.raises(InvalidInput, match="at most 32"):
+        params.build_args({f"A{i}": "" for i in range(33)})
+    assert params.source_url("https://example.com/ctx.tar.gz") == "https://example.com/ctx.tar.gz"
+    for bad in ("http://example.com/x", "file:///etc", "https://", "https://a/b c", "https://" + "a" * 3000):
+        with pytest.raises(InvalidInput, match="https URL"):
+            params.source_url(bad)
+
+
+def test_verification_ids_round_trip_and_are_url_safe() -> None:
+    vid = params.verification_id("MyRegistry", "team/app", DIGEST, "2026.11.1|odd")
+    assert all(c.isalnum() or c in "-_" for c in vid)
+    assert params.parse_verification_id(vid) == ("myregistry", "team/app", DIGEST, "2026.11.1|odd")
+    for bad in ("", "not base64!", "x" * 2000, base64.urlsafe_b64encode(b"a|b").decode().rstrip("=")):
+        with pytest.raises(InvalidInput, match="not a verification id"):
+            params.parse_verification_id(bad)
+    forged = base64.urlsafe_b64encode(f"myregistry|../etc|{DIGEST}|v".encode()).decode().rstrip("=")
+    with pytest.raises(InvalidInput, match="not a verification id"):
+        params.parse_verification_id(forged)
+
+
+def principal(claims: list[dict[str, str]], **extra: str) -> str:
+    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims, **extra}).encode()).decode()
+
+
+def test_principal_roles_and_name() -> None:
+    found = auth.parse_principal(
+        principal(
+            [
+                {"typ": "name", "val": "ci-pipeline"},
+                {"typ": "roles", "val": auth.READ},
+                {"typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role", "val": auth.OPERATE},
+                {"typ": "custom_role", "val": "Other"},
+            ],
+            role_typ="custom_role",
+        )
+    )
+    assert found.name == "ci-pipeline"
+    assert found.roles == {auth.READ, auth.OPERATE, "Other"}
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("%%%", "not base64-encoded JSON"),
+        (base64.b64encode(b"not json").decode(), "not base64-encoded JSON"),
+        (base64.b64encode(b'{"claims": "x"}').decode(), "no list of claims"),
+        ("A" * 20000, "larger than"),
+    ],
+)
+def test_bad_principals(header: str, reason: str) -> None:
+    with pytest.raises(Unauthorized, match=reason):
+        auth.parse_principal(header)
+
+
+def test_source_upload_refuses_what_is_not_gzip_before_sending_anything() -> None:
+    upload = SourceUpload("https://account.invalid/sources/x.tar.gz?sig=s", "x.tar.gz")
+    with pytest.raises(InvalidInput, match="not gzip-compressed"):
+        upload.write(b"PK\x03\x04 a zip file")
+    empty = SourceUpload("https://account.invalid/sources/y.tar.gz?sig=s", "y.tar.gz")
+    with pytest.raises(InvalidInput, match="empty"):
+        empty.finish()

@@ -216,3 +216,48 @@ def test_foreign_and_deleted_events(
     marked = verifier.handle_event(deleted)
     assert isinstance(marked, list)
     assert [v.deleted for v in marked] == [True]
+
+
+def test_no_credential_leaves_for_a_host_named_in_an_event(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path
+) -> None:
+    """Hosts inside an event (request.host, target.url) are never contacted; only ARM's login server is."""
+    import socket
+    import threading
+
+    trap = socket.socket()
+    trap.bind(("127.0.0.1", 0))
+    trap.listen()
+    trap.settimeout(0.2)
+    connections: list[Any] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connections.append(trap.accept()[0])
+            except TimeoutError:
+                continue
+
+    watcher = threading.Thread(target=accept, daemon=True)
+    watcher.start()
+    host = f"127.0.0.1:{trap.getsockname()[1]}"
+    try:
+        digest = build(tasks_client, registry, hello_context, "nosmoke/hostile:v1")
+        event = pushed(registry, "nosmoke/hostile", "v1", digest)
+        event["data"]["request"] = {"host": host, "addr": host}
+        event["data"]["target"]["url"] = f"https://{host}/v2/nosmoke/hostile/manifests/{digest}"
+        verdict = verifier.handle_event(event)
+        assert isinstance(verdict, Verdict)
+        assert verdict.status == "passed"
+        spoofed = pushed(registry, "nosmoke/hostile", "v1", digest)
+        spoofed["topic"] = (
+            f"/subscriptions/x/resourceGroups/y/providers/Microsoft.ContainerRegistry/registries/{host}"
+        )
+        with pytest.raises(UnknownRegistry):
+            verifier.handle_event(spoofed)
+    finally:
+        stop.set()
+        watcher.join()
+        trap.close()
+    assert connections == [], "a host taken from an event was contacted"

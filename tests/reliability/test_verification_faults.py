@@ -15,7 +15,7 @@ import pytest
 from shared.errors import Retryable
 from shared.verdicts import Verdict
 from shared.verification import Verifier
-from tests.integration.test_verification import build, drain, pushed, verifier  # noqa: F401  (fixture)
+from tests.integration.test_verification import build, drain, pushed
 
 FAULTS = "/_devstack/faults"
 STATS = "/_devstack/stats"

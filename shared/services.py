@@ -9,20 +9,21 @@ first use.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from . import clients, telemetry
 from .clock import SystemClock
 from .config import RegistryRef, get_settings
-from .errors import DockmasterError, InvalidInput, NotFound, NotImplementedYet
+from .errors import DockmasterError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from .cleanup import CleanupService
+    from .cleanup import CleanupService, Plan, RunRecord
     from .registry import Page, RegistryClient
     from .tasks import ImageRef, RunDetail, RunLog, RunState, SourceUpload
     from .verdicts import Verdict
@@ -287,16 +288,36 @@ def cleanup_service() -> CleanupService:
     )
 
 
-def plan_cleanup(filters: dict[str, Any]) -> NoReturn:
-    raise NotImplementedYet(
-        "cleanup planning is not available yet: the cleanup service is not part of this version"
-    )
+def plan_cleanup(filters: Mapping[str, Any] | None = None) -> Plan:
+    """A plan for the configured cleanup narrowed by `filters` (the API's camelCase names): every lab with
+    its decision and reason. Deletes nothing; stamps first-sight tags and sends due warnings, as the timer
+    does; stored under its id for `execute_cleanup`. Conflict when cleanup is turned off."""
+    return cleanup_service().plan(filters)
 
 
-def execute_cleanup(request: dict[str, Any]) -> NoReturn:
-    raise NotImplementedYet(
-        "cleanup execution is not available yet: the cleanup service is not part of this version"
-    )
+def execute_cleanup(
+    plan_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    *,
+    confirm: bool,
+    dry_run: bool | None = None,
+) -> RunRecord:
+    """Plan afresh and delete what it says (with `plan_id`, only what the reviewed plan said too); the
+    run record, stored. `dry_run` can only make the run dry (CLEANUP_DRY_RUN=true always wins)."""
+    return cleanup_service().execute(plan_id, filters, confirm=confirm, dry_run=dry_run, trigger="api")
+
+
+def cleanup_plan(plan_id: str) -> Plan:
+    return cleanup_service().get_plan(plan_id)
+
+
+def cleanup_run(run_id: str) -> RunRecord:
+    return cleanup_service().get_run(run_id)
+
+
+def extend_lab(group: str, hours: float, subscription: str | None = None) -> dt.datetime:
+    """Push a lab's expiry out by `hours`, at most CLEANUP_MAX_EXTENSION_HOURS from now: the new expiry."""
+    return cleanup_service().extend(group, hours, subscription)
 
 
 # Health -----------------------------------------------------------------------------------------------

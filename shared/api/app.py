@@ -25,16 +25,19 @@ from .routes import router
 log = logging.getLogger("dockmaster.api")
 
 DESCRIPTION = f"""
-Dockmaster's HTTP API for other systems: list, build, run, verify, and (soon) plan cleanup.
+Dockmaster's HTTP API for other systems: list, build, run, verify, and plan and execute lab cleanup.
 
 **Authentication.** Every endpoint but `GET /api/health` takes a function key, as the
 `x-functions-key` header or the `code` query parameter. When `DOCKMASTER_API_ROLES` is true, the app
 also sits behind Entra ID (App Service authentication) and checks app roles from `{PRINCIPAL_HEADER}`:
-`{READ}` for reads, `{OPERATE}` for anything that builds, runs or verifies.
+`{READ}` for reads, `{OPERATE}` for anything that builds, runs, verifies, cleans up or extends a lab.
 
 **Registries** are named by their configured name (`GET /api/registries`), never by host.
 
 **Long operations** (builds, runs, verifications) answer `202 Accepted` with a `Location` to poll.
+
+**Cleanup** answers `409 Conflict` while it is turned off (`CLEANUP_ENABLED=false`). A plan deletes
+nothing; executing one needs `"confirm": true` and plans again before anything is deleted.
 
 **Errors** always look like `{{"error": {{"code": "...", "message": "...", "detail": ...}}}}`.
 Bodies are limited to {MAX_JSON_BYTES} bytes ({MAX_CONTEXT_BYTES} for a build context).

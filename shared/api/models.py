@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -203,19 +204,29 @@ class VerdictHistory(BaseModel):
     verifications: list[VerificationOut]
 
 
-# Cleanup (described now, served once the cleanup service exists) -----------------------------------------
+# Cleanup --------------------------------------------------------------------------------------------------
+# The response documents are the cleanup records' public() forms (shared/cleanup/records.py).
+
+Decision = Literal[
+    "delete", "deferred", "warn", "keep", "blocked", "protected", "managed", "deleting", "invalid-expiry"
+]
+Result = Literal["deleted", "would-delete", "blocked", "failed", "gone", "kept", "not-reviewed"]
 
 
 class CleanupFilters(Strict):
+    """Filters only narrow the configured cleanup: they never make a lab of a group the settings do not."""
+
     subscriptions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
-        default_factory=list, max_length=50, description="subscription ids; empty: the app's own"
+        default_factory=list, max_length=50, description="among the configured ones; empty: all of them"
     )
     namePatterns: list[Annotated[str, StringConstraints(max_length=90)]] = Field(
         default_factory=list, max_length=50, description="resource group name globs, e.g. az204-*"
     )
-    labTag: str | None = Field(None, max_length=512, description="name=value marking a lab group")
-    olderThanHours: float | None = Field(None, gt=0, le=24 * 365)
-    maxDeletions: int | None = Field(None, ge=0, le=1000)
+    labTag: str | None = Field(None, max_length=512, description="name=value (or name) a lab must also have")
+    olderThanHours: float | None = Field(None, gt=0, le=24 * 365, description="only labs at least this old")
+    maxDeletions: int | None = Field(
+        None, ge=0, le=1000, description="lowers the per-run cap, never raises it"
+    )
 
 
 class CleanupPlanRequest(Strict):
@@ -224,8 +235,13 @@ class CleanupPlanRequest(Strict):
 
 class CleanupExecuteRequest(Strict):
     planId: str | None = Field(None, max_length=128, description="a plan returned by /api/cleanup/plan")
-    filters: CleanupFilters | None = None
-    confirm: bool = Field(description="must be true: execution deletes resource groups")
+    filters: CleanupFilters | None = Field(None, description="instead of planId: plan with these and execute")
+    confirm: bool = Field(strict=True, description="must be true: execution deletes resource groups")
+    dryRun: bool | None = Field(
+        None,
+        strict=True,
+        description="true: delete nothing, report what would go (false never overrides CLEANUP_DRY_RUN)",
+    )
 
     @field_validator("confirm")
     @classmethod
@@ -239,3 +255,67 @@ class CleanupExecuteRequest(Strict):
         if (self.planId is None) == (self.filters is None):
             raise ValueError("give exactly one of planId and filters")
         return self
+
+
+class CleanupGroup(BaseModel):
+    subscription: str
+    name: str
+    decision: Decision
+    reason: str
+    expiry: str | None = Field(None, description="UTC, ISO 8601; null when it could not be determined")
+    expirySource: str | None = Field(
+        None, examples=["expiry-tag"], description="expiry-tag, relative, created, first-seen or first-sight"
+    )
+    notes: list[str] = Field(default_factory=list, description="tags stamped, warnings sent while planning")
+
+
+class CleanupPlanOut(BaseModel):
+    planId: str = Field(examples=["plan-20261129T080000Z-0a1b2c3d"])
+    createdAt: str
+    dryRun: bool = Field(description="CLEANUP_DRY_RUN when the plan was made")
+    maxDeletions: int = Field(description="the per-run cap this plan applied")
+    subscriptions: list[str]
+    filters: CleanupFilters
+    scanned: int = Field(description="resource groups listed")
+    pages: int = Field(description="ARM list pages read")
+    counts: dict[str, int] = Field(description="labs per decision")
+    groups: list[CleanupGroup] = Field(description="every lab with its decision and reason")
+
+
+class CleanupOutcome(BaseModel):
+    subscription: str
+    name: str
+    result: Result
+    reason: str
+    expiry: str | None = None
+    transient: bool = Field(False, description="failed in a way worth retrying")
+
+
+class CleanupRunOut(BaseModel):
+    runId: str = Field(examples=["run-20261129T080000Z-0a1b2c3d"])
+    trigger: str = Field(description="api or timer")
+    dryRun: bool
+    startedAt: str
+    finishedAt: str | None = None
+    planId: str = Field(description="the fresh plan the run acted on")
+    reviewedPlanId: str | None = Field(None, description="the plan the caller executed, if any")
+    counts: dict[str, int] = Field(description="outcomes per result")
+    deleted: list[str] = Field(description="groups whose delete ARM accepted (they are Deleting)")
+    blocked: list[str] = Field(description="groups a lock kept")
+    failed: list[str]
+    outcomes: list[CleanupOutcome]
+    notes: list[str] = Field(default_factory=list)
+    plan: CleanupPlanOut
+
+
+class ExtendRequest(Strict):
+    hours: float = Field(gt=0, le=100_000, description="push the expiry out by this many hours")
+    subscription: str | None = Field(
+        None, max_length=64, description="the lab's subscription; default: the first configured for cleanup"
+    )
+
+
+class LabExtended(BaseModel):
+    name: str
+    hours: float
+    expiry: dt.datetime = Field(description="the new expiry, written to the lab's expiry tag")

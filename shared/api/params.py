@@ -15,6 +15,8 @@ from ..events import validate_digest, validate_repository, validate_tag
 
 REGISTRY_NAME = re.compile(r"^[A-Za-z0-9]{5,50}$")  # ACR's rule for a registry name
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,49}$")
+# ARM's rule (resources.json: `^[-\w\._\(\)]+$`, 1-90 characters, \w Unicode), and no trailing period.
+RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]")
 BUILD_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PLATFORM = re.compile(
@@ -29,7 +31,7 @@ ID_SEPARATOR = "|"  # cannot occur in a registry, repository or digest
 
 
 def registry_name(value: str) -> str:
-    if not REGISTRY_NAME.match(value):
+    if not REGISTRY_NAME.fullmatch(value):
         raise InvalidInput(f"'{value[:64]}' is not a registry name (5-50 letters and digits)")
     return value
 
@@ -47,8 +49,16 @@ def digest(value: str) -> str:
 
 
 def run_id(value: str) -> str:
-    if not RUN_ID.match(value):
+    if not RUN_ID.fullmatch(value):
         raise InvalidInput(f"'{value[:64]}' is not a run id")
+    return value
+
+
+def resource_group(value: str) -> str:
+    if not RESOURCE_GROUP.fullmatch(value):
+        raise InvalidInput(
+            f"'{value[:90]}' is not a resource group name: 1-90 letters, digits and -._(), not ending in '.'"
+        )
     return value
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -385,21 +385,91 @@ def get_verification(
 # Cleanup ---------------------------------------------------------------------------------------------------
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {"model": models.ErrorResponse, "description": description}
+
+
+CLEANUP_OFF = "cleanup is turned off (CLEANUP_ENABLED=false)"
+
+
 @router.post(
     "/cleanup/plan",
-    responses={501: {"model": models.ErrorResponse, "description": "not implemented yet"}},
+    response_model=models.CleanupPlanOut,
+    responses={409: _error(CLEANUP_OFF)},
     dependencies=operate,
-    summary="Plan a cleanup of lab resource groups (dry run). Not implemented yet: 501",
+    summary="Plan a cleanup of lab resource groups: every lab, its decision and why; deletes nothing",
+    description="A dry run of the scheduled cleanup, narrowed by the filters. Nothing is deleted, but the "
+    "plan does what the timer does on first sight: it normalizes relative expiries, stamps "
+    "`dockmaster-first-seen` and sends due warnings. The plan is stored: execute it by its `planId`.",
 )
-def plan_cleanup(body: models.CleanupPlanRequest) -> Response:
-    services.plan_cleanup(body.filters.model_dump())
+def plan_cleanup(body: Annotated[models.CleanupPlanRequest | None, Body()] = None) -> models.CleanupPlanOut:
+    filters = (body or models.CleanupPlanRequest()).filters
+    plan = services.plan_cleanup(filters.model_dump(exclude_none=True))
+    return models.CleanupPlanOut.model_validate(plan.public())
 
 
 @router.post(
     "/cleanup/execute",
-    responses={501: {"model": models.ErrorResponse, "description": "not implemented yet"}},
+    response_model=models.CleanupRunOut,
+    responses={
+        404: _error("no such plan"),
+        409: _error(f"{CLEANUP_OFF}, or the plan is more than 24 hours old: make a new one"),
+        503: _error(
+            "a dependency is unavailable, or a deletion failed in a way worth retrying: the run is "
+            "recorded (detail.runId)"
+        ),
+    },
     dependencies=operate,
-    summary="Execute a cleanup plan (confirm: true). Not implemented yet: 501",
+    summary="Execute a cleanup (confirm: true): plan afresh, delete what both plans delete; the run record",
+    description="With `planId`, only labs that the reviewed plan *and* a fresh plan made now would delete "
+    "are deleted; with `filters`, what a fresh plan deletes. Right before each delete the group and its "
+    "locks are read again. Deletes are sent without waiting (the groups are `Deleting` when this "
+    "answers); at most the per-run cap. With CLEANUP_DRY_RUN=true or `dryRun: true` nothing is deleted "
+    "(outcome `would-delete`). The run record is stored: read it back at /api/cleanup/runs/{runId}.",
 )
-def execute_cleanup(body: models.CleanupExecuteRequest) -> Response:
-    services.execute_cleanup(body.model_dump())
+def execute_cleanup(body: models.CleanupExecuteRequest) -> models.CleanupRunOut:
+    filters = body.filters.model_dump(exclude_none=True) if body.filters is not None else None
+    run = services.execute_cleanup(body.planId, filters, confirm=body.confirm, dry_run=body.dryRun)
+    return models.CleanupRunOut.model_validate(run.public())
+
+
+@router.get(
+    "/cleanup/plans/{planId}",
+    response_model=models.CleanupPlanOut,
+    dependencies=read,
+    summary="A stored cleanup plan",
+)
+def get_cleanup_plan(planId: Annotated[str, Path(max_length=64)]) -> models.CleanupPlanOut:
+    return models.CleanupPlanOut.model_validate(services.cleanup_plan(planId).public())
+
+
+@router.get(
+    "/cleanup/runs/{runId}",
+    response_model=models.CleanupRunOut,
+    dependencies=read,
+    summary="A cleanup run record: what it deleted, blocked, kept, and why",
+)
+def get_cleanup_run(runId: Annotated[str, Path(max_length=64)]) -> models.CleanupRunOut:
+    return models.CleanupRunOut.model_validate(services.cleanup_run(runId).public())
+
+
+@router.post(
+    "/resource-groups/{name}/extend",
+    response_model=models.LabExtended,
+    responses={
+        400: _error("invalid input, not a lab, or the expiry would pass CLEANUP_MAX_EXTENSION_HOURS"),
+        404: _error("no such resource group"),
+        409: _error(f"{CLEANUP_OFF}, the group is being deleted, or a ReadOnly lock keeps its tags"),
+    },
+    dependencies=operate,
+    summary="Extend a lab: push its expiry out by some hours, within CLEANUP_MAX_EXTENSION_HOURS from now",
+    description="From the current expiry, or from now when that has passed. The new expiry is written to "
+    "the lab's expiry tag (CLEANUP_EXPIRY_TAG); the lab's other tags are left as they are.",
+)
+def extend_lab(
+    name: Annotated[str, Path(min_length=1, max_length=90, description="the lab's resource group")],
+    body: models.ExtendRequest,
+) -> models.LabExtended:
+    group = params.resource_group(name)
+    expiry = services.extend_lab(group, body.hours, body.subscription)
+    return models.LabExtended(name=group, hours=body.hours, expiry=expiry)

@@ -485,6 +485,9 @@ class CleanupService:
         self._ensure_enabled()
         if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
             raise InvalidInput("hours must be a positive number")
+        if hours > self.settings.cleanup_max_extension_hours:  # also keeps the date arithmetic in range
+            limit = self.settings.cleanup_max_extension_hours
+            raise InvalidInput(f"hours must be at most {limit:g} (CLEANUP_MAX_EXTENSION_HOURS)")
         sub = self.subscriptions(Filters(subscriptions=(subscription,)) if subscription else None)[0]
         rules = self.rules()
         operations = self._resources(sub).resource_groups

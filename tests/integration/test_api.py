@@ -9,6 +9,7 @@ Queue storage on Azurite, and the host's queue trigger finishes verifications as
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -65,21 +66,15 @@ class Api:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture(scope="module")
-def api(devstack: Devstack, registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    tmp = tmp_path_factory.mktemp("api-host")
+@contextlib.contextmanager
+def local_host(devstack: Devstack, tmp: Path, settings: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
+    """function_app on devstack's local Functions host with these app settings: (url, function key, log)."""
     values = {
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "AzureWebJobsStorage": str(devstack.endpoints["storageConnectionString"]),
         "AZURE_SUBSCRIPTION_ID": devstack.subscription,
         "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
-        "DOCKMASTER_REGISTRIES": registry.id,
-        "DOCKMASTER_POLICY_PATH": str(POLICY),
-        "DOCKMASTER_VERDICTS_TABLE": f"apiverdicts{uuid.uuid4().hex[:8]}",
-        "DOCKMASTER_RUNS_QUEUE": f"api-runs-{uuid.uuid4().hex[:8]}",
-        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
-        "DOCKMASTER_API_ROLES": "true",
-        "CLEANUP_SCHEDULE": "0 0 * * * *",
+        **settings,
     }
     (tmp / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     (tmp / "host.json").write_text(json.dumps(HOST_JSON))
@@ -112,7 +107,7 @@ def api(devstack: Devstack, registry: Any, tmp_path_factory: pytest.TempPathFact
             except httpx.TransportError:
                 time.sleep(0.1)
         keys = json.loads((tmp / "state" / "keys.json").read_text())
-        yield Api(url, keys["functionKeys"]["default"], registry.name, registry.login_server, log_path)
+        yield url, keys["functionKeys"]["default"], log_path
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -120,6 +115,21 @@ def api(devstack: Devstack, registry: Any, tmp_path_factory: pytest.TempPathFact
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def api(devstack: Devstack, registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    settings = {
+        "DOCKMASTER_REGISTRIES": registry.id,
+        "DOCKMASTER_POLICY_PATH": str(POLICY),
+        "DOCKMASTER_VERDICTS_TABLE": f"apiverdicts{uuid.uuid4().hex[:8]}",
+        "DOCKMASTER_RUNS_QUEUE": f"api-runs-{uuid.uuid4().hex[:8]}",
+        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
+        "DOCKMASTER_API_ROLES": "true",
+        "CLEANUP_SCHEDULE": "0 0 * * * *",  # cleanup is off here (CLEANUP_ENABLED defaults to false)
+    }
+    with local_host(devstack, tmp_path_factory.mktemp("api-host"), settings) as (url, key, log_path):
+        yield Api(url, key, registry.name, registry.login_server, log_path)
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> str:
@@ -164,7 +174,7 @@ def built(api: Api, hello_context: Path) -> dict[str, Any]:
 def test_openapi_and_docs_are_served(api: Api) -> None:
     with api.client() as client:
         document = client.get("/api/openapi.json").json()
-        assert len(document["paths"]) == 13
+        assert len(document["paths"]) == 16
         assert client.get("/api/docs").headers["content-type"].startswith("text/html")
     assert httpx.get(api.url + "/api/openapi.json").status_code == 401  # the host wants the key
 
@@ -401,11 +411,16 @@ def test_runs_refuse_images_of_other_hosts_and_bad_input(api: Api) -> None:
         assert "not gzip-compressed" in error_of(not_gzip, 400, "InvalidInput")
 
 
-def test_cleanup_is_not_implemented_yet(api: Api) -> None:
-    with api.client(OPERATE) as client:
+def test_cleanup_turned_off_answers_409(api: Api) -> None:
+    off = "cleanup is turned off (CLEANUP_ENABLED=false)"
+    with api.client(OPERATE, READ) as client:
         plan = client.post("/api/cleanup/plan", json={"filters": {"namePatterns": ["az204-*"]}})
-        assert "not available yet" in error_of(plan, 501, "NotImplemented")
-        error_of(
-            client.post("/api/cleanup/execute", json={"planId": "p", "confirm": True}), 501, "NotImplemented"
-        )
-        error_of(client.post("/api/cleanup/execute", json={"planId": "p"}), 400, "InvalidInput")
+        assert error_of(plan, 409, "Conflict") == off
+        execute = client.post("/api/cleanup/execute", json={"filters": {}, "confirm": True})
+        assert error_of(execute, 409, "Conflict") == off
+        extend = client.post("/api/resource-groups/rg-any-lab/extend", json={"hours": 1})
+        assert error_of(extend, 409, "Conflict") == off
+        # Input is checked first: a caller learns what is wrong with the request either way.
+        error_of(client.post("/api/cleanup/execute", json={"filters": {}}), 400, "InvalidInput")
+        # Records of earlier runs stay readable; there are none here.
+        error_of(client.get("/api/cleanup/runs/run-20260101T000000Z-00000000"), 404, "NotFound")

@@ -1,23 +1,29 @@
 """The FastAPI app in process (httpx's ASGI transport), for what needs no Azure service:
-the OpenAPI document, the one error shape, body limits, app roles, cleanup's 501."""
+the OpenAPI document, the one error shape, body limits, app roles, and cleanup's parse → call → map
+(a stub service returns real plan and run records; the real service says 409 while cleanup is off)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import functools
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, get_args
 
 import httpx
 import pytest
 
 from shared import services
-from shared.api import auth, limits
+from shared.api import auth, limits, models
 from shared.api.app import api
 from shared.api.limits import MAX_JSON_BYTES
+from shared.cleanup.planner import BLOCKED, DECISIONS, DELETE, INVALID_EXPIRY, KEEP, PlanItem
+from shared.cleanup.records import DELETED, FAILED, RESULTS, Filters, Outcome, Plan, RunRecord
+from shared.errors import Retryable
 
 ENDPOINTS = {
     ("get", "/api/health"),
@@ -33,6 +39,9 @@ ENDPOINTS = {
     ("get", "/api/verifications/{id}"),
     ("post", "/api/cleanup/plan"),
     ("post", "/api/cleanup/execute"),
+    ("get", "/api/cleanup/plans/{planId}"),
+    ("get", "/api/cleanup/runs/{runId}"),
+    ("post", "/api/resource-groups/{name}/extend"),
 }
 
 
@@ -85,6 +94,21 @@ def test_openapi_lists_every_endpoint_with_security_and_no_422() -> None:
     assert execute["schema"]["$ref"].endswith("/CleanupExecuteRequest")
     assert "confirm" in document["components"]["schemas"]["CleanupExecuteRequest"]["required"]
     assert "HTTPValidationError" not in document["components"]["schemas"]
+    answers = {
+        ("post", "/api/cleanup/plan"): "CleanupPlanOut",
+        ("post", "/api/cleanup/execute"): "CleanupRunOut",
+        ("get", "/api/cleanup/plans/{planId}"): "CleanupPlanOut",
+        ("get", "/api/cleanup/runs/{runId}"): "CleanupRunOut",
+        ("post", "/api/resource-groups/{name}/extend"): "LabExtended",
+    }
+    for (method, path), model in answers.items():
+        responses = document["paths"][path][method]["responses"]
+        assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}")
+        assert "501" not in responses
+        if method == "post":
+            assert "CLEANUP_ENABLED" in responses["409"]["description"], path
+    plan = document["paths"]["/api/cleanup/plan"]["post"]["requestBody"]
+    assert not plan.get("required"), "a plan of the whole configured cleanup needs no body"
 
 
 def test_docs_page_loads_the_document_with_the_key() -> None:
@@ -209,10 +233,10 @@ def principal(*roles: str) -> dict[str, str]:
     return {auth.PRINCIPAL_HEADER: base64.b64encode(json.dumps({"claims": claims}).encode()).decode()}
 
 
-def test_roles_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roles_when_switched_on(monkeypatch: pytest.MonkeyPatch, cleanup: Stub) -> None:
     body = {"confirm": True, "planId": "p1"}
     # Off: no principal needed (the function key is the host's business).
-    error_of(call("POST", "/api/cleanup/execute", json=body), 501, "NotImplemented")
+    assert call("POST", "/api/cleanup/execute", json=body).status_code == 200
     monkeypatch.setenv("DOCKMASTER_API_ROLES", "true")
     services.reset()
     error = error_of(call("POST", "/api/cleanup/execute", json=body), 401, "Unauthorized")
@@ -229,34 +253,202 @@ def test_roles_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
     error_of(call("GET", "/api/registries/abcde/runs/dm1", headers=principal(auth.OPERATE)), 403, "Forbidden")
     # Roles are checked before the body: a caller without the role learns nothing about the input.
     error_of(call("POST", "/api/cleanup/execute", json={}, headers=principal()), 403, "Forbidden")
-    error_of(
-        call("POST", "/api/cleanup/execute", json=body, headers=principal(auth.OPERATE)),
-        501,
-        "NotImplemented",
-    )
+    assert call("POST", "/api/cleanup/execute", json=body, headers=principal(auth.OPERATE)).status_code == 200
+    run = f"/api/cleanup/runs/{cleanup.run.run_id}"
+    error_of(call("GET", run, headers=principal(auth.OPERATE)), 403, "Forbidden")
+    assert call("GET", run, headers=principal(auth.READ)).status_code == 200
+    extend = call("POST", "/api/resource-groups/lab1/extend", json={"hours": 1}, headers=principal(auth.READ))
+    error_of(extend, 403, "Forbidden")
     assert call("GET", "/api/registries", headers=principal(auth.READ)).json() == {"registries": []}
     assert call("GET", "/api/health").status_code == 200  # never behind a role
 
 
-def test_cleanup_answers_501_after_validating_its_body() -> None:
-    error = error_of(
-        call("POST", "/api/cleanup/plan", json={"filters": {"namePatterns": ["az204-*"]}}),
-        501,
-        "NotImplemented",
+NOW = dt.datetime(2026, 11, 29, 8, 0, 0, tzinfo=dt.UTC)
+PLAN_ID = "plan-20261129T080000Z-0a1b2c3d"
+RUN_ID = "run-20261129T080500Z-4e5f6a7b"
+
+
+def sample_plan() -> Plan:
+    items = [
+        PlanItem("s1", "lab-old", DELETE, "expired 2026-11-28T08:00:00Z", NOW, "expiry-tag", notes=("n",)),
+        PlanItem("s1", "lab-locked", BLOCKED, "locked: keep (CanNotDelete)", NOW, "expiry-tag"),
+        PlanItem("s1", "lab-odd", INVALID_EXPIRY, "tag expiresOn='soon' is neither", None, "expiry-tag"),
+        PlanItem("s1", "lab-new", KEEP, "expires later", NOW + dt.timedelta(days=1), "first-sight"),
+    ]
+    return Plan(
+        PLAN_ID, NOW, Filters(name_patterns=("lab-*",), older_than_hours=2.5), False, 10, ("s1",), items, 9, 2
     )
-    assert "not available yet" in error["message"]
-    error_of(call("POST", "/api/cleanup/plan", json={}), 501, "NotImplemented")
-    error = error_of(
-        call("POST", "/api/cleanup/execute", json={"planId": "p1", "confirm": False}), 400, "InvalidInput"
+
+
+def sample_run() -> RunRecord:
+    run = RunRecord(RUN_ID, "api", False, NOW, sample_plan(), NOW, PLAN_ID, notes=["a note"])
+    run.outcomes = [
+        Outcome("s1", "lab-old", DELETED, "delete accepted", NOW),
+        Outcome("s1", "x", FAILED, "503", None, True),
+    ]
+    return run
+
+
+class Stub:
+    """Stands in for CleanupService: records each call, answers with real records."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.plan_ = sample_plan()
+        self.run = sample_run()
+        self.fail: Exception | None = None
+
+    def last(self) -> tuple[str, Any]:
+        return self.calls[-1]
+
+    def _called(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self.calls.append((name, (*args, kwargs) if kwargs else args))
+        if self.fail is not None:
+            raise self.fail
+
+    def plan(self, filters: Mapping[str, Any] | None = None) -> Plan:
+        self._called("plan", filters)
+        return self.plan_
+
+    def execute(self, plan_id: str | None = None, filters: Any = None, **kwargs: Any) -> RunRecord:
+        self._called("execute", plan_id, filters, **kwargs)
+        return self.run
+
+    def get_plan(self, plan_id: str) -> Plan:
+        self._called("get_plan", plan_id)
+        return self.plan_
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self._called("get_run", run_id)
+        return self.run
+
+    def extend(self, group: str, hours: float, subscription: str | None = None) -> dt.datetime:
+        self._called("extend", group, hours, subscription)
+        return NOW + dt.timedelta(hours=hours)
+
+
+@pytest.fixture
+def cleanup(monkeypatch: pytest.MonkeyPatch) -> Stub:
+    stub = Stub()
+    monkeypatch.setattr(services, "cleanup_service", functools.cache(lambda: stub))
+    return stub
+
+
+def test_cleanup_maps_the_service_records_without_loss(cleanup: Stub) -> None:
+    filters = {"namePatterns": ["az204-*"], "labTag": "purpose=lab", "maxDeletions": 2}
+    plan = call("POST", "/api/cleanup/plan", json={"filters": filters})
+    assert (plan.status_code, plan.json()) == (200, cleanup.plan_.public())
+    assert plan.json()["groups"][0]["notes"] == ["n"]
+    assert cleanup.last() == ("plan", ({**filters, "subscriptions": []},))
+    assert call("POST", "/api/cleanup/plan").json()["planId"] == PLAN_ID  # no body: the configured cleanup
+    assert cleanup.last() == ("plan", ({"subscriptions": [], "namePatterns": []},))
+
+    run = call("POST", "/api/cleanup/execute", json={"planId": PLAN_ID, "confirm": True})
+    assert (run.status_code, run.json()) == (200, cleanup.run.public())
+    assert cleanup.last() == (
+        "execute",
+        (PLAN_ID, None, {"confirm": True, "dry_run": None, "trigger": "api"}),
     )
-    assert "confirm must be true" in error["message"]
-    error = error_of(call("POST", "/api/cleanup/execute", json={"confirm": True}), 400, "InvalidInput")
-    assert "exactly one of planId and filters" in error["message"]
-    error_of(call("POST", "/api/cleanup/plan", json={"filters": {"maxDeletions": -1}}), 400, "InvalidInput")
+    body = {"filters": {"olderThanHours": 4}, "confirm": True, "dryRun": True}
+    assert call("POST", "/api/cleanup/execute", json=body).status_code == 200
+    expected = {"subscriptions": [], "namePatterns": [], "olderThanHours": 4.0}
+    assert cleanup.last() == (
+        "execute",
+        (None, expected, {"confirm": True, "dry_run": True, "trigger": "api"}),
+    )
+
+    assert call("GET", f"/api/cleanup/runs/{RUN_ID}").json() == cleanup.run.public()
+    assert call("GET", f"/api/cleanup/plans/{PLAN_ID}").json() == cleanup.plan_.public()
+    assert cleanup.calls[-2:] == [("get_run", (RUN_ID,)), ("get_plan", (PLAN_ID,))]
+
+    extended = call("POST", "/api/resource-groups/Lab_1.(a)/extend", json={"hours": 24})
+    assert (extended.status_code, extended.json()) == (
+        200,
+        {"name": "Lab_1.(a)", "hours": 24.0, "expiry": "2026-11-30T08:00:00Z"},
+    )
+    assert cleanup.last() == ("extend", ("Lab_1.(a)", 24.0, None))
+    body = {"hours": 1.5, "subscription": "s2"}
+    assert call("POST", "/api/resource-groups/lab/extend", json=body).status_code == 200
+    assert cleanup.last() == ("extend", ("lab", 1.5, "s2"))
+
+
+def test_response_models_know_every_decision_and_result() -> None:
+    assert set(get_args(models.Decision)) == set(DECISIONS)
+    assert set(get_args(models.Result)) == set(RESULTS)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("execute", {"planId": PLAN_ID}, "body.confirm: Field required"),
+        ("execute", {"planId": PLAN_ID, "confirm": False}, "confirm must be true"),
+        ("execute", {"planId": PLAN_ID, "confirm": "true"}, "valid boolean"),
+        ("execute", {"planId": PLAN_ID, "confirm": 1}, "valid boolean"),
+        ("execute", {"confirm": True}, "exactly one of planId and filters"),
+        ("execute", {"planId": PLAN_ID, "filters": {}, "confirm": True}, "exactly one of planId and filters"),
+        ("execute", {"planId": PLAN_ID, "confirm": True, "dryRun": "yes"}, "valid boolean"),
+        ("execute", {"planId": PLAN_ID, "confirm": True, "force": True}, "Extra inputs"),
+        ("plan", {"filters": {"maxDeletions": -1}}, "body.filters.maxDeletions"),
+        ("plan", {"filters": {"pattern": "x"}}, "body.filters.pattern"),
+        ("plan", {"namePatterns": ["x"]}, "body.namePatterns"),
+    ],
+)
+def test_cleanup_validates_its_body_before_the_service(
+    cleanup: Stub, path: str, body: dict[str, Any], message: str
+) -> None:
+    error = error_of(call("POST", f"/api/cleanup/{path}", json=body), 400, "InvalidInput")
+    assert message in error["message"]
+    assert cleanup.calls == []
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "message"),
+    [
+        ("lab.", {"hours": 1}, "not a resource group name"),
+        ("has space", {"hours": 1}, "not a resource group name"),
+        ("a%23b", {"hours": 1}, "not a resource group name"),
+        ("x" * 91, {"hours": 1}, "at most 90 characters"),
+        ("lab", {"hours": 0}, "greater than 0"),
+        ("lab", {"hours": -2}, "greater than 0"),
+        ("lab", {"hours": 1e9}, "less than or equal to 100000"),
+        ("lab", {"hours": "soon"}, "valid number"),
+        ("lab", {}, "body.hours: Field required"),
+    ],
+)
+def test_extend_validates_the_group_name_and_hours(
+    cleanup: Stub, name: str, body: dict[str, Any], message: str
+) -> None:
+    error = error_of(call("POST", f"/api/resource-groups/{name}/extend", json=body), 400, "InvalidInput")
+    assert message in error["message"]
+    assert cleanup.calls == []
+
+
+def test_cleanup_errors_keep_the_one_shape(cleanup: Stub) -> None:
+    cleanup.fail = Retryable("cleanup run run-x: deleting lab-a failed", detail={"runId": RUN_ID})
+    answer = call("POST", "/api/cleanup/execute", json={"filters": {}, "confirm": True})
+    error = error_of(answer, 503, "DependencyUnavailable")
+    assert error["detail"] == {"runId": RUN_ID}
+    assert answer.headers["retry-after"] == "5"
+
+
+def test_cleanup_turned_off_is_409_from_the_real_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")  # never contacted
+    monkeypatch.setenv("DOCKMASTER_EVENTS_TOPIC_ENDPOINT", "")
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("CLEANUP_ENABLED", "false")
+    services.reset()
+    for path, body in (
+        ("/api/cleanup/plan", {}),
+        ("/api/cleanup/execute", {"filters": {}, "confirm": True}),
+        ("/api/cleanup/execute", {"planId": PLAN_ID, "confirm": True}),
+        ("/api/resource-groups/lab-1/extend", {"hours": 2}),
+    ):
+        error = error_of(call("POST", path, json=body), 409, "Conflict")
+        assert error["message"] == "cleanup is turned off (CLEANUP_ENABLED=false)"
 
 
 def test_unexpected_errors_are_500_without_details(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(filters: dict[str, Any]) -> None:
+    def broken(filters: Mapping[str, Any] | None = None) -> None:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(services, "plan_cleanup", broken)

@@ -22,6 +22,23 @@ def test_registry_and_run_names() -> None:
     assert params.run_id("dm12") == "dm12"
     with pytest.raises(InvalidInput, match="not a run id"):
         params.run_id("../runs")
+    with pytest.raises(InvalidInput):  # `$` would let a trailing newline through
+        params.run_id("dm12\n")
+    with pytest.raises(InvalidInput):
+        params.registry_name("Dockmaster01\n")
+
+
+@pytest.mark.parametrize("name", ["a", "rg-lab_1.(x)", "x" * 90, "Übung", "(", "_", "a.b"])
+def test_resource_group_names_as_arm_allows(name: str) -> None:
+    assert params.resource_group(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x" * 91, "lab.", ".", "has space", "a/b", "a#b", "a\n", "a\x00", "a&b"]
+)
+def test_resource_group_names_arm_refuses(name: str) -> None:
+    with pytest.raises(InvalidInput, match="not a resource group name"):
+        params.resource_group(name)
 
 
 @pytest.mark.parametrize(

@@ -55,10 +55,7 @@ test: deps lint test-infra
 	$(PY) -m pytest
 
 bench: deps
-	$(PY) -m benchmarks
-	$(PY) -m benchmarks.verification
-	$(PY) -m benchmarks.chain
-	$(PY) -m benchmarks.cleanup
+	$(PY) -m benchmarks.report
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .pytest_cache .mypy_cache .ruff_cache

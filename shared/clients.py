@@ -83,6 +83,18 @@ def registry_data(registry: RegistryRef) -> Any:
     return RegistryClient(login_server(registry), credential(), get_settings().arm_scope)
 
 
+def ensure_table(table: Any, what: str) -> None:
+    """Create a table on first use; an unreachable service is worth a retry, not a crash."""
+    from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+    try:
+        table.create_table()
+    except ResourceExistsError:
+        pass
+    except HttpResponseError as exc:
+        raise Retryable(f"the {what} table is unavailable: {exc.message}") from exc
+
+
 def _storage_endpoint(settings: Settings, service: str) -> str:
     if settings.storage_account_name:
         return f"https://{settings.storage_account_name}.{service}.core.windows.net"

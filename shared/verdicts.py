@@ -20,6 +20,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
+from .clients import ensure_table
 from .errors import Conflict, NotFound, Retryable
 
 FINAL = {"passed", "failed", "superseded"}
@@ -145,12 +146,7 @@ class VerdictStore:
 
     def _ensure(self) -> None:
         if not self._ready:
-            try:
-                self._table.create_table()
-            except ResourceExistsError:
-                pass
-            except HttpResponseError as exc:
-                raise Retryable(f"the verdict table is unavailable: {exc.message}") from exc
+            ensure_table(self._table, "verdict")
             self._ready = True
 
     def insert(self, verdict: Verdict) -> Verdict | None:

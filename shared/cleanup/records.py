@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from ..clients import ensure_table
 from ..errors import InvalidInput, NotFound, Retryable
 from .planner import BLOCKED, DECISIONS, DELETE, KEEP, PlanItem, iso, parse_time
 
@@ -315,12 +316,7 @@ class RunStore:
     def _ensure(self) -> None:
         if self._ready:
             return
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
-        except HttpResponseError as exc:
-            raise Retryable(f"the cleanup table is unavailable: {exc.message}") from exc
+        ensure_table(self._table, "cleanup")
         self._ready = True
 
     def _write(self, kind: str, row: str, body: dict[str, Any], summary: dict[str, Any]) -> None:

@@ -136,7 +136,8 @@ def burst(endpoints: dict[str, Any], verifier: Any, images: list[tuple[str, str]
         list(pool.map(deliver, delivered))
     elapsed = time.perf_counter() - started
     table = verifier.store._table
-    entities = list(table.query_entities("PolicyVersion eq 'bench.1'"))
+    burst_digests = {digest for _, digest in images}
+    entities = [e for e in table.query_entities("PolicyVersion eq 'bench.1'") if e["Digest"] in burst_digests]
     final = [e for e in entities if e["Status"] in ("passed", "failed", "superseded")]
     unique = {(e["PartitionKey"], e["RowKey"]) for e in entities}
     print(

@@ -50,6 +50,13 @@ param policyPath string = 'policy.yaml'
 @description('Upper bound on Flex Consumption instances.')
 param maximumInstanceCount int = 40
 
+@description('Replication of the storage account: Standard_LRS, or Standard_ZRS (zone-redundant; regions with availability zones only).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+param storageSku string = 'Standard_LRS'
+
 @description('Grant the cleanup role (custom, subscription scope) and turn the cleanup timer on.')
 param cleanupEnabled bool = false
 
@@ -170,6 +177,7 @@ module storage 'modules/storage.bicep' = {
     name: 'stdock${resourceToken}'
     location: location
     tags: tags
+    sku: storageSku
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     verdictsTableName: verdictsTableName

@@ -41,10 +41,18 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   }
 }
 
+// The custom topic's system-assigned identity costs nothing; it lets event
+// subscriptions on Dockmaster's events deliver with the topic's identity
+// (deliveryWithResourceIdentity) to Service Bus, Event Hubs or storage queues,
+// instead of a key or SAS.
 resource customTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
+  // checkov:skip=CKV_AZURE_193: The app publishes from Flex Consumption without virtual network integration, so the topic's public endpoint stays on; a private endpoint needs a VNet, private DNS and VNet integration (out of scope). Local (key) auth is off: only Entra ID tokens with EventGrid Data Sender (the app's identity) can publish.
   name: customTopicName
   location: location
   tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     inputSchema: 'CloudEventSchemaV1_0'
     disableLocalAuth: true
@@ -59,3 +67,4 @@ output systemTopicPrincipalId string = systemTopic.identity.principalId
 output customTopicId string = customTopic.id
 output customTopicName string = customTopic.name
 output customTopicEndpoint string = customTopic.properties.endpoint
+output customTopicPrincipalId string = customTopic.identity.principalId

@@ -21,6 +21,13 @@ param deploymentContainerName string
 @description('Blob container where Event Grid dead-letters undeliverable events.')
 param deadLetterContainerName string = 'eventgrid-deadletter'
 
+@description('Replication of the account. Standard_LRS keeps three copies in one datacenter. Standard_ZRS spreads them over three availability zones, so host storage, verdicts, queues and the deployment package survive a zone outage; only in regions with availability zones.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+param sku string = 'Standard_LRS'
+
 @description('Table the app keeps verdicts in (DOCKMASTER_VERDICTS_TABLE).')
 param verdictsTableName string = 'verdicts'
 
@@ -30,12 +37,13 @@ param runsQueueName string = 'verification-runs'
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: The Flex Consumption app (no VNet integration in this deployment) and Event Grid dead-lettering reach the account over its public endpoint; every request needs an Entra ID token because shared keys are disabled.
   // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35; public network access is on, anonymous blob access and shared keys are off.
+  // checkov:skip=CKV_AZURE_206: The check wants geo-replication (GRS/GZRS). It would not keep Dockmaster running through a regional outage: the app, plan, registry and Event Grid are single-region and storage failover is manual; the data here (host leases, queues, verdicts that re-verification rebuilds) is regional working state. Zone resilience is the sku parameter's Standard_ZRS.
   name: name
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_LRS'
+    name: sku
   }
   properties: {
     accessTier: 'Hot'

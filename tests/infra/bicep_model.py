@@ -9,6 +9,11 @@ expression shapes the templates use.
 pycep represents an identifier and a string literal the same way (both are
 plain strings), so the tests compare against the identifiers the templates
 use (for example a parameter name) where a value is not a literal.
+
+pycep-parser is pinned (requirements-dev.txt) to the version Checkov pins, so
+the tests read the templates as Checkov does. Since pycep 0.5, `a.b`, `a[0]`
+and `a::b` parse as accessor operators; `parse()` folds them back into that
+text, which is what the tests compare against.
 """
 
 from __future__ import annotations
@@ -45,7 +50,52 @@ def _parser() -> BicepParser:
 @functools.cache
 def parse(path: Path) -> dict[str, Any]:
     """Parse one template; a syntax error raises (and fails the caller)."""
-    return _parser().parse(file_path=path)
+    return _mapping(_fold_accessors(_parser().parse(file_path=path)))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A parsed object (a dict), typed as one."""
+    assert isinstance(value, dict), value
+    return value
+
+
+_ACCESSOR_TEXT = {
+    "property_accessor": "{}.{}",
+    "index_accessor": "{}[{}]",
+    "nested_resource_accessor": "{}::{}",
+}
+
+
+def _fold_accessors(node: Any) -> Any:
+    """`{operator: {type: property_accessor, operands: {a, b}}}` -> "a.b", and so on.
+
+    A property of a function call (`environment().resourceManager`) goes into the
+    call's `property_name`, as pycep 0.4 had it. Anything else is left alone.
+    """
+    if isinstance(node, list):
+        return [_fold_accessors(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _fold_accessors(value) for key, value in node.items()}
+    operator = node.get("operator")
+    if set(node) != {"operator"} or not isinstance(operator, dict):
+        return node
+    kind = operator.get("type")
+    if kind not in _ACCESSOR_TEXT:
+        return node
+    left, right = operator["operands"]["operand_1"], operator["operands"]["operand_2"]
+    if (
+        kind == "property_accessor"
+        and isinstance(left, dict)
+        and set(left) == {"function"}
+        and isinstance(right, str)
+    ):
+        function = dict(left["function"])
+        function["property_name"] = ".".join(filter(None, [function.get("property_name"), right]))
+        return {"function": function}
+    if isinstance(left, str) and isinstance(right, str | int):
+        return _ACCESSOR_TEXT[kind].format(left, right)
+    return node
 
 
 @dataclass(frozen=True)
@@ -60,7 +110,7 @@ class Resource:
 
     @property
     def properties(self) -> dict[str, Any]:
-        return self.body.get("properties", {})
+        return _mapping(self.body.get("properties", {}))
 
 
 @dataclass(frozen=True)
@@ -73,7 +123,7 @@ class ModuleCall:
 
     @property
     def params(self) -> dict[str, Any]:
-        return self.body.get("params", {})
+        return _mapping(self.body.get("params", {}))
 
 
 def _split_condition(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -130,7 +180,7 @@ def modules(path: Path) -> dict[str, ModuleCall]:
 
 
 def parameters(path: Path) -> dict[str, Any]:
-    return parse(path).get("parameters", {})
+    return _mapping(parse(path).get("parameters", {}))
 
 
 def variables(path: Path) -> dict[str, Any]:
@@ -138,11 +188,13 @@ def variables(path: Path) -> dict[str, Any]:
 
 
 def outputs(path: Path) -> dict[str, Any]:
-    return parse(path).get("outputs", {})
+    return _mapping(parse(path).get("outputs", {}))
 
 
 def target_scope(path: Path) -> str:
-    return parse(path).get("globals", {}).get("scope", {}).get("value", "resourceGroup")
+    scope = parse(path).get("globals", {}).get("scope", {}).get("value", "resourceGroup")
+    assert isinstance(scope, str), scope
+    return scope
 
 
 def param_default(path: Path, name: str) -> Any:

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
+from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # works under any --import-mode
-
-from bicep_model import INFRA, MAIN, REPO_ROOT, SUBSCRIPTION, outputs, parameters
+from tests.infra.bicep_model import INFRA, MAIN, REPO_ROOT, SUBSCRIPTION, outputs, parameters
 
 # Values azd itself puts in every hook's environment, besides main.bicep's outputs.
 AZD_BUILT_INS = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZURE_PRINCIPAL_ID"}
 
 
-def azure_yaml() -> dict:
-    return yaml.safe_load((REPO_ROOT / "azure.yaml").read_text())
+def azure_yaml() -> dict[str, Any]:
+    config = yaml.safe_load((REPO_ROOT / "azure.yaml").read_text())
+    assert isinstance(config, dict)
+    return config
 
 
-def main_parameters() -> dict:
-    return json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+def main_parameters() -> dict[str, Any]:
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert isinstance(given, dict)
+    return given
 
 
 def test_azd_deploys_the_function_app() -> None:

@@ -11,21 +11,20 @@ to run where the Bicep CLI exists.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # works under any --import-mode
-
-from bicep_model import (
+from tests.infra.bicep_model import (
     GUID_RE,
     MAIN,
     MODULES,
     REPO_ROOT,
     SUBSCRIPTION,
+    Resource,
     all_resources,
     bicep_files,
     code_without_comments,
@@ -131,7 +130,9 @@ ACR_EVENT_TYPES = ["Microsoft.ContainerRegistry.ImagePushed", "Microsoft.Contain
 
 
 def sample_settings() -> dict[str, str]:
-    return json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
+    values = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
+    assert isinstance(values, dict)
+    return values
 
 
 def app_settings() -> dict[str, object]:
@@ -155,6 +156,20 @@ def main_module(symbol: str):
 def test_every_template_parses(path: Path) -> None:
     parsed = parse(path)
     assert parsed.get("resources") or parsed.get("modules"), f"{path.name} declares nothing"
+
+
+def _pin(requirements: str, package: str) -> str:
+    text = (REPO_ROOT / requirements).read_text()
+    found = re.search(rf"^{re.escape(package)}==(\S+)", text, flags=re.M | re.I)
+    assert found, f"{requirements} does not pin {package}"
+    return found.group(1)
+
+
+def test_the_parser_is_the_one_checkov_uses() -> None:
+    """tests/infra (.venv) and Checkov (.venv-infra) must read the templates alike."""
+    pinned = _pin("requirements-dev.txt", "pycep-parser")
+    assert pinned == _pin("requirements-infra.txt", "pycep-parser"), "bump pycep-parser with Checkov"
+    assert importlib.metadata.version("pycep-parser") == pinned
 
 
 def test_the_expected_templates_exist() -> None:
@@ -342,7 +357,7 @@ def test_no_secret_like_settings() -> None:
 # ------------------------------------------------------------------ roles
 
 
-def _scope_type(resource, file_resources) -> str:
+def _scope_type(resource: Resource, file_resources: dict[str, Resource]) -> str:
     scope = resource.body.get("scope")
     if scope is None:
         return target_scope(resource.file)
@@ -351,7 +366,7 @@ def _scope_type(resource, file_resources) -> str:
     return target.type
 
 
-def _role_name(resource, file_resources) -> str:
+def _role_name(resource: Resource, file_resources: dict[str, Resource]) -> str:
     role_id = resource.properties["roleDefinitionId"]
     if isinstance(role_id, str):  # a role definition declared in the same file
         symbol = role_id.removesuffix(".id")
@@ -368,7 +383,7 @@ def _role_name(resource, file_resources) -> str:
     return BUILT_IN_ROLES[guid]
 
 
-def role_assignments() -> list[tuple[str, str, str, object]]:
+def role_assignments() -> list[tuple[str, str, str, Resource]]:
     found = []
     for path in bicep_files():
         file_resources = resources(path)
@@ -492,6 +507,16 @@ def test_storage_is_identity_only() -> None:
     assert props["supportsHttpsTrafficOnly"] is True
 
 
+def test_storage_replication_is_lrs_unless_zrs_is_chosen() -> None:
+    storage = one_resource(STORAGE, "Microsoft.Storage/storageAccounts")
+    assert storage.body["sku"] == {"name": "sku"}
+    for path, name in ((STORAGE, "sku"), (MAIN, "storageSku")):
+        assert param_default(path, name) == "Standard_LRS"
+        [allowed] = [d for d in parameters(path)[name]["decorators"] if d["type"] == "allowed"]
+        assert allowed["argument"] == ["Standard_LRS", "Standard_ZRS"]
+    assert main_module("storage").params["sku"] == "storageSku"
+
+
 def test_storage_has_what_the_app_uses() -> None:
     """The table, the queues (with the poison queue) and the two containers."""
     names: dict[str, set[str]] = {}
@@ -526,6 +551,7 @@ def test_monitoring_accepts_entra_id_only() -> None:
 
 def test_custom_topic_accepts_entra_id_only() -> None:
     topic = one_resource(EVENTS, "Microsoft.EventGrid/topics")
+    assert topic.body["identity"] == {"type": "SystemAssigned"}
     assert topic.properties["disableLocalAuth"] is True
     assert topic.properties["inputSchema"] == "CloudEventSchemaV1_0"
     assert topic.properties["minimumTlsVersionAllowed"] == "1.2"
@@ -545,6 +571,8 @@ def test_registry_is_basic_without_admin_user_unless_one_is_given() -> None:
     registry = one_resource(REGISTRY, "Microsoft.ContainerRegistry/registries")
     assert registry.properties["adminUserEnabled"] is False
     assert registry.properties["anonymousPullEnabled"] is False
+    # Zone redundancy is the platform default in every tier; the old opt-in stays unset.
+    assert "zoneRedundancy" not in registry.properties
     assert param_default(MAIN, "registrySku") == "Basic"
     assert param_default(MAIN, "existingRegistryResourceId") == ""
     call = main_module("registry")
@@ -586,6 +614,17 @@ def test_function_app_transport_and_publishing_are_locked_down() -> None:
     for policy in policies.values():
         assert policy.properties["allow"] is False
         assert policy.condition is None
+
+
+def test_function_app_sets_no_dedicated_plan_site_config() -> None:
+    """Flex Consumption offers no platform health check and no instance count on the site.
+
+    Checkov asks for both (CKV_AZURE_213, CKV_AZURE_212); the template skips them with
+    the reason instead of setting properties the plan does not support.
+    """
+    site_config = one_resource(FUNCTION_APP, "Microsoft.Web/sites").properties["siteConfig"]
+    for name in ("healthCheckPath", "numberOfWorkers", "alwaysOn", "linuxFxVersion"):
+        assert name not in site_config, name
 
 
 def test_function_app_is_the_azd_api_service() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -49,21 +51,38 @@ def subscription_key(subscription: str) -> str:
     return f"/subscriptions/{subscription}"
 
 
+def by_id(item: dict[str, Any]) -> str | int:
+    return str(item["id"]).lower()
+
+
 def paged(
-    emu: Emulator, request: Request, items: list[dict[str, Any]], top: int | None = None
+    emu: Emulator,
+    request: Request,
+    items: list[dict[str, Any]],
+    top: int | None = None,
+    key: Callable[[dict[str, Any]], str | int] = by_id,
 ) -> JSONResponse:
-    """One page of `items` plus an opaque `nextLink`, as ARM lists answer."""
+    """One page of `items` plus an opaque `nextLink`, as ARM lists answer.
+
+    The skip token carries the last item's sort key, not a position, so a listing that runs while
+    items are created or deleted neither skips nor repeats the ones that stay.
+    """
+    ordered = sorted(items, key=key)
     token = request.query_params.get("$skiptoken")
-    try:
-        start = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
-    except ValueError as exc:
-        raise ArmError(400, "InvalidSkipToken", "The skip token is invalid.") from exc
+    if token:
+        try:
+            after = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        except ValueError as exc:
+            raise ArmError(400, "InvalidSkipToken", "The skip token is invalid.") from exc
+        if not isinstance(after, str | int) or isinstance(after, bool):
+            raise ArmError(400, "InvalidSkipToken", "The skip token is invalid.")
+        ordered = [item for item in ordered if type(key(item)) is type(after) and key(item) > after]  # type: ignore[operator]
     size = top if top else emu.config.page_size
-    page = items[start : start + size]
+    page = ordered[:size]
     body: dict[str, Any] = {"value": page}
-    if start + size < len(items):
+    if len(ordered) > size:
         query = {k: v for k, v in request.query_params.items() if k != "$skiptoken"}
-        query["$skiptoken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+        query["$skiptoken"] = base64.urlsafe_b64encode(json.dumps(key(page[-1])).encode()).decode()
         body["nextLink"] = f"{emu.config.arm_endpoint}{request.url.path}?{urlencode(query)}"
     return JSONResponse(body)
 

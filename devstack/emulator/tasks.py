@@ -128,13 +128,16 @@ def register(router: ArmRouter, emu: Emulator) -> None:
     @router.add("GET", base + "/runs", TASK_VERSIONS, "registries/runs")
     async def list_runs(request: Request, sub: str, rg: str, name: str) -> Response:
         registry = emu.registry(sub, rg, name)
-        runs = list(reversed(emu.store.list("run", registry["id"])))  # newest first, as ACR
+        runs = [  # newest first, as ACR; without the emulator's private fields
+            {k: v for k, v in run.items() if not k.startswith("_")}
+            for run in reversed(emu.store.list("run", registry["id"]))
+        ]
         top = request.query_params.get("$top")
         if top is not None:
             if not top.isdigit():
                 raise ArmError(400, "InvalidParameter", f"The value '{top}' of $top is invalid.")
             runs = runs[: int(top)]
-        return paged(emu, request, runs)
+        return paged(emu, request, runs, key=lambda run: -int(run["name"].removeprefix("dm")))
 
     @router.add("POST", base + "/runs/{run}/cancel", TASK_VERSIONS, "registries/runs")
     async def cancel_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:

@@ -170,3 +170,25 @@ def test_managed_identity_endpoint_checks_its_header(devstack: Any) -> None:
     )
     assert good.status_code == 200
     assert int(good.json()["expires_on"]) > time.time()
+
+
+def test_paging_survives_deletions_between_pages(resource_client: Any) -> None:
+    marker = unique("m")
+    names = sorted(unique("rg-stable-") for _ in range(6))
+    for name in names:
+        resource_client.resource_groups.create_or_update(
+            name, {"location": "westeurope", "tags": {"batch": marker}}
+        )
+    try:
+        pages = resource_client.resource_groups.list(
+            filter=f"tagName eq 'batch' and tagValue eq '{marker}'", top=2
+        )
+        iterator = pages.by_page()
+        first = [g.name for g in next(iterator)]
+        resource_client.resource_groups.begin_delete(first[0]).result()  # gone before the next page is read
+        rest = [g.name for page in iterator for g in page]
+        assert sorted(first + rest) == names, "nothing skipped or repeated"
+    finally:
+        for name in names:
+            if resource_client.resource_groups.check_existence(name):
+                resource_client.resource_groups.begin_delete(name)

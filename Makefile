@@ -42,6 +42,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy function_app.py triggers devstack shared tests benchmarks
+	$(VENV)/bin/bandit -q -r shared triggers function_app.py
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

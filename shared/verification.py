@@ -280,7 +280,7 @@ class Verifier:
         verdict.checks = [r.as_dict() for r in results]
         verdict.log_excerpt = log_text
         verdict.completed_at = verdict.updated_at = self.clock.now()
-        if verdict.status == "passed" and rule.on_pass == "lock":  # noqa: S105 (a policy action, not a secret)
+        if verdict.status == "passed" and rule.on_pass == "lock":  # noqa: S105  # nosec B105: an action, not a secret
             verdict.pending_actions = ["lock"]
         elif verdict.status == "failed" and rule.on_fail == "quarantine":
             verdict.pending_actions = ["quarantine"]

@@ -7,7 +7,7 @@ else loads on the first request that needs it (shared/services.py).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -93,22 +93,22 @@ def _problems(errors: list[Any]) -> list[dict[str, str]]:
     return problems
 
 
-async def on_dockmaster_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DockmasterError)
+async def on_dockmaster_error(request: Request, error: Exception) -> Response:
+    exc = cast(DockmasterError, error)  # registered for DockmasterError only
     if http_status(exc) >= 500 and not isinstance(exc, NotImplementedYet):
         log.warning("%s %s: %s %s", request.method, request.url.path, exc.code, exc.message)
     return _respond(exc)
 
 
-async def on_validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError | ValidationError)
+async def on_validation_error(request: Request, error: Exception) -> Response:
+    exc = cast(RequestValidationError | ValidationError, error)  # registered for these two only
     problems = _problems(list(exc.errors()))
     summary = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems[:5])
     return _respond(InvalidInput(f"invalid request: {summary}", detail=problems))
 
 
-async def on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+async def on_http_error(request: Request, error: Exception) -> Response:
+    exc = cast(StarletteHTTPException, error)  # registered for HTTPException only
     if isinstance(exc.__cause__, DockmasterError):  # e.g. the body limit, hit while FastAPI read a body
         return _respond(exc.__cause__)
     if exc.status_code == 404:

@@ -118,7 +118,8 @@ class CleanupPublisher:
         return self._client is not None
 
     def warning(self, group: Group, item: PlanItem) -> None:
-        assert item.expiry is not None
+        if item.expiry is None:
+            raise ValueError(f"a warning for {group.name} needs an expiry")
         self._send(
             self.WARNING,
             group.id,
@@ -349,7 +350,8 @@ class CleanupService:
         return item.noted(note)
 
     def _warn(self, group: Group, item: PlanItem) -> PlanItem:
-        assert item.expiry is not None
+        if item.expiry is None:
+            raise ValueError(f"a warning for {group.name} needs an expiry")
         if not self.publisher.enabled:
             log.warning("cleanup warning: %s expires %s (no events topic)", group.name, iso(item.expiry))
             return item.noted("warning logged only: no events topic (DOCKMASTER_EVENTS_TOPIC_ENDPOINT)")

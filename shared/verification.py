@@ -21,7 +21,7 @@ from .checks import CheckResult
 from .clock import Clock
 from .config import RegistryRef, Settings
 from .errors import Conflict, InvalidInput, NotFound, Retryable
-from .policy import Policy, Rule
+from .policy import LOCK, QUARANTINE, Policy, Rule
 from .registry import RegistryClient
 from .verdicts import Publisher, Verdict, VerdictStore
 
@@ -280,10 +280,10 @@ class Verifier:
         verdict.checks = [r.as_dict() for r in results]
         verdict.log_excerpt = log_text
         verdict.completed_at = verdict.updated_at = self.clock.now()
-        if verdict.status == "passed" and rule.on_pass == "lock":  # noqa: S105  # nosec B105: an action, not a secret
-            verdict.pending_actions = ["lock"]
-        elif verdict.status == "failed" and rule.on_fail == "quarantine":
-            verdict.pending_actions = ["quarantine"]
+        if verdict.status == "passed" and rule.on_pass == LOCK:
+            verdict.pending_actions = [LOCK]
+        elif verdict.status == "failed" and rule.on_fail == QUARANTINE:
+            verdict.pending_actions = [QUARANTINE]
         verdict = self.store.replace(verdict)
         log.info("verdict %s %s", verdict.status, context(verdict))
         return self._complete(verdict, registry)
@@ -293,7 +293,7 @@ class Verifier:
         client = self.registry_data(registry)
         while verdict.pending_actions:
             action = verdict.pending_actions[0]
-            if action == "lock":
+            if action == LOCK:
                 locked = {"writeEnabled": False, "deleteEnabled": False}
                 if verdict.tag:
                     client.update_tag(verdict.repository, verdict.tag, locked)

@@ -85,13 +85,13 @@ def registry_data(registry: RegistryRef) -> Any:
 
 def ensure_table(table: Any, what: str) -> None:
     """Create a table on first use; an unreachable service is worth a retry, not a crash."""
-    from azure.core.exceptions import HttpResponseError, ResourceExistsError
+    from azure.core.exceptions import AzureError, ResourceExistsError
 
     try:
         table.create_table()
     except ResourceExistsError:
         pass
-    except HttpResponseError as exc:
+    except AzureError as exc:
         raise Retryable(f"the {what} table is unavailable: {exc.message}") from exc
 
 

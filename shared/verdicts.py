@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -158,7 +159,7 @@ class VerdictStore:
             return None
         except ResourceExistsError:
             return self.get(*verdict.key)
-        except HttpResponseError as exc:
+        except AzureError as exc:
             raise Retryable(f"cannot store the verdict: {exc.message}") from exc
 
     def get(self, partition: str, row: str) -> Verdict:
@@ -167,7 +168,7 @@ class VerdictStore:
             return Verdict.from_entity(self._table.get_entity(partition, row))
         except ResourceNotFoundError as exc:
             raise NotFound(f"no verdict {partition}/{row}") from exc
-        except HttpResponseError as exc:
+        except AzureError as exc:
             raise Retryable(f"cannot read the verdict: {exc.message}") from exc
 
     def replace(self, verdict: Verdict) -> Verdict:
@@ -185,17 +186,22 @@ class VerdictStore:
             if exc.status_code == 412:
                 raise Conflict("the verdict changed concurrently") from exc
             raise Retryable(f"cannot update the verdict: {exc.message}") from exc
+        except AzureError as exc:  # unreachable: connection refused, timeouts
+            raise Retryable(f"cannot update the verdict: {exc.message}") from exc
         verdict.etag = metadata.get("etag")
         return verdict
 
     def history(self, registry: str, repository: str) -> list[Verdict]:
         self._ensure()
         partition = partition_key(registry, repository).replace("'", "''")
-        entities = self._table.query_entities(f"PartitionKey eq '{partition}'")
+        try:
+            verdicts = [
+                Verdict.from_entity(e) for e in self._table.query_entities(f"PartitionKey eq '{partition}'")
+            ]
+        except AzureError as exc:
+            raise Retryable(f"cannot read the verdicts: {exc.message}") from exc
         return sorted(
-            (Verdict.from_entity(e) for e in entities),
-            key=lambda v: v.created_at or dt.datetime.min.replace(tzinfo=dt.UTC),
-            reverse=True,
+            verdicts, key=lambda v: v.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True
         )
 
     def for_digest(self, registry: str, repository: str, digest: str) -> list[Verdict]:
@@ -210,7 +216,7 @@ class VerdictStore:
         )
         try:
             return {verdict.digest: verdict for verdict in map(Verdict.from_entity, entities)}
-        except HttpResponseError as exc:
+        except AzureError as exc:
             raise Retryable(f"cannot read the verdicts: {exc.message}") from exc
 
     def ping(self, timeout: float) -> None:
@@ -259,5 +265,5 @@ class Publisher:
         )
         try:
             self._client.send([event])
-        except HttpResponseError as exc:
+        except AzureError as exc:
             raise Retryable(f"cannot publish the verdict: {exc.message}") from exc

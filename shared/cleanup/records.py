@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from ..clients import ensure_table
 from ..errors import InvalidInput, NotFound, Retryable
@@ -328,7 +328,7 @@ class RunStore:
         entity.update({f"Body{i}": chunk for i, chunk in enumerate(chunks)})
         try:
             self._table.upsert_entity(entity, mode="replace")
-        except HttpResponseError as exc:
+        except AzureError as exc:
             raise Retryable(f"cannot store the cleanup {kind} {row}: {exc.message}") from exc
 
     def _read(self, kind: str, row: str) -> dict[str, Any]:
@@ -337,7 +337,7 @@ class RunStore:
             return _unpack(self._table.get_entity(kind, check_id(kind, row)))
         except ResourceNotFoundError as exc:
             raise NotFound(f"no cleanup {kind} '{row}'") from exc
-        except HttpResponseError as exc:
+        except AzureError as exc:
             raise Retryable(f"cannot read the cleanup {kind} '{row}': {exc.message}") from exc
 
     def save_plan(self, plan: Plan) -> None:

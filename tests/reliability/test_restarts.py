@@ -1,0 +1,116 @@
+"""The app's host killed mid-flight and restarted; storage unreachable. Nothing is lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient
+
+from devstack import devapp, stack
+from devstack.host.keys import HostKeys
+from shared import services
+from shared.errors import Retryable
+from tests.conftest import unique
+from tests.integration.test_verification import POLICY, build, pushed
+
+
+def wait_for(table: TableClient, repository: str, accept: set[str], timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for entity in table.query_entities(f"Repository eq '{repository}'"):
+                if entity["Status"] in accept:
+                    return dict(entity)
+        except Exception:  # the table appears with the first verdict  # noqa: S110
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{repository}: no verdict in {accept} within {timeout}s")
+
+
+def test_host_killed_during_a_smoke_run_resumes_after_restart(
+    devstack: Any, resource_client: Any, acr_client: Any, credential: Any, tasks_client: Any, tmp_path: Path
+) -> None:
+    from azure.mgmt.eventgrid import EventGridManagementClient
+
+    group = unique("rg-restart-")
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    registry = acr_client.registries.begin_create(
+        group, unique("restart"), {"location": "westeurope", "sku": {"name": "Basic"}}
+    ).result()
+    table_name = f"verdicts{uuid.uuid4().hex[:8]}"
+    settings = devapp.app_settings(
+        devstack.endpoints,
+        [registry.id],
+        DOCKMASTER_POLICY_PATH=str(POLICY),
+        DOCKMASTER_VERDICTS_TABLE=table_name,
+        DOCKMASTER_RUNS_QUEUE=f"runs-{uuid.uuid4().hex[:8]}",
+    )
+    name, port = f"host-{uuid.uuid4().hex[:6]}", stack.free_port()
+    base = devapp.start_host(devstack.home, settings, port=port, name=name)
+    keys = HostKeys.load_or_create(devstack.home / name)
+    webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
+    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+    devapp.wire_events({"eventgrid": eventgrid}, registry, webhook)
+    table = TableClient.from_connection_string(devstack.endpoints["storageConnectionString"], table_name)
+    try:
+        context = tmp_path / "slow"
+        context.mkdir()
+        shutil.copy("/bin/busybox", context / "busybox")
+        (context / "Dockerfile").write_text(
+            "FROM scratch\nCOPY busybox /bin/busybox\n"
+            'ENTRYPOINT ["/bin/busybox", "sh", "-c", "sleep 4; echo done"]\n'
+        )
+        build(tasks_client, registry, context, "verify/slow:v1")  # the executor's push fires the event
+        running = wait_for(table, "verify/slow", {"running"})
+        pids = json.loads((devstack.home / "pids.json").read_text())
+        os.killpg(pids[name], signal.SIGKILL)  # no graceful shutdown: the worst case
+        stack.stop_service(devstack.home, name)
+        devapp.start_host(devstack.home, settings, port=port, name=name)
+        final = wait_for(table, "verify/slow", {"passed", "failed", "superseded"})
+        assert final["Status"] == "passed", final["Checks"]
+        assert final["RunId"] == running["RunId"], "the run was followed, not scheduled again"
+        assert "done" in final["LogExcerpt"]
+        entities = list(table.query_entities("Repository eq 'verify/slow'"))
+        assert len(entities) == 1, "one verdict, never two"
+    finally:
+        stack.stop_service(devstack.home, name)
+        resource_client.resource_groups.begin_delete(group)
+
+
+def test_unreachable_storage_acknowledges_nothing(
+    devstack: Any, registry: Any, tasks_client: Any, hello_context: Path
+) -> None:
+    dead = stack.free_port()  # nothing listens there
+    account = "devstoreaccount1"
+    broken = (
+        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey=AAAA;"
+        f"BlobEndpoint=http://127.0.0.1:{dead}/{account};QueueEndpoint=http://127.0.0.1:{dead}/{account};"
+        f"TableEndpoint=http://127.0.0.1:{dead}/{account};"
+    )
+    digest = build(tasks_client, registry, hello_context, "nosmoke/nostore:v1")
+    environment = {
+        "AZURE_SUBSCRIPTION_ID": devstack.subscription,
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
+        "AzureWebJobsStorage": broken,
+        "DOCKMASTER_REGISTRIES": registry.id,
+        "DOCKMASTER_POLICY_PATH": str(POLICY),
+        "DOCKMASTER_VERDICTS_TABLE": "verdictsdown",
+        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in environment.items():
+            patch.setenv(key, value)
+        services.reset()
+        try:
+            with pytest.raises(Retryable):  # the trigger fails, so the platform redelivers
+                services.verifier().handle_event(pushed(registry, "nosmoke/nostore", "v1", digest))
+        finally:
+            services.reset()

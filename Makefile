@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 
-.PHONY: run test test-infra lint format bench system deps devstack-up devstack-down clean
+.PHONY: run test test-infra lint format bench soak system deps devstack-up devstack-down clean
 
 system:
 	@scripts/install-system.sh
@@ -58,6 +58,10 @@ test: deps lint test-infra
 
 bench: deps
 	$(PY) -m benchmarks.report
+
+# Sustained load through the whole chain (20 pushes/s for 5 minutes by default).
+soak: deps
+	$(PY) -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -155,9 +155,18 @@ class Fronts:
     def _service(registry: dict[str, Any]) -> str:
         return str(registry["properties"]["loginServer"])
 
-    def _attributes(self, registry: dict[str, Any], key: str) -> dict[str, bool]:
-        stored = self.emu.store.get("acrattributes", f"{registry['id']}|{key}") or {}
+    def _attributes(
+        self, registry: dict[str, Any], key: str, table: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, bool]:
+        full = f"{registry['id']}|{key}"
+        stored = (
+            table.get(full.lower()) if table is not None else self.emu.store.get("acrattributes", full)
+        ) or {}
         return {name: bool(stored.get(name, True)) for name in ATTRIBUTES}
+
+    def _attribute_table(self, registry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """All of a registry's attributes at once, for listings (thousands of tags, one query)."""
+        return self.emu.store.items("acrattributes", registry["id"])
 
     def _update_attributes(self, registry: dict[str, Any], key: str, patch: Any) -> dict[str, bool]:
         if not isinstance(patch, dict) or not set(patch) <= {*ATTRIBUTES, "teleportEnabled"}:
@@ -421,7 +430,8 @@ class Fronts:
     # /acr/v1/ ------------------------------------------------------------------------------
     def _listed_repositories(self, registry: dict[str, Any]) -> list[str]:
         names = self._storage(registry).repositories()
-        return [n for n in names if self._attributes(registry, n)["listEnabled"]]
+        table = self._attribute_table(registry)
+        return [n for n in names if self._attributes(registry, n, table)["listEnabled"]]
 
     async def catalog(self, request: Request) -> Response:
         registry = self._registry(request)
@@ -477,18 +487,29 @@ class Fronts:
             )
         return storage
 
-    def _tag_view(self, registry: dict[str, Any], name: str, tag: TagRecord) -> dict[str, Any]:
+    def _tag_view(
+        self,
+        registry: dict[str, Any],
+        name: str,
+        tag: TagRecord,
+        table: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         return {
             "name": tag.name,
             "digest": tag.digest,
             "createdTime": iso(tag.created),
             "lastUpdateTime": iso(tag.updated),
             "signed": False,
-            "changeableAttributes": self._attributes(registry, f"{name}:{tag.name}"),
+            "changeableAttributes": self._attributes(registry, f"{name}:{tag.name}", table),
         }
 
     def _manifest_view(
-        self, registry: dict[str, Any], name: str, manifest: ManifestRecord, tags: list[TagRecord]
+        self,
+        registry: dict[str, Any],
+        name: str,
+        manifest: ManifestRecord,
+        tags: list[TagRecord],
+        table: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         view: dict[str, Any] = {
             "digest": manifest.digest,
@@ -499,7 +520,7 @@ class Fronts:
             ),
             "mediaType": manifest.media_type,
             "tags": sorted(t.name for t in tags if t.digest == manifest.digest),
-            "changeableAttributes": self._attributes(registry, f"{name}@{manifest.digest}"),
+            "changeableAttributes": self._attributes(registry, f"{name}@{manifest.digest}", table),
         }
         if manifest.config_media_type:
             view["configMediaType"] = manifest.config_media_type
@@ -579,11 +600,12 @@ class Fronts:
             if request.method != "GET":
                 raise AcrError(405, "UNSUPPORTED", "method not allowed")
             digest = request.query_params.get("digest")
+            table = self._attribute_table(registry)
             views = [
-                self._tag_view(registry, name, t)
+                self._tag_view(registry, name, t, table)
                 for t in records
                 if (digest is None or t.digest == digest)
-                and self._attributes(registry, f"{name}:{t.name}")["listEnabled"]
+                and self._attributes(registry, f"{name}:{t.name}", table)["listEnabled"]
             ]
             views = self._after(self._order(request, views, "name"), "name", request.query_params.get("last"))
             body = {"registry": self._service(registry), "imageName": name, "tags": views}
@@ -618,10 +640,11 @@ class Fronts:
             records = await asyncio.to_thread(
                 lambda: [m for d in storage.manifests(name) if (m := storage.manifest(name, d)) is not None]
             )
+            table = self._attribute_table(registry)
             views = [
-                self._manifest_view(registry, name, m, tags)
+                self._manifest_view(registry, name, m, tags, table)
                 for m in records
-                if self._attributes(registry, f"{name}@{m.digest}")["listEnabled"]
+                if self._attributes(registry, f"{name}@{m.digest}", table)["listEnabled"]
             ]
             views = self._after(
                 self._order(request, views, "digest"), "digest", request.query_params.get("last")

@@ -52,6 +52,14 @@ class Store:
             cur = self._db.execute("DELETE FROM resources WHERE parent = ?", (parent.lower(),))
         return cur.rowcount
 
+    def items(self, kind: str, parent: str) -> dict[str, dict[str, Any]]:
+        """Every row of a kind under a parent, by (lowercased) key: one query instead of one per key."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, body FROM resources WHERE kind = ? AND parent = ?", (kind, parent.lower())
+            ).fetchall()
+        return {key: json.loads(body) for key, body in rows}
+
     def list(self, kind: str, parent: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             if parent is None:

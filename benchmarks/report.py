@@ -43,9 +43,9 @@ BENCHMARKS = [
         "benchmarks.api",
         "HTTP API: tag listing and verdict lookup",
         "function_app on devstack's local Functions host (roles off); 5,000 tags on one manifest PUT "
-        "straight to docker-registry; GET …/tags paged n=100 through all of them (per-page p50/p95 and whole-listing "
-        "time, emulator requests per page), then sequential and 8-client requests/s and p50/p95 of the first "
-        "tags page and of GET …/verdicts.",
+        "straight to docker-registry; GET …/tags paged n=100 through all of them (per-page p50/p95 and "
+        "whole-listing time, emulator requests per page), then sequential and 8-client requests/s and "
+        "p50/p95 of the first tags page and of GET …/verdicts.",
     ),
     (
         "benchmarks.cleanup",

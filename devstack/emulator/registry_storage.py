@@ -79,11 +79,11 @@ class RegistryStorage:
                 if not link.is_file():
                     continue
                 digest = link.read_text().strip()
-                created = min(
-                    (p.stat().st_mtime for p in (tag_dir / "index").rglob("link")),
-                    default=link.stat().st_mtime,
-                )
-                records.append(TagRecord(tag_dir.name, digest, created, link.stat().st_mtime))
+                updated = link.stat().st_mtime
+                # The tag's directory is made by its first push and later pushes write below it, so its
+                # mtime is the creation time: one stat per tag, not a directory walk.
+                created = min(tag_dir.stat().st_mtime, updated)
+                records.append(TagRecord(tag_dir.name, digest, created, updated))
         return records
 
     def tag(self, repo: str, tag: str) -> TagRecord | None:

@@ -103,15 +103,11 @@ def pure_planner(count: int = 10_000) -> None:
     )
 
 
-def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
-    from azure.data.tables import TableClient
+def counted_clients(endpoints: dict[str, Any]) -> tuple[CountingPolicy, Any, Any]:
+    """Resource and lock clients on devstack that count every ARM request they send."""
     from azure.identity import ManagedIdentityCredential
     from azure.mgmt.resource.locks import ManagementLockClient
     from azure.mgmt.resource.resources import ResourceManagementClient
-
-    from shared.cleanup import CleanupPublisher, CleanupService, RunStore
-    from shared.clock import SystemClock
-    from shared.config import Settings
 
     arm = str(endpoints["armEndpoint"])
     subscription = str(endpoints["subscriptionId"])
@@ -120,6 +116,18 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
     credential = ManagedIdentityCredential()
     resources = ResourceManagementClient(credential, subscription, per_retry_policies=[counter], **kwargs)
     locks = ManagementLockClient(credential, subscription, per_retry_policies=[counter], **kwargs)
+    return counter, resources, locks
+
+
+def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
+    from azure.data.tables import TableClient
+
+    from shared.cleanup import CleanupPublisher, CleanupService, RunStore
+    from shared.clock import SystemClock
+    from shared.config import Settings
+
+    subscription = str(endpoints["subscriptionId"])
+    counter, resources, locks = counted_clients(endpoints)
 
     marker = uuid.uuid4().hex[:6]
     now = dt.datetime.now(dt.UTC)
@@ -140,7 +148,7 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
     def service(**settings: Any) -> CleanupService:
         values = {
             "AZURE_SUBSCRIPTION_ID": subscription,
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": arm,
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": str(endpoints["armEndpoint"]),
             "CLEANUP_ENABLED": True,
             "CLEANUP_DRY_RUN": True,
             "CLEANUP_LAB_TAG": f"purpose={marker}",
@@ -194,21 +202,13 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
 def at_scale(endpoints: dict[str, Any], count: int = 10_000, stale: int = 500) -> None:
     """A plan over `count` groups of which `stale` are expired labs, then one run deleting them all."""
     from azure.data.tables import TableClient
-    from azure.identity import ManagedIdentityCredential
-    from azure.mgmt.resource.locks import ManagementLockClient
-    from azure.mgmt.resource.resources import ResourceManagementClient
 
     from shared.cleanup import CleanupPublisher, CleanupService, RunStore
     from shared.clock import SystemClock
     from shared.config import Settings
 
-    arm = str(endpoints["armEndpoint"])
     subscription = str(endpoints["subscriptionId"])
-    counter = CountingPolicy()
-    kwargs: dict[str, Any] = {"base_url": arm, "credential_scopes": [f"{arm}/.default"]}
-    credential = ManagedIdentityCredential()
-    resources = ResourceManagementClient(credential, subscription, per_retry_policies=[counter], **kwargs)
-    locks = ManagementLockClient(credential, subscription, per_retry_policies=[counter], **kwargs)
+    counter, resources, locks = counted_clients(endpoints)
     marker = uuid.uuid4().hex[:6]
     expired = iso(dt.datetime.now(dt.UTC) - dt.timedelta(hours=6))
     every = count // stale
@@ -229,7 +229,7 @@ def at_scale(endpoints: dict[str, Any], count: int = 10_000, stale: int = 500) -
     def service(**settings: Any) -> CleanupService:
         values = {
             "AZURE_SUBSCRIPTION_ID": subscription,
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": arm,
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": str(endpoints["armEndpoint"]),
             "CLEANUP_ENABLED": True,
             "CLEANUP_DRY_RUN": True,
             "CLEANUP_LAB_TAG": f"purpose={marker}",

@@ -58,11 +58,6 @@ class Conflict(DockmasterError):
     code = "Conflict"
 
 
-class NotImplementedYet(DockmasterError):
-    status = 501
-    code = "NotImplemented"
-
-
 class Retryable(DockmasterError):
     """A dependency failed in a way worth retrying (unreachable, throttled, 5xx).
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import DockmasterError, InvalidInput, NotImplementedYet, Retryable, error_body, http_status
+from ..errors import DockmasterError, InvalidInput, Retryable, error_body, http_status
 from .auth import OPERATE, PRINCIPAL_HEADER, READ
 from .limits import MAX_CONTEXT_BYTES, MAX_JSON_BYTES, BodyLimit
 from .routes import router
@@ -95,7 +95,7 @@ def _problems(errors: list[Any]) -> list[dict[str, str]]:
 
 async def on_dockmaster_error(request: Request, error: Exception) -> Response:
     exc = cast(DockmasterError, error)  # registered for DockmasterError only
-    if http_status(exc) >= 500 and not isinstance(exc, NotImplementedYet):
+    if http_status(exc) >= 500:
         log.warning("%s %s: %s %s", request.method, request.url.path, exc.code, exc.message)
     return _respond(exc)
 

@@ -140,6 +140,25 @@ def _need(tool: str, package: str) -> str:
     return path
 
 
+def azurite_args(location: Path, blob_port: int, queue_port: int, table_port: int) -> list[str]:
+    """Azurite's command line: blob, queue and table services persisted under `location`."""
+    azurite_bin = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+    ports = {"blob": blob_port, "queue": queue_port, "table": table_port}
+    args = [str(azurite_bin), "--silent", "--location", str(location)]
+    for service, port in ports.items():
+        args += [f"--{service}Host", HOST, f"--{service}Port", str(port)]
+    return [*args, "--skipApiVersionCheck", "--disableProductStyleUrl", "--disableTelemetry"]
+
+
+def storage_connection_string(key: str, blob_port: int, queue_port: int, table_port: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
+        f"BlobEndpoint=http://{HOST}:{blob_port}/{AZURITE_ACCOUNT};"
+        f"QueueEndpoint=http://{HOST}:{queue_port}/{AZURITE_ACCOUNT};"
+        f"TableEndpoint=http://{HOST}:{table_port}/{AZURITE_ACCOUNT};"
+    )
+
+
 def up(home: Path | None = None) -> dict[str, object]:
     home = home or default_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -185,36 +204,11 @@ def up(home: Path | None = None) -> dict[str, object]:
         blob_port, queue_port, table_port = free_port(), free_port(), free_port()
         pids["azurite"] = _spawn(
             "azurite",
-            [
-                str(azurite_bin),
-                "--silent",
-                "--location",
-                str(home / "azurite"),
-                "--blobHost",
-                HOST,
-                "--blobPort",
-                str(blob_port),
-                "--queueHost",
-                HOST,
-                "--queuePort",
-                str(queue_port),
-                "--tableHost",
-                HOST,
-                "--tablePort",
-                str(table_port),
-                "--skipApiVersionCheck",
-                "--disableProductStyleUrl",
-                "--disableTelemetry",
-            ],
+            azurite_args(home / "azurite", blob_port, queue_port, table_port),
             home,
             env={"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{identity.storage_key}"},
         )
-        connection = (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={identity.storage_key};"
-            f"BlobEndpoint=http://{HOST}:{blob_port}/{AZURITE_ACCOUNT};"
-            f"QueueEndpoint=http://{HOST}:{queue_port}/{AZURITE_ACCOUNT};"
-            f"TableEndpoint=http://{HOST}:{table_port}/{AZURITE_ACCOUNT};"
-        )
+        connection = storage_connection_string(identity.storage_key, blob_port, queue_port, table_port)
         _wait("registry", lambda: _http(f"http://{HOST}:{registry_port}/v2/"), pids["registry"], home)
         _wait(
             "azurite",

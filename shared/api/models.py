@@ -296,7 +296,11 @@ class CleanupRunOut(BaseModel):
     trigger: str = Field(description="api or timer")
     dryRun: bool
     startedAt: str
-    finishedAt: str | None = None
+    finishedAt: str | None = Field(
+        None,
+        description="null while the run goes on; a run interrupted mid-batch keeps null, and its plan "
+        "names every group it may have deleted",
+    )
     planId: str = Field(description="the fresh plan the run acted on")
     reviewedPlanId: str | None = Field(None, description="the plan the caller executed, if any")
     counts: dict[str, int] = Field(description="outcomes per result")

@@ -357,9 +357,8 @@ class RunStore:
         return Plan.from_public(self._read("plan", plan_id))
 
     def save_run(self, run: RunRecord) -> None:
-        summary = {
+        summary: dict[str, Any] = {
             "StartedAt": run.started_at,
-            "FinishedAt": run.finished_at or run.started_at,
             "Trigger": run.trigger,
             "DryRun": run.dry_run,
             "PlanId": run.plan.plan_id,
@@ -369,6 +368,8 @@ class RunStore:
             "Blocked": _short(run.blocked),
             "Failed": _short(run.failed),
         }
+        if run.finished_at is not None:  # absent while the run goes on, or if it was interrupted
+            summary["FinishedAt"] = run.finished_at
         try:
             self._write("run", run.run_id, run.public(), summary)
         except OverflowError:

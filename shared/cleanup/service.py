@@ -8,6 +8,7 @@
   reviewed and the fresh plan delete. Right before each delete it reads the group and its locks again
   and decides once more, so a lab extended, tagged or locked a moment ago is kept. `begin_delete` is
   sent with no polling (the no-wait delete), a few at a time, at most the cap per run.
+  The run is recorded before the first delete and again when it ends.
 - Tag writes read the group and write back its tags with ours merged in; a tag someone changed since
   the listing is left alone. Nothing else of the group is ever written.
 """
@@ -412,6 +413,10 @@ class CleanupService:
                         Outcome(item.subscription, item.name, result, f"the fresh plan: {why}")
                     )
             todo = [item for item in todo if item.key in approved]
+        if todo and not dry:
+            # Recorded before the first delete: a run killed mid-batch still leaves a record (no
+            # finishedAt) whose plan names every group it may have deleted.
+            self.store.save_run(run)
         run.outcomes += self._each(lambda item: self._delete(item, rules, dry), todo)
         for outcome in run.having(DELETED):
             try:

@@ -1,0 +1,143 @@
+"""The host SIGKILLed in the middle of a cleanup batch, then restarted.
+
+Deletes are slowed at the emulator (a latency fault on DELETE) so the kill lands while the timer's
+run is still deleting. After the restart the next run finishes the job. What must hold: every expired
+lab is deleted, nothing outside the plan is (a locked lab, an unexpired one, a protected one, a group
+that is not a lab), the interrupted run left a record naming what it may have deleted, and no lab is
+deleted by two runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from azure.data.tables import TableClient
+
+from devstack import devapp, stack
+from shared.cleanup import RUNS_TABLE
+from shared.cleanup.planner import iso
+from shared.cleanup.records import DELETED, RunRecord
+from tests.conftest import Devstack
+
+EXPIRED = 24  # three waves of the service's eight concurrent deletes
+DELETE_LATENCY_MS = 1500
+
+
+@pytest.fixture
+def slow_deletes(devstack: Devstack) -> Iterator[str]:
+    prefix = f"az204-acr-rg-{uuid.uuid4().hex[:8]}"
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
+    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as admin:
+        rule = {
+            "target": "arm",
+            "kind": "latency",
+            "method": "DELETE",
+            "path": f"/resourcegroups/{prefix}",
+            "delay_ms": DELETE_LATENCY_MS,
+            "count": None,
+        }
+        response = admin.post("/_devstack/faults", json=rule)
+        assert response.status_code == 201, response.text
+        try:
+            yield prefix
+        finally:
+            admin.delete(f"/_devstack/faults/{response.json()['id']}")
+
+
+def runs_of(devstack: Devstack, names: set[str]) -> list[RunRecord]:
+    from shared.cleanup.records import RunStore
+
+    table = TableClient.from_connection_string(str(devstack.endpoints["storageConnectionString"]), RUNS_TABLE)
+    store = RunStore(table)
+    runs = [store.get_run(e["RowKey"]) for e in table.query_entities("PartitionKey eq 'run'")]
+    return [run for run in runs if names & {item.name for item in run.plan.items}]
+
+
+def state(groups: Any, name: str) -> str | None:
+    if not groups.check_existence(name):
+        return None
+    return str(groups.get(name).properties.provisioning_state)
+
+
+def test_host_killed_mid_batch_deletes_nothing_outside_the_plan(
+    devstack: Devstack, resource_client: Any, lock_client: Any, slow_deletes: str
+) -> None:
+    prefix, groups = slow_deletes, resource_client.resource_groups
+    past = iso(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    future = iso(dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
+    lab = {"purpose": "lab", "course": "az-204"}
+    expired = {f"{prefix}-{index:02d}" for index in range(EXPIRED)}
+    kept = {
+        f"{prefix}-locked": {**lab, "expiresOn": past},
+        f"{prefix}-unexpired": {**lab, "expiresOn": future},
+        f"{prefix}-protected": {**lab, "expiresOn": past, "do-not-delete": "true"},
+        f"keep-{prefix}": {"expiresOn": past},  # not a lab: outside the name pattern
+    }
+    for name in expired:
+        groups.create_or_update(name, {"location": "eastus", "tags": {**lab, "expiresOn": past}})
+    for name, tags in kept.items():
+        groups.create_or_update(name, {"location": "eastus", "tags": tags})
+    lock_client.management_locks.create_or_update_at_resource_group_level(
+        f"{prefix}-locked", "shared", {"level": "CanNotDelete"}
+    )
+    settings = devapp.app_settings(
+        devstack.endpoints,
+        [],
+        CLEANUP_ENABLED="true",
+        CLEANUP_DRY_RUN="false",
+        CLEANUP_SCHEDULE="*/2 * * * * *",
+        CLEANUP_MAX_DELETIONS="100",
+        CLEANUP_LAB_TAG="",  # labs by this test's name pattern only: other tests' groups are labs too
+        CLEANUP_NAME_PATTERNS=f"{prefix}*",
+        CLEANUP_PROTECTED_GROUPS="",
+    )
+    name, port = f"host-{uuid.uuid4().hex[:6]}", stack.free_port()
+    app = "tests.hostapps.cleanup_app"
+    try:
+        devapp.start_host(devstack.home, settings, port=port, name=name, app=app)
+        deadline = time.monotonic() + 60
+        while not any(state(groups, n) != "Succeeded" for n in expired):
+            assert time.monotonic() < deadline, "the timer started no deletion within 60 s"
+            time.sleep(0.1)
+        pids = json.loads((devstack.home / "pids.json").read_text())
+        os.killpg(pids[name], signal.SIGKILL)  # mid-batch: later waves are still waiting on ARM
+        stack.stop_service(devstack.home, name)
+        time.sleep(DELETE_LATENCY_MS / 1000 + 0.5)  # deletes already sent still land at ARM
+        at_kill = {n: state(groups, n) for n in expired}
+        assert "Succeeded" in at_kill.values(), "the kill came after the batch, not during it"
+
+        devapp.start_host(devstack.home, settings, port=port, name=name, app=app)
+        deadline = time.monotonic() + 90
+        while remaining := [n for n in expired if state(groups, n) == "Succeeded"]:
+            assert time.monotonic() < deadline, f"not deleted after the restart: {remaining}"
+            time.sleep(0.2)
+    finally:
+        stack.stop_service(devstack.home, name)
+        lock_client.management_locks.delete_at_resource_group_level(f"{prefix}-locked", "shared")
+
+    for group_name in kept:
+        assert state(groups, group_name) == "Succeeded", f"{group_name} is outside the plan"
+    runs = runs_of(devstack, expired)
+    interrupted = [run for run in runs if run.finished_at is None]
+    assert interrupted, "the killed run left no record"
+    planned = {item.name for run in interrupted for item in run.plan.deletions}
+    started = {n for n, s in at_kill.items() if s != "Succeeded"}
+    assert started <= planned, "a group was deleted that the interrupted run's plan did not name"
+    deleted_by: dict[str, list[str]] = {}
+    for run in runs:
+        assert {item.name for item in run.plan.deletions} <= expired
+        for outcome in run.having(DELETED):
+            deleted_by.setdefault(outcome.name, []).append(run.run_id)
+    assert all(len(ids) == 1 for ids in deleted_by.values()), f"deleted twice: {deleted_by}"
+    assert expired - started <= set(deleted_by), "the runs after the restart deleted the rest"

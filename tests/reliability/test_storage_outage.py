@@ -1,0 +1,127 @@
+"""Azurite stopped for a while mid-flow, then started again on the same data.
+
+The app runs on the local host against a private Azurite (so the session's stays up). One image is
+mid smoke run when storage goes down: its verdict says `running` and its follow-up message waits in
+the queue. Another is pushed during the outage: its deliveries fail, so Event Grid retries. After
+the restart both end with exactly one final verdict, and the one pushed during the outage was stored
+only after storage came back — nothing was acknowledged that had not been stored.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient
+
+from devstack import devapp, stack
+from devstack.host.keys import HostKeys
+from tests.conftest import Devstack, unique
+from tests.integration.test_verification import POLICY, build
+from tests.reliability.test_restarts import wait_for
+
+AZURITE = "azurite-outage"
+
+
+class PrivateAzurite:
+    def __init__(self, devstack: Devstack, location: Path) -> None:
+        self.home = devstack.home
+        self.location = location
+        self.ports = (stack.free_port(), stack.free_port(), stack.free_port())
+        connection = str(devstack.endpoints["storageConnectionString"])
+        self.key = dict(part.split("=", 1) for part in connection.split(";") if part)["AccountKey"]
+        self.connection_string = stack.storage_connection_string(self.key, *self.ports)
+
+    def start(self) -> None:
+        args = stack.azurite_args(self.location, *self.ports)
+        environment = {"AZURITE_ACCOUNTS": f"{stack.AZURITE_ACCOUNT}:{self.key}"}
+        pid = stack.spawn_service(self.home, AZURITE, args, environment)
+        stack.wait_until(AZURITE, lambda: all(map(listening, self.ports)), pid, self.home)
+
+    def stop(self) -> None:
+        stack.stop_service(self.home, AZURITE)  # SIGTERM: Azurite saves its data and exits
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((stack.HOST, port)) == 0
+
+
+@pytest.fixture
+def storage(devstack: Devstack, tmp_path: Path) -> Iterator[PrivateAzurite]:
+    azurite = PrivateAzurite(devstack, tmp_path / "azurite")
+    azurite.start()
+    try:
+        yield azurite
+    finally:
+        azurite.stop()
+
+
+def test_storage_down_mid_flow_loses_and_doubles_nothing(
+    devstack: Devstack,
+    storage: PrivateAzurite,
+    resource_client: Any,
+    acr_client: Any,
+    credential: Any,
+    tasks_client: Any,
+    hello_context: Path,
+    tmp_path: Path,
+) -> None:
+    from azure.mgmt.eventgrid import EventGridManagementClient
+
+    group = unique("rg-outage-")
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    registry = acr_client.registries.begin_create(
+        group, unique("outage"), {"location": "westeurope", "sku": {"name": "Basic"}}
+    ).result()
+    table_name = f"verdicts{uuid.uuid4().hex[:8]}"
+    settings = devapp.app_settings(
+        devstack.endpoints,
+        [registry.id],
+        AzureWebJobsStorage=storage.connection_string,
+        DOCKMASTER_POLICY_PATH=str(POLICY),
+        DOCKMASTER_VERDICTS_TABLE=table_name,
+        DOCKMASTER_RUNS_QUEUE=f"runs-{uuid.uuid4().hex[:8]}",
+    )
+    name = f"host-{uuid.uuid4().hex[:6]}"
+    base = devapp.start_host(devstack.home, settings, port=stack.free_port(), name=name)
+    keys = HostKeys.load_or_create(devstack.home / name)
+    webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
+    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+    devapp.wire_events({"eventgrid": eventgrid}, registry, webhook)
+    table = TableClient.from_connection_string(storage.connection_string, table_name)
+    try:
+        slow = tmp_path / "slow"
+        slow.mkdir()
+        shutil.copy(hello_context / "busybox", slow / "busybox")
+        (slow / "Dockerfile").write_text(
+            "FROM scratch\nCOPY busybox /bin/busybox\n"
+            'ENTRYPOINT ["/bin/busybox", "sh", "-c", "sleep 3; echo done"]\n'
+        )
+        build(tasks_client, registry, slow, "verify/slow:v1")
+        running = wait_for(table, "verify/slow", {"running"})
+
+        storage.stop()
+        build(tasks_client, registry, hello_context, "nosmoke/during:v1")  # its event meets the outage
+        time.sleep(5)  # the smoke run ends and its follow-up comes due while storage is down
+        storage.start()
+        back = time.time()
+
+        followed = wait_for(table, "verify/slow", {"passed", "failed", "superseded"})
+        assert followed["Status"] == "passed", followed["Checks"]
+        assert followed["RunId"] == running["RunId"], "the run was followed, not scheduled again"
+        during = wait_for(table, "nosmoke/during", {"passed"})
+        stored = table.get_entity(during["PartitionKey"], during["RowKey"]).metadata["timestamp"]
+        assert stored is not None and stored.timestamp() >= back - 1, "stored before storage was back"
+        for repository in ("verify/slow", "nosmoke/during"):
+            entities = list(table.query_entities(f"Repository eq '{repository}'"))
+            assert len(entities) == 1, f"{repository}: one verdict, never two"
+    finally:
+        stack.stop_service(devstack.home, name)
+        resource_client.resource_groups.begin_delete(group)

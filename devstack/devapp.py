@@ -126,8 +126,11 @@ def start_host(
     return f"http://{HOST}:{port}"
 
 
-def wire_events(clients: dict[str, Any], registry: Any, webhook: str, name: str = "on-image-event") -> Any:
-    """System topic on the registry and a subscription to the function, as infra/subscription.bicep does."""
+def wire_events(
+    clients: dict[str, Any], registry: Any, webhook: str, name: str = "on-image-event", **properties: Any
+) -> Any:
+    """System topic on the registry and a subscription to the function, as infra/subscription.bicep does;
+    `properties` override the subscription's (a dead-letter destination, another retry policy)."""
     group = registry.id.split("/")[4]
     topic_name = f"{registry.name}-events"
     eventgrid = clients["eventgrid"]
@@ -149,6 +152,7 @@ def wire_events(clients: dict[str, Any], registry: Any, webhook: str, name: str 
             "filter": {"included_event_types": EVENT_TYPES},
             "event_delivery_schema": "EventGridSchema",
             "retry_policy": {"max_delivery_attempts": 30, "event_time_to_live_in_minutes": 1440},
+            **properties,
         },
     ).result()
 

@@ -30,36 +30,46 @@ def credential() -> TokenCredential:
     return DefaultAzureCredential(**options)
 
 
-def _arm(settings: Settings) -> dict[str, Any]:
-    return {"base_url": settings.resource_manager_endpoint, "credential_scopes": [settings.arm_scope]}
+# Bounded retries for ARM and Table storage (Retry-After is still honoured): an invocation gives up
+# within seconds and the platform redelivers, rather than sleeping through the SDK defaults (10
+# retries up to 2 min apart) past Event Grid's 30 s delivery timeout.
+RETRIES: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.4, "retry_backoff_max": 20}
+
+
+def arm_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "base_url": settings.resource_manager_endpoint,
+        "credential_scopes": [settings.arm_scope],
+        **RETRIES,
+    }
 
 
 @functools.cache
 def resource_client(subscription: str) -> Any:
     from azure.mgmt.resource.resources import ResourceManagementClient
 
-    return ResourceManagementClient(credential(), subscription, **_arm(get_settings()))
+    return ResourceManagementClient(credential(), subscription, **arm_options(get_settings()))
 
 
 @functools.cache
 def lock_client(subscription: str) -> Any:
     from azure.mgmt.resource.locks import ManagementLockClient
 
-    return ManagementLockClient(credential(), subscription, **_arm(get_settings()))
+    return ManagementLockClient(credential(), subscription, **arm_options(get_settings()))
 
 
 @functools.cache
 def registry_management(subscription: str) -> Any:
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
-    return ContainerRegistryManagementClient(credential(), subscription, **_arm(get_settings()))
+    return ContainerRegistryManagementClient(credential(), subscription, **arm_options(get_settings()))
 
 
 @functools.cache
 def tasks_client(subscription: str) -> Any:
     from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
 
-    return ContainerRegistryTasksMgmtClient(credential(), subscription, **_arm(get_settings()))
+    return ContainerRegistryTasksMgmtClient(credential(), subscription, **arm_options(get_settings()))
 
 
 @functools.cache
@@ -104,35 +114,40 @@ def _storage_endpoint(settings: Settings, service: str) -> str:
 
 
 @functools.cache
-def table_client() -> Any:
+def storage_table(name: str) -> Any:
     from azure.data.tables import TableClient
 
     settings = get_settings()
     if settings.storage_connection:
-        return TableClient.from_connection_string(settings.storage_connection, settings.verdicts_table)
-    return TableClient(_storage_endpoint(settings, "table"), settings.verdicts_table, credential=credential())
+        return TableClient.from_connection_string(settings.storage_connection, name, **RETRIES)
+    return TableClient(_storage_endpoint(settings, "table"), name, credential=credential(), **RETRIES)
+
+
+def table_client() -> Any:
+    return storage_table(get_settings().verdicts_table)
 
 
 @functools.cache
 def queue_client() -> Any:
-    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+    from azure.storage.queue import (
+        ExponentialRetry,
+        QueueClient,
+        TextBase64DecodePolicy,
+        TextBase64EncodePolicy,
+    )
 
     settings = get_settings()
-    # The Functions queue trigger expects base64 message bodies.
-    encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
+    options: dict[str, Any] = {
+        # The Functions queue trigger expects base64 message bodies.
+        "message_encode_policy": TextBase64EncodePolicy(),
+        "message_decode_policy": TextBase64DecodePolicy(),
+        # Bounded, as RETRIES: the storage default waits 15 s, then 18 s, then 24 s.
+        "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3),
+    }
     if settings.storage_connection:
-        return QueueClient.from_connection_string(
-            settings.storage_connection,
-            settings.runs_queue,
-            message_encode_policy=encode,
-            message_decode_policy=decode,
-        )
+        return QueueClient.from_connection_string(settings.storage_connection, settings.runs_queue, **options)
     return QueueClient(
-        _storage_endpoint(settings, "queue"),
-        settings.runs_queue,
-        credential=credential(),
-        message_encode_policy=encode,
-        message_decode_policy=decode,
+        _storage_endpoint(settings, "queue"), settings.runs_queue, credential=credential(), **options
     )
 
 
@@ -151,6 +166,6 @@ def reset() -> None:
     """Forget every cached client (tests change settings between cases)."""
     for factory in (
         credential, resource_client, lock_client, registry_management, tasks_client, login_server,
-        registry_data, table_client, queue_client, event_publisher, get_settings,
+        registry_data, storage_table, queue_client, event_publisher, get_settings,
     ):  # fmt: skip
         factory.cache_clear()

@@ -267,22 +267,15 @@ def verdict_history(name: str, repository: str, digest: str | None = None, top: 
 @functools.cache
 def cleanup_service() -> CleanupService:
     """Lab cleanup: plan, execute, extend, runs (shared/cleanup). Its records go to table cleanupruns."""
-    from azure.data.tables import TableClient
-
     from .cleanup import RUNS_TABLE, CleanupPublisher, CleanupService, RunStore
 
     telemetry.configure()
     settings = get_settings()
-    if settings.storage_connection:
-        table = TableClient.from_connection_string(settings.storage_connection, RUNS_TABLE)
-    else:
-        endpoint = clients._storage_endpoint(settings, "table")
-        table = TableClient(endpoint, RUNS_TABLE, credential=clients.credential())
     return CleanupService(
         settings=settings,
         resource_client=clients.resource_client,
         lock_client=clients.lock_client,
-        store=RunStore(table),
+        store=RunStore(clients.storage_table(RUNS_TABLE)),
         publisher=CleanupPublisher(clients.event_publisher()),
         clock=SystemClock(),
     )

@@ -75,6 +75,7 @@ def arm_app(emu: Emulator) -> Starlette:
             Route("/_devstack/health", health),
             *eventgrid.data_routes(emu),  # topic publishing and validation URLs, outside ARM
             Route("/_devstack/faults", emu.faults.admin, methods=["GET", "POST", "DELETE"]),
+            Route("/_devstack/faults/{id}", emu.faults.remove, methods=["DELETE"]),
             Route("/_devstack/stats", emu.faults.stats, methods=["GET", "DELETE"]),
             Route("/{path:path}", dispatch, methods=methods),
         ],

@@ -104,23 +104,32 @@ class Faults:
 
     # Admin API --------------------------------------------------------------------
     async def stats(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return JSONResponse(
-                {"error": {"code": "Unauthorized", "message": "X-Devstack-Admin-Key required"}}, 401
-            )
+        if refused := self._refused(request):
+            return refused
         if request.method == "DELETE":
             self.requests = dict.fromkeys(self.requests, 0)
             return Response(status_code=204)
         return JSONResponse({"requests": self.requests})
 
-    def _authorized(self, request: Request) -> bool:
-        return hmac.compare_digest(request.headers.get("x-devstack-admin-key", ""), self._admin_key)
+    def _refused(self, request: Request) -> Response | None:
+        if hmac.compare_digest(request.headers.get("x-devstack-admin-key", ""), self._admin_key):
+            return None
+        return JSONResponse(
+            {"error": {"code": "Unauthorized", "message": "X-Devstack-Admin-Key required"}}, 401
+        )
+
+    async def remove(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        kept = [rule for rule in self._rules if rule.id != request.path_params["id"]]
+        if len(kept) == len(self._rules):
+            return JSONResponse({"error": {"code": "NotFound", "message": "no such fault"}}, 404)
+        self._rules = kept
+        return Response(status_code=204)
 
     async def admin(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return JSONResponse(
-                {"error": {"code": "Unauthorized", "message": "X-Devstack-Admin-Key required"}}, 401
-            )
+        if refused := self._refused(request):
+            return refused
         if request.method == "GET":
             return JSONResponse({"value": [asdict(rule) for rule in self._rules]})
         if request.method == "DELETE":

@@ -78,3 +78,13 @@ def test_admin_api_checks_its_input(faults: Any, devstack: Any) -> None:
     assert client.post(FAULTS, json={"target": "arm", "kind": "drop", "path": "("}).status_code == 400
     context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
     assert httpx.get(f"{devstack.arm}/_devstack/faults", verify=context).status_code == 401
+
+
+def test_one_rule_is_removed_by_its_id(faults: Any, devstack: Any) -> None:
+    first, second = faults(target="arm", kind="drop", count=None), faults(target="dataplane", kind="drop")
+    client = faults.client
+    assert client.delete(f"{FAULTS}/{first['id']}").status_code == 204
+    assert [rule["id"] for rule in client.get(FAULTS).json()["value"]] == [second["id"]]
+    assert client.delete(f"{FAULTS}/{first['id']}").status_code == 404
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    assert httpx.delete(f"{devstack.arm}{FAULTS}/{second['id']}", verify=context).status_code == 401

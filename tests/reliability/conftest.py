@@ -1,3 +1,4 @@
-"""The reliability tests drive the same in-process verifier as the integration tests."""
+"""The reliability tests reuse the integration tests' fixtures: the in-process verifier, the cleanup env."""
 
-from tests.integration.test_verification import verifier  # noqa: F401  (a fixture, re-exported)
+from tests.integration.test_cleanup import env  # noqa: F401  (fixtures, re-exported)
+from tests.integration.test_verification import verifier  # noqa: F401

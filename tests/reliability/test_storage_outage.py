@@ -4,7 +4,8 @@ The app runs on the local host against a private Azurite (so the session's stays
 mid smoke run when storage goes down: its verdict says `running` and its follow-up message waits in
 the queue. Another is pushed during the outage: its deliveries fail, so Event Grid retries. After
 the restart both end with exactly one final verdict, and the one pushed during the outage was stored
-only after storage came back — nothing was acknowledged that had not been stored.
+only after storage came back — nothing was acknowledged that had not been stored. And an event whose
+verdict can never be stored ends as a dead-letter record that says why.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from azure.data.tables import TableClient
 from devstack import devapp, stack
 from devstack.host.keys import HostKeys
 from tests.conftest import Devstack, unique
+from tests.integration.test_eventgrid import dead_letter_to, dead_letters
 from tests.integration.test_verification import POLICY, build
 from tests.reliability.test_restarts import wait_for
 
@@ -118,10 +120,59 @@ def test_storage_down_mid_flow_loses_and_doubles_nothing(
         assert followed["RunId"] == running["RunId"], "the run was followed, not scheduled again"
         during = wait_for(table, "nosmoke/during", {"passed"})
         stored = table.get_entity(during["PartitionKey"], during["RowKey"]).metadata["timestamp"]
-        assert stored is not None and stored.timestamp() >= back - 1, "stored before storage was back"
+        assert stored is not None
+        assert stored.timestamp() >= back - 1, "stored before storage was back"
         for repository in ("verify/slow", "nosmoke/during"):
             entities = list(table.query_entities(f"Repository eq '{repository}'"))
             assert len(entities) == 1, f"{repository}: one verdict, never two"
     finally:
         stack.stop_service(devstack.home, name)
         resource_client.resource_groups.begin_delete(group)
+
+
+def test_an_event_that_can_never_be_stored_is_dead_lettered_with_its_reason(
+    devstack: Devstack,
+    resource_client: Any,
+    acr_client: Any,
+    credential: Any,
+    tasks_client: Any,
+    hello_context: Path,
+    tmp_path: Path,
+) -> None:
+    from azure.mgmt.eventgrid import EventGridManagementClient
+
+    down = PrivateAzurite(devstack, tmp_path / "never-started")  # storage that never comes up
+    group = unique("rg-deadletter-")
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    registry = acr_client.registries.begin_create(
+        group, unique("deadletter"), {"location": "westeurope", "sku": {"name": "Basic"}}
+    ).result()
+    settings = devapp.app_settings(
+        devstack.endpoints, [registry.id], AzureWebJobsStorage=down.connection_string
+    )
+    name = f"host-{uuid.uuid4().hex[:6]}"
+    base = devapp.start_host(devstack.home, settings, port=stack.free_port(), name=name)
+    keys = HostKeys.load_or_create(devstack.home / name)
+    webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
+    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+    container = unique("dead-")
+    devapp.wire_events(
+        {"eventgrid": eventgrid},
+        registry,
+        webhook,
+        retry_policy={"max_delivery_attempts": 3, "event_time_to_live_in_minutes": 60},
+        dead_letter_destination=dead_letter_to(container),
+    )
+    try:
+        digest = build(tasks_client, registry, hello_context, "nosmoke/never:v1")
+        [(_, [event])] = dead_letters(devstack, container, timeout=60)
+    finally:
+        stack.stop_service(devstack.home, name)
+        resource_client.resource_groups.begin_delete(group)
+    assert event["eventType"] == "Microsoft.ContainerRegistry.ImagePushed"
+    assert (event["data"]["target"]["repository"], event["data"]["target"]["digest"]) == (
+        "nosmoke/never",
+        digest,
+    )
+    assert event["deadLetterReason"] == "MaxDeliveryAttemptsExceeded"
+    assert (event["deliveryAttempts"], event["lastHttpStatusCode"]) == (3, 500)

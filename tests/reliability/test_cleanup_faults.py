@@ -1,0 +1,93 @@
+"""Cleanup under ARM faults, with the app's own client options (bounded retries, Retry-After honoured).
+
+Throttling and dropped connections are waited out and the run does what a clean run would; an ARM
+that keeps failing costs a bounded number of attempts per request, then the run records the failure
+as worth retrying and the next run deletes the lab.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from azure.mgmt.resource.locks import ManagementLockClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from shared.cleanup import CleanupService
+from shared.cleanup.records import DELETED, FAILED
+from shared.clients import RETRIES, arm_options
+from shared.errors import Retryable
+from tests.conftest import Devstack
+from tests.integration.test_cleanup import Env
+
+
+class Faults:
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def add(self, **rule: Any) -> str:
+        response = self.client.post("/_devstack/faults", json=rule)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def hits(self, rule_id: str) -> int:
+        rules = {r["id"]: r for r in self.client.get("/_devstack/faults").json()["value"]}
+        return int(rules[rule_id]["hits"])
+
+
+@pytest.fixture
+def faults(devstack: Devstack) -> Iterator[Faults]:
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
+    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as client:
+        yield Faults(client)
+        client.delete("/_devstack/faults")
+
+
+def app_service(env: Env, credential: Any) -> CleanupService:
+    """The service with ARM clients built as shared/clients.py builds them."""
+    options = arm_options(env.settings())
+    groups = ResourceManagementClient(credential, env.devstack.subscription, **options)
+    locks = ManagementLockClient(credential, env.devstack.subscription, **options)
+    return env.service(resources=lambda _: groups, locks=lambda _: locks)
+
+
+def test_throttling_and_drops_during_a_run_are_waited_out(env: Env, faults: Faults, credential: Any) -> None:
+    expired = [env.create(f"old{i}", {"expiresOn": env.at(hours=-1)}) for i in range(2)]
+    kept = env.create("new", {"expiresOn": env.at(days=3)})
+    listing = faults.add(
+        target="arm", kind="throttle", method="GET", path="/resourcegroups$", retry_after=1, count=1
+    )
+    locks = faults.add(target="arm", kind="drop", method="GET", path=f"/{expired[0]}/providers/", count=1)
+    deletes = faults.add(
+        target="arm", kind="throttle", method="DELETE", path=f"/{env.prefix}", retry_after=1, count=2
+    )
+    started = time.monotonic()
+    run = app_service(env, credential).execute(confirm=True)
+    assert time.monotonic() - started >= 1, "Retry-After was not waited out"
+    assert sorted(run.deleted) == sorted(expired)
+    assert [faults.hits(rule) for rule in (listing, locks, deletes)] == [1, 1, 2]
+    assert env.state(kept) == "Succeeded"
+
+
+def test_an_arm_that_keeps_failing_costs_bounded_attempts_then_the_next_run(
+    env: Env, faults: Faults, credential: Any
+) -> None:
+    failing = env.create("failing", {"expiresOn": env.at(hours=-1)})
+    other = env.create("other", {"expiresOn": env.at(hours=-1)})
+    outage = faults.add(
+        target="arm", kind="error", status=503, method="DELETE", path=f"/{failing}$", count=None
+    )
+    service = app_service(env, credential)
+    with pytest.raises(Retryable) as caught:
+        service.execute(confirm=True)
+    assert faults.hits(outage) == 1 + RETRIES["retry_total"], "one request, then the bounded retries"
+    run = service.get_run(caught.value.detail["runId"])  # type: ignore[index]
+    results = {outcome.name: (outcome.result, outcome.transient) for outcome in run.outcomes}
+    assert results == {failing: (FAILED, True), other: (DELETED, False)}
+    faults.client.delete(f"/_devstack/faults/{outage}")
+    assert service.execute(confirm=True).deleted == [failing], "the next run deletes it"

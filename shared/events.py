@@ -46,21 +46,29 @@ class ImageEvent:
         return f"{self.repository}@{self.digest}"
 
 
+def shown(value: object, limit: int = 64) -> str:
+    """A refused value as a message quotes it: bounded, control characters escaped (it may be hostile)."""
+    text = value if isinstance(value, str) else repr(value)
+    cut = text[:limit].encode("unicode_escape").decode("ascii")
+    return cut + "…" if len(text) > limit else cut
+
+
+# fullmatch, not match: `$` also matches before a trailing newline, so "v1\n" would pass.
 def validate_repository(name: str) -> str:
-    if not isinstance(name, str) or len(name) > 256 or not REPOSITORY.match(name):
-        raise InvalidInput(f"'{name}' is not a valid OCI repository name")
+    if not isinstance(name, str) or len(name) > 256 or not REPOSITORY.fullmatch(name):
+        raise InvalidInput(f"'{shown(name)}' is not a valid OCI repository name")
     return name
 
 
 def validate_tag(tag: str) -> str:
-    if not isinstance(tag, str) or not TAG.match(tag):
-        raise InvalidInput(f"'{tag}' is not a valid OCI tag")
+    if not isinstance(tag, str) or not TAG.fullmatch(tag):
+        raise InvalidInput(f"'{shown(tag)}' is not a valid OCI tag")
     return tag
 
 
 def validate_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not DIGEST.match(digest):
-        raise InvalidInput(f"'{digest}' is not a sha256 digest")
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        raise InvalidInput(f"'{shown(digest)}' is not a sha256 digest")
     return digest
 
 
@@ -71,7 +79,7 @@ def _time(raw: Any) -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidInput(f"event time '{raw}' is not ISO 8601") from exc
+            raise InvalidInput(f"event time '{shown(raw)}' is not ISO 8601") from exc
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
@@ -81,7 +89,7 @@ def _registry(source: Any, registries: dict[str, RegistryRef]) -> RegistryRef:
     for ref in registries.values():
         if ref.resource_id.lower() == source.lower():
             return ref
-    raise UnknownRegistry(f"events from '{source}' are not for a configured registry")
+    raise UnknownRegistry(f"events from '{shown(source, 256)}' are not for a configured registry")
 
 
 def parse(event: dict[str, Any], registries: dict[str, RegistryRef]) -> ImageEvent:
@@ -93,7 +101,7 @@ def parse(event: dict[str, Any], registries: dict[str, RegistryRef]) -> ImageEve
     else:
         event_type, source, time_field = event.get("eventType"), event.get("topic"), event.get("eventTime")
     if event_type not in (PUSHED, DELETED):
-        raise InvalidInput(f"unsupported event type '{event_type}'")
+        raise InvalidInput(f"unsupported event type '{shown(event_type)}'")
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise InvalidInput("the event has no id")

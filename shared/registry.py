@@ -197,6 +197,19 @@ class RegistryClient:
         media_type = str(document.get("mediaType") or response.headers.get("Content-Type", "")).split(";")[0]
         return Manifest(digest, media_type, document, len(raw))
 
+    def manifest_tags(self, repository: str, digest: str) -> list[str]:
+        """The tags that point to `digest` now (ACR's manifest properties); none if it is gone."""
+        try:
+            response = self._send(
+                "GET",
+                f"/acr/v1/{repository}/_manifests/{digest}",
+                f"repository:{repository}:pull,metadata_read,metadata_write",
+            )
+        except NotFound:
+            return []
+        tags = (response.json().get("manifest") or {}).get("tags") or []
+        return [str(tag) for tag in tags]
+
     def get_json_blob(self, repository: str, digest: str, max_bytes: int) -> dict[str, Any]:
         response = self._send(
             "GET",

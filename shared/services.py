@@ -233,11 +233,12 @@ def verify_now(name: str, repository: str, tag: str | None = None, digest: str |
     ref = registry(name)
     if tag is None and digest is None:
         raise InvalidInput("name a tag or a digest to verify")
-    if digest is None:
-        try:
-            digest = _data(ref).get_manifest(repository, str(tag)).digest
-        except NotFound as exc:
-            raise NotFound(f"{repository}:{tag} was not found in registry '{ref.name}'") from exc
+    # Looked up first, so that a name that is not in the registry is a 404 and stores no verdict.
+    image = f"{repository}@{digest}" if digest else f"{repository}:{tag}"
+    try:
+        digest = _data(ref).get_manifest(repository, digest or str(tag)).digest
+    except NotFound as exc:
+        raise NotFound(f"{image} was not found in registry '{ref.name}'") from exc
     return verifier().verify(Request(ref, repository, digest, tag, new_cause()))
 
 

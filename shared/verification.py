@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import checks, events, tasks
@@ -22,11 +22,12 @@ from .clock import Clock
 from .config import RegistryRef, Settings
 from .errors import Conflict, InvalidInput, NotFound, Retryable
 from .policy import LOCK, QUARANTINE, Policy, Rule
-from .registry import RegistryClient
+from .registry import Manifest, RegistryClient
 from .verdicts import Publisher, Verdict, VerdictStore
 
 log = logging.getLogger("dockmaster.verification")
 
+WRITE_ATTEMPTS = 5  # re-reads of a verdict another delivery changed meanwhile
 CLAIM_SECONDS = 120  # a claim older than this was left by a crashed worker and may be taken over
 FIRST_POLL_SECONDS = 1
 MAX_POLL_SECONDS = 15
@@ -214,10 +215,10 @@ class Verifier:
         registry = request.registry
         rule = self.policy.rule_for(verdict.repository)
         client = self.registry_data(registry)
-        manifest = client.get_manifest(verdict.repository, request.tag or request.digest)
-        if manifest.digest != request.digest:
-            result = checks.failed("tag-resolves", f"tag {request.tag} now points to {manifest.digest}")
-            return self._finalize(verdict, registry, rule, [result], "", status="superseded")
+        request, manifest = self._resolve(client, request)
+        if isinstance(manifest, CheckResult):
+            return self._finalize(verdict, registry, rule, [manifest], "", status="superseded")
+        verdict.tag = request.tag
         results = [checks.passed("tag-resolves", manifest.digest)] if request.tag else []
         if request.tag:
             results += checks.check_tag(rule, request.tag)
@@ -234,6 +235,28 @@ class Verifier:
             return self._finalize(verdict, registry, rule, results, "")
         return self._start_run(verdict, registry, rule, results)
 
+    def _resolve(self, client: RegistryClient, request: Request) -> tuple[Request, Manifest | CheckResult]:
+        """The manifest to verify: through the event's tag while it points to the digest, else through
+        another tag that does (pushed as :1.2 and :latest, then latest moved on), so that no order of
+        events lets a live digest escape. With no tag left, or the image gone: why it is superseded."""
+        repository, digest = request.repository, request.digest
+        try:
+            manifest = client.get_manifest(repository, request.tag or digest)
+        except NotFound:
+            manifest = None
+        if manifest is not None and manifest.digest == digest:
+            return request, manifest
+        tags = client.manifest_tags(repository, digest)
+        if not tags:
+            if manifest is not None:
+                return request, checks.failed(
+                    "tag-resolves", f"tag {request.tag} now points to {manifest.digest}"
+                )
+            return request, checks.failed(
+                "tag-resolves", f"{repository}@{digest} is no longer in the registry"
+            )
+        return replace(request, tag=min(tags)), client.get_manifest(repository, digest)
+
     def _start_run(
         self, verdict: Verdict, registry: RegistryRef, rule: Rule, results: list[CheckResult]
     ) -> Verdict:
@@ -243,11 +266,19 @@ class Verifier:
         )
         client = self.tasks_client(registry.subscription)
         state = tasks.schedule(client, registry.group, registry.name, body)
-        verdict.status = "running"
-        verdict.run_id = state.run_id
-        verdict.checks = [r.as_dict() for r in results]
-        verdict.updated_at = self.clock.now()
-        verdict = self.store.replace(verdict)
+        tag = verdict.tag  # the tag checked, which may not be the first event's (see _resolve)
+
+        def running(current: Verdict) -> bool:
+            if current.final or current.status == "running":
+                return False
+            current.status, current.run_id, current.tag = "running", state.run_id, tag
+            current.checks = [r.as_dict() for r in results]
+            current.updated_at = self.clock.now()
+            return True
+
+        verdict = self._write(verdict, running)
+        if verdict.run_id != state.run_id:
+            return verdict  # another worker got there first
         deadline = self.clock.now() + dt.timedelta(seconds=smoke.timeout_seconds + DEADLINE_MARGIN_SECONDS)
         log.info("smoke run scheduled %s", context(verdict))
         self._follow_later(verdict, registry, deadline, 0)
@@ -276,15 +307,22 @@ class Verifier:
         log_text: str,
         status: str | None = None,
     ) -> Verdict:
-        verdict.status = status or checks.outcome(results)
-        verdict.checks = [r.as_dict() for r in results]
-        verdict.log_excerpt = log_text
-        verdict.completed_at = verdict.updated_at = self.clock.now()
-        if verdict.status == "passed" and rule.on_pass == LOCK:
-            verdict.pending_actions = [LOCK]
-        elif verdict.status == "failed" and rule.on_fail == QUARANTINE:
-            verdict.pending_actions = [QUARANTINE]
-        verdict = self.store.replace(verdict)
+        outcome, tag = status or checks.outcome(results), verdict.tag
+
+        def final(current: Verdict) -> bool:
+            if current.final:
+                return False
+            current.status, current.tag = outcome, tag
+            current.checks = [r.as_dict() for r in results]
+            current.log_excerpt = log_text
+            current.completed_at = current.updated_at = self.clock.now()
+            if outcome == "passed" and rule.on_pass == LOCK:
+                current.pending_actions = [LOCK]
+            elif outcome == "failed" and rule.on_fail == QUARANTINE:
+                current.pending_actions = [QUARANTINE]
+            return True
+
+        verdict = self._write(verdict, final)
         log.info("verdict %s %s", verdict.status, context(verdict))
         return self._complete(verdict, registry)
 
@@ -302,15 +340,40 @@ class Verifier:
             else:
                 client.update_manifest(verdict.repository, verdict.digest, {"readEnabled": False})
                 done = f"quarantined {verdict.digest} (readEnabled=false)"
-            verdict.pending_actions = verdict.pending_actions[1:]
-            verdict.actions.append(done)
-            verdict = self.store.replace(verdict)
+
+            def recorded(current: Verdict, action: str = action, done: str = done) -> bool:
+                if current.pending_actions[:1] != [action]:
+                    return False
+                current.pending_actions = current.pending_actions[1:]
+                current.actions.append(done)
+                return True
+
+            verdict = self._write(verdict, recorded)
             log.info("%s %s", done, context(verdict))
         if not verdict.published and self.publisher.enabled:
             self.publisher.publish(verdict, registry.resource_id)
-            verdict.published = True
-            verdict = self.store.replace(verdict)
+
+            def published(current: Verdict) -> bool:
+                if current.published:
+                    return False
+                current.published = True
+                return True
+
+            verdict = self._write(verdict, published)
         return verdict
+
+    def _write(self, verdict: Verdict, change: Callable[[Verdict], bool]) -> Verdict:
+        """Apply `change` and store it. A concurrent write (a redelivery recording its event id moves
+        the ETag) loses nothing: read the verdict again and apply the change to that, unless `change`
+        says it no longer applies (returns False: another worker did it)."""
+        for _ in range(WRITE_ATTEMPTS):
+            if not change(verdict):
+                return verdict
+            try:
+                return self.store.replace(verdict)
+            except Conflict:
+                verdict = self.store.get(*verdict.key)
+        raise Retryable(f"the verdict kept changing while writing it; {context(verdict)}")
 
 
 def new_cause() -> str:

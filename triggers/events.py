@@ -36,10 +36,11 @@ def as_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
 @bp.event_grid_trigger(arg_name="event")
 def on_image_event(event: func.EventGridEvent) -> None:  # a CloudEvents delivery arrives as func.CloudEvent
     from shared.errors import InvalidInput
+    from shared.events import shown
     from shared.services import verifier
 
     try:
         verifier().handle_event(as_dict(event))
     except InvalidInput as exc:
         # Acknowledged, not retried: a malformed or foreign event will never become valid.
-        log.warning("event=%s rejected: %s", event.id, exc)
+        log.warning("event=%s rejected: %s", shown(event.id), exc)

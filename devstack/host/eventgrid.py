@@ -74,7 +74,7 @@ def _validation_code(payload: Any) -> str | None:
             # The CloudEvent flavour of the validation event carries its data encoded as a string.
             try:
                 data = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
     else:
         return None
@@ -118,7 +118,7 @@ async def handle(
         return Reply(202)
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return Reply.text(400, "the request body is not JSON")
     if event_type.lower() == "subscriptionvalidation":
         code = _validation_code(payload)

@@ -40,7 +40,7 @@ def parse_principal(header: str) -> Principal:
         raise Unauthorized(f"{PRINCIPAL_HEADER} is larger than {MAX_PRINCIPAL_BYTES} bytes")
     try:
         document = json.loads(base64.b64decode(header + "=" * (-len(header) % 4), validate=True))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: JSON nested too deep
         raise Unauthorized(f"{PRINCIPAL_HEADER} is not base64-encoded JSON") from None
     claims = document.get("claims") if isinstance(document, dict) else None
     if not isinstance(claims, list):

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import random
 import ssl
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from azure.data.tables import TableClient
 
 from shared.errors import Retryable
-from shared.verdicts import Verdict
+from shared.policy import parse_policy
+from shared.verdicts import Verdict, VerdictStore
 from shared.verification import Verifier
 from tests.integration.test_verification import build, drain, pushed
 
@@ -116,3 +122,110 @@ def test_deleted_before_pushed_and_duplicates(
     assert statuses == {"passed"}
     partition, row = Verdict(registry.name, repo, digest, verifier.policy.version, "v1").key
     assert verifier.store.get(partition, row).events == [event["id"]]
+
+
+NO_ACTIONS = parse_policy(
+    """
+version: "reliability.1"
+default: {smokeRun: {enabled: false}, onPass: none, onFail: report}
+rules:
+  - match: "strict/*"
+    forbidRootUser: true
+    tagSemver: true
+"""
+)
+
+
+def push_variants(devstack: Any, registry: Any, repo: str, pushes: list[tuple[str, str]]) -> list[str]:
+    """For each (tag, variant), the manifest at `repo:v1` annotated with the variant, PUT straight to the
+    backend under the tag, in order: one digest per variant. Returns the digests pushed."""
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    path = f"/v2/{registry.name.lower()}/{repo}/manifests"
+    digests = []
+    with httpx.Client(base_url=str(devstack.endpoints["registryBackend"])) as backend:
+        base = backend.get(f"{path}/v1", headers=accept).json()
+        for tag, variant in pushes:
+            body = json.dumps({**base, "annotations": {"test.variant": variant}}).encode()
+            headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+            response = backend.put(f"{path}/{tag}", content=body, headers=headers)
+            response.raise_for_status()
+            digests.append(response.headers["docker-content-digest"])
+    return digests
+
+
+def outcomes(store: VerdictStore, registry: Any, repos: list[str]) -> dict[tuple[str, str], Any]:
+    return {
+        (verdict.repository, verdict.digest): (
+            verdict.status,
+            sorted(c["name"] for c in verdict.checks),
+            sorted(verdict.events),  # a duplicate delivery is one event, not two
+        )
+        for repo in repos
+        for verdict in store.history(registry.name, repo)
+    }
+
+
+def test_duplicates_and_shuffling_give_the_same_verdicts_as_a_clean_run(
+    devstack: Any, verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path
+) -> None:
+    passing, failing = repository(), f"strict/r{uuid.uuid4().hex[:8]}"  # strict: no root, semver tags
+    for repo in (passing, failing):
+        build(tasks_client, registry, hello_context, f"{repo}:v1")
+    pushes = {
+        passing: [(f"b{i}", f"b{i}") for i in range(8)]
+        # b0's digest is pushed as latest too, then latest moves on: that event's tag no longer
+        # resolves, yet the digest is live under b0. `gone` moves on from a digest nothing else tags.
+        + [("latest", "b0"), ("latest", "new"), ("gone", "g1"), ("gone", "g2")],
+        failing: [("1.0.0", "f1"), ("1.0.1", "f2")],
+    }
+    events = [
+        pushed(registry, repo, tag, digest)
+        for repo, tags in pushes.items()
+        for (tag, _), digest in zip(tags, push_variants(devstack, registry, repo, tags), strict=True)
+    ]
+
+    def run_with_own_table(name: str) -> Verifier:  # no actions: a quarantine would hide the image
+        copied = copy.copy(verifier)
+        copied.policy = NO_ACTIONS
+        conn = str(devstack.endpoints["storageConnectionString"])
+        copied.store = VerdictStore(TableClient.from_connection_string(conn, f"{name}{uuid.uuid4().hex[:8]}"))
+        return copied
+
+    calm, noisy = run_with_own_table("calm"), run_with_own_table("noisy")
+    for event in events:  # the clean run: each event once, in order
+        calm.handle_event(event)
+    clean = outcomes(calm.store, registry, [passing, failing])
+
+    delivered = events + [copy.deepcopy(e) for e in random.sample(events, k=round(len(events) * 0.3))]
+    random.shuffle(delivered)
+
+    def deliver(event: dict[str, Any]) -> None:
+        for _ in range(5):  # Event Grid redelivers what failed
+            try:
+                noisy.handle_event(event)
+                return
+            except Retryable:
+                time.sleep(0.2)
+        raise AssertionError(f"{event['subject']} never handled")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(deliver, delivered))
+    assert outcomes(noisy.store, registry, [passing, failing]) == clean
+    statuses = sorted(status for status, _, _ in clean.values())
+    assert statuses == sorted(["passed"] * 10 + ["failed"] * 2 + ["superseded"])
+
+
+def test_an_image_deleted_before_its_event_is_superseded_not_retried_forever(
+    devstack: Any, verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path
+) -> None:
+    repo = repository()
+    build(tasks_client, registry, hello_context, f"{repo}:v1")
+    [digest] = push_variants(devstack, registry, repo, [("gone", "deleted")])
+    backend = str(devstack.endpoints["registryBackend"])
+    httpx.delete(f"{backend}/v2/{registry.name.lower()}/{repo}/manifests/{digest}").raise_for_status()
+    verdict = verifier.handle_event(pushed(registry, repo, "gone", digest))
+    assert isinstance(verdict, Verdict)
+    assert (verdict.status, verdict.checks[0]["reason"]) == (
+        "superseded",
+        f"{repo}@{digest} is no longer in the registry",
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from tests.hostile.conftest import Target, assert_refused, error_shape, requests
 from tests.integration.test_api import wait_for
 from tests.integration.test_verification import build
 
-MARKER = "/tmp/dockmaster-hostile-marker"  # what an injected command would create, on this machine
+# What an injected command would create on this machine (the executor's host); unique per session.
+MARKER = f"/tmp/dockmaster-hostile-{uuid.uuid4().hex[:12]}"
 SHELLISH = [
     f"$(touch {MARKER})",
     f"`touch {MARKER}`",

@@ -56,6 +56,7 @@ test-infra: $(INFRA_VENV)/.installed
 test: deps lint test-infra
 	$(PY) -m pytest
 
+# Figures, ratios against their peers and plots → benchmarks/REPORT.md; never pass/fail.
 bench: deps
 	$(PY) -m benchmarks.report
 

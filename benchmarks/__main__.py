@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from benchmarks.summary import summary
 from devstack import stack
 from devstack.executor import RUNC, ULIMITS
 from shared.tasks import TERMINAL_STATUSES, docker_build_request, encoded_cmd_request, pack_context
@@ -137,6 +138,12 @@ def executor_overhead(
     print(f"bare podman run (median of {rounds}):       {bare_median * 1000:8.1f} ms")
     print(f"ACR Tasks run, schedule→Succeeded (median):  {tasks_median * 1000:8.1f} ms")
     print(f"executor overhead ratio (tasks / bare):      {tasks_median / bare_median:8.2f}x")
+    summary(
+        "Smoke run: ACR Tasks run by digest (schedule → Succeeded) vs bare `podman run`",
+        f"{tasks_median * 1000:.0f} ms",
+        f"{bare_median * 1000:.0f} ms",
+        f"{tasks_median / bare_median:.2f}x (median of {rounds})",
+    )
 
 
 def group_get_rate(endpoints: dict[str, Any], seconds: float = 5.0, threads: int = 4) -> None:
@@ -272,6 +279,12 @@ def upload_throughput(clients: Clients, endpoints: dict[str, Any], name: str, me
     )
     print(f"blob upload, {megabytes} MiB through the registry front: {megabytes / front_seconds:8.1f} MiB/s")
     print(f"front / direct throughput ratio:                 {direct_seconds / front_seconds:8.2f}")
+    summary(
+        f"Blob upload, {megabytes} MiB: registry front vs straight to docker-registry",
+        f"{megabytes / front_seconds:.0f} MiB/s",
+        f"{megabytes / direct_seconds:.0f} MiB/s",
+        f"{direct_seconds / front_seconds:.2f}x throughput",
+    )
 
 
 def main() -> None:
@@ -279,6 +292,7 @@ def main() -> None:
         clients = Clients(endpoints)
         elapsed, name, digest = acr_exercise(clients)
         print(f"ACR exercise (steps 1–5) end to end:          {elapsed * 1000:8.1f} ms")
+        summary("AZ-204 ACR exercise, steps 1–5, through the SDK clients", f"{elapsed:.1f} s", "—", "")
         executor_overhead(clients, endpoints, name, digest)
         group_get_rate(endpoints)
         tag_listing_requests(clients, endpoints, name)

@@ -19,6 +19,7 @@ import httpx
 
 from benchmarks.__main__ import GROUP, Clients, acr_exercise, devstack
 from benchmarks.chain import percentile
+from benchmarks.summary import summary
 from benchmarks.verification import stats
 from devstack import devapp, stack
 from devstack.host.keys import HostKeys
@@ -108,6 +109,13 @@ def measure(endpoints: dict[str, Any], base: str, key: str, registry: str) -> No
         for _ in range(20):
             first.append(timed(client, tags_url)[0])
         print(figures(f"GET …/tags?n={PAGE} (first page, sequential)", first, time.perf_counter() - started))
+        summary(
+            f"HTTP API: GET …/tags?n={PAGE}, first page, sequential (local host)",
+            f"p50 {statistics.median(first):.1f} ms, p95 {percentile(first, 0.95):.1f} ms",
+            "—",
+            f"whole listing of {listed:,} tags: {len(pages)} pages, {seconds * 1000:.0f} ms "
+            "(the emulator reads every tag of the repository for each page)",
+        )
 
         lookups, started = [], time.perf_counter()
         for _ in range(50):

@@ -1,6 +1,7 @@
-"""Cleanup figures: plan time at 10,000 groups (the pure planner), the listing and a whole plan through
-the emulator at a smaller scale, and at 10,000 groups (500 stale labs) through the emulator: a plan, and
-500 deletions with the cap lifted, with the ARM pages and requests counted.
+"""Cleanup figures: plan time at 10,000 groups (the pure planner) and its curve from 1,000 to 20,000, the
+listing and a whole plan through the emulator at a smaller scale with its curve from 100 to 2,000 groups,
+and at 10,000 groups (500 stale labs) through the emulator: a plan, and 500 deletions with the cap lifted,
+with the ARM pages and requests counted.
 
 Run with `python -m benchmarks.cleanup`; prints figures, asserts nothing.
 """
@@ -8,6 +9,7 @@ Run with `python -m benchmarks.cleanup`; prints figures, asserts nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -19,11 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchmarks.__main__ import CountingPolicy, devstack
+from benchmarks.summary import save_samples, summary
 from shared.cleanup.planner import DELETE, WARN, Group, Lock, Rules, iso, needs_locks, plan_labs
 from shared.cleanup.records import Filters, Plan, _pack
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+PLANNER_SIZES = (1_000, 2_000, 5_000, 10_000, 20_000)
+EMULATOR_SIZES = (100, 250, 500, 1_000, 2_000)
 
 
 def generated(count: int, seed: int = 7) -> list[Group]:
@@ -75,19 +80,42 @@ def timed(work: Callable[[], Any], rounds: int = 7) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def pure_planner(count: int = 10_000) -> None:
+def planner_inputs(count: int) -> tuple[list[Group], Rules, list[Group], dict[Any, list[Lock]]]:
+    """Generated groups, the rules, the lock candidates and their locks (one in ten locked)."""
     groups = generated(count)
     r = rules()
     rng = random.Random(3)
     candidates = [g for g in groups if r.is_lab(g) and needs_locks(g, r, NOW)]
     locks = {g.key: [Lock("keep", "CanNotDelete")] if rng.random() < 0.1 else [] for g in candidates}
+    return groups, r, candidates, locks
 
+
+def planner_curve() -> list[tuple[int, float]]:
+    """Pure plan time (median of 5) at each of PLANNER_SIZES: (groups, ms)."""
+    curve = []
+    for count in PLANNER_SIZES:
+        groups, r, _, locks = planner_inputs(count)
+        seconds, _ = timed(functools.partial(plan_labs, groups, r, NOW, locks), rounds=5)
+        curve.append((count, seconds * 1000))
+    points = "; ".join(f"{count:,} → {ms:.1f} ms" for count, ms in curve)
+    print(f"pure planner vs groups (median of 5): {points}")
+    return curve
+
+
+def pure_planner(count: int = 10_000) -> None:
+    groups, r, candidates, locks = planner_inputs(count)
     seconds, items = timed(lambda: plan_labs(groups, r, NOW, locks))
     counts: dict[str, int] = {}
     for item in items:
         counts[item.decision] = counts.get(item.decision, 0) + 1
     print(f"pure planner, {count:,} groups → {len(items):,} labs: {seconds * 1000:8.1f} ms (median of 7)")
     print(f"  {count / seconds:,.0f} groups/s; decisions {dict(sorted(counts.items()))}")
+    summary(
+        f"Cleanup plan, pure planner, {count:,} groups",
+        f"{seconds * 1000:.0f} ms",
+        "—",
+        f"{count / seconds:,.0f} groups/s, {len(items):,} labs",
+    )
     select_s, _ = timed(lambda: [g for g in groups if r.is_lab(g)])
     locks_s, _ = timed(lambda: [g for g in groups if r.is_lab(g) and needs_locks(g, r, NOW)])
     print(
@@ -119,7 +147,7 @@ def counted_clients(endpoints: dict[str, Any]) -> tuple[CountingPolicy, Any, Any
     return counter, resources, locks
 
 
-def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
+def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> list[tuple[int, float, int]]:
     from azure.data.tables import TableClient
 
     from shared.cleanup import CleanupPublisher, CleanupService, RunStore
@@ -140,11 +168,6 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
             tags["expiresOn"] = iso(now + dt.timedelta(hours=rng.uniform(-48, 200)))
         resources.resource_groups.create_or_update(f"bench-{n:05d}", {"location": "eastus", "tags": tags})
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(create, range(count)))
-    print(f"created {count:,} groups in the emulator in {time.perf_counter() - started:.1f}s (8 threads)")
-
     def service(**settings: Any) -> CleanupService:
         values = {
             "AZURE_SUBSCRIPTION_ID": subscription,
@@ -164,6 +187,27 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
             CleanupPublisher(None),
             SystemClock(),
         )
+
+    # The curve: groups are added in steps (one in ten a lab) and a whole plan is timed at each size.
+    curve: list[tuple[int, float, int]] = []
+    created, creating = 0, 0.0
+
+    def grow_and_plan(size: int) -> None:
+        nonlocal created, creating
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, range(created, size)))
+        creating += time.perf_counter() - started
+        created = size
+        svc = service(CLEANUP_NAME_PATTERNS="bench-0000*")
+        svc.plan()  # warm, and the new labs get their first-sight stamp outside the timing
+        counter.count = 0
+        seconds, plan = timed(svc.plan, rounds=3)
+        curve.append((plan.scanned, seconds * 1000, counter.count // 3))
+
+    for size in (s for s in EMULATOR_SIZES if s <= count):
+        grow_and_plan(size)
+    print(f"created {count:,} groups in the emulator in {creating:.1f}s (8 threads)")
 
     page_size = os.environ.get("DEVSTACK_PAGE_SIZE", "100")
     for label, settings in (
@@ -186,17 +230,28 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> None:
     counter.count = 0
     started = time.perf_counter()
     plan = svc.plan()
-    elapsed = time.perf_counter() - started
+    elapsed, requests = time.perf_counter() - started, counter.count
     checks = sum(len(plan.having(d)) for d in (DELETE, WARN, "deferred", "blocked"))
     print(
         f"whole plan through the emulator, {plan.scanned:,} groups: {elapsed * 1000:.0f} ms, "
-        f"{counter.count} ARM requests ({plan.pages} list pages, {checks} lock checks), {plan.counts()}"
+        f"{requests} ARM requests ({plan.pages} list pages, {checks} lock checks), {plan.counts()}"
     )
     listing, _ = timed(lambda: svc.list_labs(svc.subscriptions(), svc.rules()), rounds=3)
     print(
         f"  listing {plan.scanned:,} groups: {listing * 1000:.0f} ms (median of 3); "
         f"10,000 groups ≈ {listing * 10_000 / plan.scanned:.1f}s in {10_000 // int(page_size)} pages"
     )
+    summary(
+        f"Cleanup plan through the emulator, {plan.scanned:,} groups",
+        f"{elapsed * 1000:.0f} ms",
+        "—",
+        f"{requests} ARM requests ({plan.pages} list pages, {checks} lock checks)",
+    )
+    for size in (s for s in EMULATOR_SIZES if s > count):
+        grow_and_plan(size)
+    points = "; ".join(f"{groups:,} → {ms:.0f} ms ({sent} requests)" for groups, ms, sent in curve)
+    print(f"whole plan through the emulator vs groups (median of 3): {points}")
+    return curve
 
 
 def at_scale(endpoints: dict[str, Any], count: int = 10_000, stale: int = 500) -> None:
@@ -281,8 +336,10 @@ def at_scale(endpoints: dict[str, Any], count: int = 10_000, stale: int = 500) -
 def main() -> None:
     logging.getLogger("dockmaster").setLevel(logging.ERROR)  # warnings without a topic are logged
     pure_planner()
+    planner = planner_curve()
     with devstack() as endpoints:
-        through_the_emulator(endpoints)
+        emulator = through_the_emulator(endpoints)
+        save_samples("cleanup", {"planner": planner, "emulator": emulator})
         at_scale(endpoints)
 
 

@@ -1,7 +1,9 @@
-"""`make bench`: run every benchmark, print its figures, and write benchmarks/REPORT.md.
+"""`make bench`: run every benchmark, print its figures, and write benchmarks/REPORT.md and its plots.
 
 Each benchmark is a module printing figures; the report keeps them with their method, the machine
-and the time, so a reader can compare runs. Nothing here passes or fails on a number.
+and the time, so a reader can compare runs. Its `SUMMARY` lines become the table the report opens with,
+and the raw samples it saves (in a temporary directory) become the plots. Nothing here passes or fails
+on a number.
 """
 
 from __future__ import annotations
@@ -11,10 +13,30 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import plots
+from benchmarks.summary import DATA_ENV, parse
+
 REPORT = Path(__file__).with_name("REPORT.md")
+# Plots drawn after a module ran: (module, draw(data directory, output) -> written or None, file, caption).
+PLOTS: list[tuple[str, Callable[[Path, Path], Path | None], str, str]] = [
+    (
+        "benchmarks.chain",
+        plots.push_to_verdict,
+        "push-to-verdict.png",
+        "push → stored verdict: distribution and CDF (median solid, p95 dashed)",
+    ),
+    (
+        "benchmarks.cleanup",
+        plots.cleanup_plan_time,
+        "cleanup-plan-time.png",
+        "cleanup plan time against the number of resource groups",
+    ),
+]
 BENCHMARKS = [
     (
         "benchmarks",
@@ -29,15 +51,27 @@ BENCHMARKS = [
         "benchmarks.verification",
         "Verification",
         "Registry requests per verification (no smoke run, warm), counted at the emulator over 50 images; "
-        "a burst of 1,000 ImagePushed events (30% duplicates, shuffled) through the verifier with 8 workers; "
-        "`import function_app` against `import azure.functions` (median of 7 fresh interpreters).",
+        "a burst of 1,000 ImagePushed events (30% duplicates, shuffled) through the verifier with 8 workers, "
+        "counting the verdicts of the burst's 700 digests. One tag of a repository topped up to 1,000 tags: "
+        "our verifier's handle_event (no smoke run, warm, the verdict deleted before each of 7 rounds so it "
+        "is verified again; the verdict's Table writes included) against `skopeo inspect "
+        "docker://LOGIN_SERVER/repo:tag` on the registry front (a fresh process each of 7 rounds, logged in "
+        "with the admin user through `--creds`, the devstack CA through `--cert-dir`; with and without "
+        "`--no-tags`) and against a naive tag → digest check listing every tag through /acr/v1/…/_tags "
+        "(pages of 100 following `Link`, token fetched once); registry requests counted at the emulator "
+        "(/_devstack/stats) for one run of each. `import function_app` against `import azure.functions` and "
+        "against eager imports of what the app defers (FastAPI and the API, the services, the identity, "
+        "Tables, Queues, Event Grid and management SDKs): median of 7 fresh interpreters, peak RSS from "
+        "VmHWM.",
     ),
     (
         "benchmarks.chain",
         "Push → event → verdict",
-        "Manifest PUTs through the registry front, one at a time, each a distinct manifest: the time until a "
-        "webhook receives its ImagePushed (120 pushes), and until the verdict is stored by function_app on "
-        "the local host through Event Grid (200 pushes, policy without a smoke run).",
+        "Manifest PUTs through the registry front, one at a time, each a distinct manifest, timed from "
+        "sending the PUT (docker-registry notifies while it answers, so an event can arrive before the "
+        "PUT's response): the time until a webhook receives its ImagePushed (120 pushes), and until the "
+        "verdict is stored by function_app on the local host through Event Grid (200 pushes, policy "
+        "without a smoke run).",
     ),
     (
         "benchmarks.api",
@@ -50,36 +84,71 @@ BENCHMARKS = [
     (
         "benchmarks.cleanup",
         "Cleanup",
-        "The pure planner over 10,000 generated groups; listing and planning 1,000 groups through the "
-        "emulator, with ARM pages and requests counted.",
+        "The pure planner over 10,000 generated groups, and at 1,000 to 20,000 (median of 5 each); "
+        "listing and planning 1,000 groups through the emulator, with ARM pages and requests counted, and "
+        "a whole plan (median of 3) as the subscription grows from 100 to 2,000 groups (one in ten a lab); "
+        "then 10,000 more groups with 500 stale labs: a plan, and one run deleting them all.",
     ),
 ]
 
 
+def cell(text: str) -> str:
+    return text.replace("|", "\\|") or "—"
+
+
+def run(module: str, data: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    env = {**os.environ, DATA_ENV: str(data)}
+    command = [sys.executable, "-m", module]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    return result, time.monotonic() - started
+
+
 def main() -> int:
-    sections = []
+    sections, rows = [], []
     failures = 0
-    for module, title, method in BENCHMARKS:
-        print(f"== {title} ({module})", flush=True)
-        started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, check=False)
-        elapsed = time.monotonic() - started
-        figures = result.stdout.strip()
-        print(figures, flush=True)
-        if result.returncode != 0:
-            failures += 1
-            figures += (
-                f"\n\n(the benchmark failed with exit status {result.returncode})\n{result.stderr[-2000:]}"
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="dockmaster-bench-data-") as raw:
+        data = Path(raw)
+        for module, title, method in BENCHMARKS:
+            print(f"== {title} ({module})", flush=True)
+            result, elapsed = run(module, data)
+            lines = []
+            for line in result.stdout.strip().splitlines():
+                row = parse(line)
+                if row is None:
+                    lines.append(line)
+                else:
+                    rows.append(row)
+            figures = "\n".join(lines)
+            print(figures, flush=True)
+            if result.returncode != 0:
+                failures += 1
+                figures += (
+                    f"\n\n(the benchmark failed with exit status {result.returncode})\n"
+                    f"{result.stderr[-2000:]}"
+                )
+                print(result.stderr[-2000:], file=sys.stderr)
+            pictures = []
+            for plotted, draw, name, caption in PLOTS:
+                if plotted == module and draw(data, REPORT.with_name(name)):
+                    pictures.append(f"![{caption}]({name})\n")
+                    print(f"plot written to {REPORT.with_name(name)}", flush=True)
+            sections.append(
+                f"## {title}\n\n{method}\n\n```\n{figures}\n```\n\n"
+                + "".join(f"{picture}\n" for picture in pictures)
+                + f"_{elapsed:.0f} s, `python -m {module}`_\n"
             )
-            print(result.stderr[-2000:], file=sys.stderr)
-        sections.append(
-            f"## {title}\n\n{method}\n\n```\n{figures}\n```\n\n_{elapsed:.0f} s, `python -m {module}`_\n"
-        )
+    table = ["| figure | ours | peer | ratio / notes |", "|---|---|---|---|"]
+    table += [f"| {' | '.join(cell(field) for field in row)} |" for row in rows]
+    before, after = load_before[0], os.getloadavg()[0]
     header = (
         "# Dockmaster benchmark report\n\n"
         f"Written by `make bench` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        "Figures come from devstack on one machine: the services under test and the load share its cores.\n\n"
+        "Figures come from devstack on one machine: the services under test and the load share its cores "
+        f"(1-minute load average {before:.1f} before the run, {after:.1f} after: other work on the machine "
+        "shows there).\n\n## Summary\n\n" + "\n".join(table) + "\n\n"
     )
     REPORT.write_text(header + "\n".join(sections))
     print(f"report written to {REPORT}")

@@ -2,7 +2,7 @@
 # Install the Debian packages devstack needs, only those missing.
 set -euo pipefail
 
-packages=(docker-registry podman buildah runc busybox-static python3 python3-venv ca-certificates)
+packages=(docker-registry podman buildah runc busybox-static skopeo python3 python3-venv ca-certificates)
 # Node.js may come from elsewhere with its own npm; only fall back to Debian's when absent.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

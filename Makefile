@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 
-.PHONY: run test test-infra lint format bench soak system deps devstack-up devstack-down clean
+.PHONY: run test test-infra lint format audit bench soak system deps devstack-up devstack-down clean
 
 system:
 	@scripts/install-system.sh
@@ -47,6 +47,12 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Known vulnerabilities in the app's pinned requirements (PyPI's advisory data by default; OSV with
+# AUDIT_SERVICE=osv). Not part of `make test`: it needs the advisory service, not just a package index.
+AUDIT_SERVICE ?= pypi
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip-audit --strict --vulnerability-service $(AUDIT_SERVICE) -r requirements.txt
 
 # Checkov on the Bicep templates, offline (no Bicep compiler needed). The structural
 # tests (tests/infra) run with the other tests in $(VENV), from pyproject's testpaths.

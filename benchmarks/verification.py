@@ -261,7 +261,7 @@ def tag_checks(
     print(
         f"  naive check, every tag listed via /acr/v1/_tags (n=100):   {naive_time * 1000:7.1f} ms, "
         f"{naive_requests} registry requests for {listed:,} tags; ratio {naive_time / our_time:.1f}x time "
-        f"(a listing alone, no policy checks; the emulator reads every tag for each page), "
+        f"(a listing alone, no policy checks), "
         f"{naive_requests / our_requests:.1f}x requests"
     )
     skopeo_time, skopeo_requests = peers["skopeo inspect"]

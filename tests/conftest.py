@@ -110,7 +110,7 @@ def group(resource_client: Any, lock_client: Any) -> Iterator[str]:
     if resource_client.resource_groups.check_existence(name):
         for lock in lock_client.management_locks.list_at_resource_group_level(name):
             lock_client.management_locks.delete_at_resource_group_level(name, lock.name)
-        resource_client.resource_groups.begin_delete(name)
+        resource_client.resource_groups.begin_delete(name, polling=False)
 
 
 @pytest.fixture(scope="session")
@@ -122,11 +122,66 @@ def registry(resource_client: Any, acr_client: Any) -> Iterator[Any]:
         group_name, unique("tasks"), {"location": "westeurope", "sku": {"name": "Basic"}}
     ).result()
     yield created
-    resource_client.resource_groups.begin_delete(group_name)
+    resource_client.resource_groups.begin_delete(group_name, polling=False)
 
 
 def group_of(resource_id: str) -> str:
     return resource_id.split("/")[4]
+
+
+def new_registry(resource_client: Any, acr_client: Any, prefix: str, **properties: Any) -> Any:
+    """A Basic registry in a resource group of its own (delete `group_of(registry.id)` afterwards)."""
+    group = unique(f"rg-{prefix}-")
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    body: dict[str, Any] = {"location": "westeurope", "sku": {"name": "Basic"}}
+    if properties:
+        body["properties"] = properties
+    return acr_client.registries.begin_create(group, unique(prefix), body).result()
+
+
+@dataclass(frozen=True)
+class WiredApp:
+    """function_app on the local host as a stack service, the registry's events subscribed to it."""
+
+    name: str  # the service's name: stack.stop_service(devstack.home, name)
+    port: int
+    url: str
+    webhook: str
+    settings: dict[str, str]
+    table_name: str
+
+
+def wire_app(
+    devstack: Devstack,
+    credential: Any,
+    registry: Any,
+    policy: Path,
+    subscription: dict[str, Any] | None = None,
+    **overrides: str,
+) -> WiredApp:
+    """As `make run` does, with a verdict table and run queue of its own; `subscription` overrides
+    properties of the event subscription (a dead-letter destination, a retry policy)."""
+    from azure.mgmt.eventgrid import EventGridManagementClient
+
+    from devstack import devapp
+    from devstack.host.keys import HostKeys
+
+    table_name = f"verdicts{uuid.uuid4().hex[:8]}"
+    settings = devapp.app_settings(
+        devstack.endpoints,
+        [registry.id],
+        DOCKMASTER_POLICY_PATH=str(policy),
+        DOCKMASTER_VERDICTS_TABLE=table_name,
+        DOCKMASTER_RUNS_QUEUE=f"runs-{uuid.uuid4().hex[:8]}",
+        **overrides,
+    )
+    name, port = f"host-{uuid.uuid4().hex[:6]}", stack.free_port()
+    url = devapp.start_host(devstack.home, settings, port=port, name=name)
+    keys = HostKeys.load_or_create(devstack.home / name)
+    webhook = f"{url}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
+    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+    devapp.wire_events({"eventgrid": eventgrid}, registry, webhook, **(subscription or {}))
+    return WiredApp(name, port, url, webhook, settings, table_name)
 
 
 @pytest.fixture(scope="session")

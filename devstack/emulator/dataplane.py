@@ -442,11 +442,15 @@ class Fronts:
             names = [n for n in names if n > last]
         return self._page(request, {"repositories": names}, "repositories", "/acr/v1/_catalog")
 
-    def _page(self, request: Request, body: dict[str, Any], key: str, path: str) -> Response:
+    @staticmethod
+    def _page_size(request: Request) -> int:
         raw = request.query_params.get("n", str(DEFAULT_PAGE_SIZE))
         if not raw.isdigit() or int(raw) < 1:
             raise AcrError(400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested")
-        size = int(raw)
+        return int(raw)
+
+    def _page(self, request: Request, body: dict[str, Any], key: str, path: str) -> Response:
+        size = self._page_size(request)
         items = body[key]
         body[key] = items[:size]
         headers = {}
@@ -595,23 +599,32 @@ class Fronts:
 
     async def _tags(self, request: Request, registry: dict[str, Any], name: str, tag: str | None) -> Response:
         storage = self._require(request, registry, name)
-        records = await asyncio.to_thread(storage.tags, name)
         if tag is None:
             if request.method != "GET":
                 raise AcrError(405, "UNSUPPORTED", "method not allowed")
-            digest = request.query_params.get("digest")
+            digest, last = request.query_params.get("digest"), request.query_params.get("last")
             table = self._attribute_table(registry)
-            views = [
-                self._tag_view(registry, name, t, table)
-                for t in records
-                if (digest is None or t.digest == digest)
-                and self._attributes(registry, f"{name}:{t.name}", table)["listEnabled"]
-            ]
-            views = self._after(self._order(request, views, "name"), "name", request.query_params.get("last"))
+
+            def listed(tag_name: str) -> bool:
+                return bool(self._attributes(registry, f"{name}:{tag_name}", table)["listEnabled"])
+
+            if digest is None and not request.query_params.get("orderby"):
+                # By name, the default: read only this page's tags (and one more, for the Link).
+                size = self._page_size(request)
+                records = await asyncio.to_thread(storage.tags_after, name, last, size + 1, listed)
+                views = [self._tag_view(registry, name, t, table) for t in records]
+            else:
+                records = await asyncio.to_thread(storage.tags, name)
+                views = [
+                    self._tag_view(registry, name, t, table)
+                    for t in records
+                    if (digest is None or t.digest == digest) and listed(t.name)
+                ]
+                views = self._after(self._order(request, views, "name"), "name", last)
             body = {"registry": self._service(registry), "imageName": name, "tags": views}
             return self._page(request, body, "tags", f"/acr/v1/{name}/_tags")
-        matches = [t for t in records if t.name == tag]
-        if not matches:
+        found = await asyncio.to_thread(storage.tag, name, tag)
+        if found is None:
             raise AcrError(404, "TAG_UNKNOWN", "the specified tag does not exist", detail={"tag": tag})
         if request.method == "DELETE":
             if not self._attributes(registry, f"{name}:{tag}")["deleteEnabled"]:
@@ -625,7 +638,7 @@ class Fronts:
             {
                 "registry": self._service(registry),
                 "imageName": name,
-                "tag": self._tag_view(registry, name, matches[0]),
+                "tag": self._tag_view(registry, name, found),
             }
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,30 +73,44 @@ class RegistryStorage:
 
     def tags(self, repo: str) -> list[TagRecord]:
         tags_dir = self._repo_dir(repo) / "_manifests" / "tags"
-        records = []
-        if tags_dir.is_dir():
-            for tag_dir in tags_dir.iterdir():
-                link = tag_dir / "current" / "link"
-                if not link.is_file():
-                    continue
-                digest = link.read_text().strip()
-                updated = link.stat().st_mtime
-                # The tag's directory is made by its first push and later pushes write below it, so its
-                # mtime is the creation time: one stat per tag, not a directory walk.
-                created = min(tag_dir.stat().st_mtime, updated)
-                records.append(TagRecord(tag_dir.name, digest, created, updated))
+        if not tags_dir.is_dir():
+            return []
+        return [record for tag_dir in tags_dir.iterdir() if (record := self._record(tag_dir)) is not None]
+
+    def tags_after(
+        self, repo: str, last: str | None, limit: int, keep: Callable[[str], bool]
+    ) -> list[TagRecord]:
+        """Up to `limit` tags in name order after `last` that `keep` accepts: a page costs its own tags'
+        reads, plus one directory listing, not a read of every tag."""
+        tags_dir = self._repo_dir(repo) / "_manifests" / "tags"
+        if not tags_dir.is_dir():
+            return []
+        records: list[TagRecord] = []
+        for name in sorted(entry.name for entry in tags_dir.iterdir()):
+            if len(records) >= limit:
+                break
+            if (last is None or name > last) and keep(name):
+                record = self._record(tags_dir / name)
+                if record is not None:
+                    records.append(record)
         return records
 
     def tag(self, repo: str, tag: str) -> TagRecord | None:
         """One tag, without listing the others (a pull must not cost O(tags))."""
         if "/" in tag or tag in ("", ".", ".."):
             return None
-        tag_dir = self._repo_dir(repo) / "_manifests" / "tags" / tag
+        return self._record(self._repo_dir(repo) / "_manifests" / "tags" / tag)
+
+    @staticmethod
+    def _record(tag_dir: Path) -> TagRecord | None:
         link = tag_dir / "current" / "link"
         if not link.is_file():
             return None
         updated = link.stat().st_mtime
-        return TagRecord(tag, link.read_text().strip(), updated, updated)
+        # The tag's directory is made by its first push and later pushes write below it, so its
+        # mtime is the creation time: one stat per tag, not a directory walk.
+        created = min(tag_dir.stat().st_mtime, updated)
+        return TagRecord(tag_dir.name, link.read_text().strip(), created, updated)
 
     def manifests(self, repo: str) -> dict[str, float]:
         """Digest → time the revision was first pushed."""

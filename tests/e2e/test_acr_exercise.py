@@ -73,7 +73,7 @@ def test_acr_exercise(
     assert "Hello from Dockmaster" in log_blob.download_blob().readall().decode()
 
     # 6. az group delete --no-wait: the group goes away on its own.
-    resource_client.resource_groups.begin_delete(GROUP)
+    resource_client.resource_groups.begin_delete(GROUP, polling=False)
     deadline = time.monotonic() + 30
     while resource_client.resource_groups.check_existence(GROUP):
         assert time.monotonic() < deadline, "the group was not deleted in time"

@@ -20,9 +20,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from devstack import devapp, stack
-from devstack.host.keys import HostKeys
-from tests.conftest import group_of, unique
+from devstack import stack
+from tests.conftest import group_of, new_registry, wire_app
 
 POLICY = Path(__file__).parent.parent / "data" / "policy.yaml"
 RUNC = "/usr/sbin/runc"
@@ -63,29 +62,9 @@ def app(
     credential: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[App]:
-    from azure.mgmt.eventgrid import EventGridManagementClient
-
-    group = unique("rg-e2e-")
-    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
-    registry = acr_client.registries.begin_create(
-        group,
-        unique("e2e"),
-        {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"adminUserEnabled": True}},
-    ).result()
-    table_name = f"verdicts{uuid.uuid4().hex[:8]}"
-    settings = devapp.app_settings(
-        devstack.endpoints,
-        [registry.id],
-        DOCKMASTER_POLICY_PATH=str(POLICY),
-        DOCKMASTER_VERDICTS_TABLE=table_name,
-        DOCKMASTER_RUNS_QUEUE=f"runs-{uuid.uuid4().hex[:8]}",
-    )
-    name = f"host-{uuid.uuid4().hex[:6]}"
-    base_url = devapp.start_host(devstack.home, settings, port=stack.free_port(), name=name)
-    keys = HostKeys.load_or_create(devstack.home / name)
-    webhook = f"{base_url}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
-    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
-    devapp.wire_events({"eventgrid": eventgrid}, registry, webhook)
+    registry = new_registry(resource_client, acr_client, "e2e", adminUserEnabled=True)
+    group = group_of(registry.id)
+    wired = wire_app(devstack, credential, registry, POLICY)
 
     home = tmp_path_factory.mktemp("podman-e2e")
     (home / "certs").mkdir()
@@ -112,10 +91,12 @@ def app(
             raise AssertionError(f"{command} failed: {result.stderr}")
         return result
 
-    table = TableClient.from_connection_string(devstack.endpoints["storageConnectionString"], table_name)
-    yield App(registry, base_url, webhook, table, podman, devstack)
-    stack.stop_service(devstack.home, name)
-    resource_client.resource_groups.begin_delete(group)
+    table = TableClient.from_connection_string(
+        devstack.endpoints["storageConnectionString"], wired.table_name
+    )
+    yield App(registry, wired.url, wired.webhook, table, podman, devstack)
+    stack.stop_service(devstack.home, wired.name)
+    resource_client.resource_groups.begin_delete(group, polling=False)
 
 
 def local_image(context: Path) -> str:

@@ -33,7 +33,7 @@ def admin_registry(resource_client: Any, acr_client: Any) -> Iterator[Any]:
         {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"adminUserEnabled": True}},
     ).result()
     yield registry
-    resource_client.resource_groups.begin_delete(group)
+    resource_client.resource_groups.begin_delete(group, polling=False)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,9 @@ def test_sdk_lists_pages_and_reads_properties(
     assert tag.digest == manifest.digest
     newest_first = [t.name for t in data_client.list_tag_properties("paging/app", order_by="timedesc")]
     assert set(newest_first) == {"a1", "a2", "a3", "a4", "a5"}
+    data_client.update_tag_properties("paging/app", "a2", can_list=False)  # pages skip a hidden tag
+    pages = list(data_client.list_tag_properties("paging/app", results_per_page=2).by_page())
+    assert [[t.name for t in page] for page in pages] == [["a1", "a3"], ["a4", "a5"]]
 
 
 def test_locked_tag_refuses_a_push(

@@ -195,7 +195,7 @@ def eg_group(resource_client: Any) -> Iterator[str]:
     name = unique("rg-eventgrid-")
     resource_client.resource_groups.create_or_update(name, {"location": LOCATION})
     yield name
-    resource_client.resource_groups.begin_delete(name)
+    resource_client.resource_groups.begin_delete(name, polling=False)
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def test_names_are_globally_unique(acr_client: Any, resource_client: Any, group:
         )
         assert (availability.name_available, availability.reason) == (False, "AlreadyExists")
     finally:
-        resource_client.resource_groups.begin_delete(other)
+        resource_client.resource_groups.begin_delete(other, polling=False)
 
 
 def test_admin_credentials(acr_client: Any, group: str) -> None:

@@ -65,7 +65,7 @@ def test_list_filters_by_tag_and_pages(resource_client: Any) -> None:
         assert all(len(list(page)) <= 3 for page in top)
     finally:
         for name in names:
-            resource_client.resource_groups.begin_delete(name)
+            resource_client.resource_groups.begin_delete(name, polling=False)
 
 
 def test_delete_is_an_arm_lro(resource_client: Any) -> None:
@@ -191,4 +191,4 @@ def test_paging_survives_deletions_between_pages(resource_client: Any) -> None:
     finally:
         for name in names:
             if resource_client.resource_groups.check_existence(name):
-                resource_client.resource_groups.begin_delete(name)
+                resource_client.resource_groups.begin_delete(name, polling=False)

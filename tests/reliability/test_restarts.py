@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +13,10 @@ import pytest
 from azure.data.tables import TableClient
 
 from devstack import devapp, stack
-from devstack.host.keys import HostKeys
 from shared import services
 from shared.errors import Retryable
-from tests.conftest import unique
-from tests.integration.test_verification import POLICY, build, pushed
+from tests.conftest import group_of, new_registry, wire_app
+from tests.integration.test_verification import POLICY, build, image_context, pushed
 
 
 def wait_for(table: TableClient, repository: str, accept: set[str], timeout: float = 90) -> dict[str, Any]:
@@ -36,44 +33,26 @@ def wait_for(table: TableClient, repository: str, accept: set[str], timeout: flo
 
 
 def test_host_killed_during_a_smoke_run_resumes_after_restart(
-    devstack: Any, resource_client: Any, acr_client: Any, credential: Any, tasks_client: Any, tmp_path: Path
+    devstack: Any,
+    resource_client: Any,
+    acr_client: Any,
+    credential: Any,
+    tasks_client: Any,
+    hello_context: Path,
+    tmp_path: Path,
 ) -> None:
-    from azure.mgmt.eventgrid import EventGridManagementClient
-
-    group = unique("rg-restart-")
-    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
-    registry = acr_client.registries.begin_create(
-        group, unique("restart"), {"location": "westeurope", "sku": {"name": "Basic"}}
-    ).result()
-    table_name = f"verdicts{uuid.uuid4().hex[:8]}"
-    settings = devapp.app_settings(
-        devstack.endpoints,
-        [registry.id],
-        DOCKMASTER_POLICY_PATH=str(POLICY),
-        DOCKMASTER_VERDICTS_TABLE=table_name,
-        DOCKMASTER_RUNS_QUEUE=f"runs-{uuid.uuid4().hex[:8]}",
-    )
-    name, port = f"host-{uuid.uuid4().hex[:6]}", stack.free_port()
-    base = devapp.start_host(devstack.home, settings, port=port, name=name)
-    keys = HostKeys.load_or_create(devstack.home / name)
-    webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
-    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
-    devapp.wire_events({"eventgrid": eventgrid}, registry, webhook)
-    table = TableClient.from_connection_string(devstack.endpoints["storageConnectionString"], table_name)
+    registry = new_registry(resource_client, acr_client, "restart")
+    app = wire_app(devstack, credential, registry, POLICY)
+    name = app.name
+    table = TableClient.from_connection_string(devstack.endpoints["storageConnectionString"], app.table_name)
     try:
-        context = tmp_path / "slow"
-        context.mkdir()
-        shutil.copy("/bin/busybox", context / "busybox")
-        (context / "Dockerfile").write_text(
-            "FROM scratch\nCOPY busybox /bin/busybox\n"
-            'ENTRYPOINT ["/bin/busybox", "sh", "-c", "sleep 4; echo done"]\n'
-        )
+        context = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "sleep 4; echo done"]')
         build(tasks_client, registry, context, "verify/slow:v1")  # the executor's push fires the event
         running = wait_for(table, "verify/slow", {"running"})
         pids = json.loads((devstack.home / "pids.json").read_text())
         os.killpg(pids[name], signal.SIGKILL)  # no graceful shutdown: the worst case
         stack.stop_service(devstack.home, name)
-        devapp.start_host(devstack.home, settings, port=port, name=name)
+        devapp.start_host(devstack.home, app.settings, port=app.port, name=name)
         final = wait_for(table, "verify/slow", {"passed", "failed", "superseded"})
         assert final["Status"] == "passed", final["Checks"]
         assert final["RunId"] == running["RunId"], "the run was followed, not scheduled again"
@@ -82,7 +61,7 @@ def test_host_killed_during_a_smoke_run_resumes_after_restart(
         assert len(entities) == 1, "one verdict, never two"
     finally:
         stack.stop_service(devstack.home, name)
-        resource_client.resource_groups.begin_delete(group)
+        resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
 
 
 def test_unreachable_storage_acknowledges_nothing(

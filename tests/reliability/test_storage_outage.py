@@ -10,10 +10,8 @@ verdict can never be stored ends as a dead-letter record that says why.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,10 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient
 
-from devstack import devapp, stack
-from devstack.host.keys import HostKeys
-from tests.conftest import Devstack, unique
+from devstack import stack
+from tests.conftest import Devstack, group_of, new_registry, unique, wire_app
 from tests.integration.test_eventgrid import dead_letter_to, dead_letters
-from tests.integration.test_verification import POLICY, build
+from tests.integration.test_verification import POLICY, build, image_context
 from tests.reliability.test_restarts import wait_for
 
 AZURITE = "azurite-outage"
@@ -75,37 +72,11 @@ def test_storage_down_mid_flow_loses_and_doubles_nothing(
     hello_context: Path,
     tmp_path: Path,
 ) -> None:
-    from azure.mgmt.eventgrid import EventGridManagementClient
-
-    group = unique("rg-outage-")
-    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
-    registry = acr_client.registries.begin_create(
-        group, unique("outage"), {"location": "westeurope", "sku": {"name": "Basic"}}
-    ).result()
-    table_name = f"verdicts{uuid.uuid4().hex[:8]}"
-    settings = devapp.app_settings(
-        devstack.endpoints,
-        [registry.id],
-        AzureWebJobsStorage=storage.connection_string,
-        DOCKMASTER_POLICY_PATH=str(POLICY),
-        DOCKMASTER_VERDICTS_TABLE=table_name,
-        DOCKMASTER_RUNS_QUEUE=f"runs-{uuid.uuid4().hex[:8]}",
-    )
-    name = f"host-{uuid.uuid4().hex[:6]}"
-    base = devapp.start_host(devstack.home, settings, port=stack.free_port(), name=name)
-    keys = HostKeys.load_or_create(devstack.home / name)
-    webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
-    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
-    devapp.wire_events({"eventgrid": eventgrid}, registry, webhook)
-    table = TableClient.from_connection_string(storage.connection_string, table_name)
+    registry = new_registry(resource_client, acr_client, "outage")
+    app = wire_app(devstack, credential, registry, POLICY, AzureWebJobsStorage=storage.connection_string)
+    table = TableClient.from_connection_string(storage.connection_string, app.table_name)
     try:
-        slow = tmp_path / "slow"
-        slow.mkdir()
-        shutil.copy(hello_context / "busybox", slow / "busybox")
-        (slow / "Dockerfile").write_text(
-            "FROM scratch\nCOPY busybox /bin/busybox\n"
-            'ENTRYPOINT ["/bin/busybox", "sh", "-c", "sleep 3; echo done"]\n'
-        )
+        slow = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "sleep 3; echo done"]')
         build(tasks_client, registry, slow, "verify/slow:v1")
         running = wait_for(table, "verify/slow", {"running"})
 
@@ -126,8 +97,8 @@ def test_storage_down_mid_flow_loses_and_doubles_nothing(
             entities = list(table.query_entities(f"Repository eq '{repository}'"))
             assert len(entities) == 1, f"{repository}: one verdict, never two"
     finally:
-        stack.stop_service(devstack.home, name)
-        resource_client.resource_groups.begin_delete(group)
+        stack.stop_service(devstack.home, app.name)
+        resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
 
 
 def test_an_event_that_can_never_be_stored_is_dead_lettered_with_its_reason(
@@ -139,36 +110,26 @@ def test_an_event_that_can_never_be_stored_is_dead_lettered_with_its_reason(
     hello_context: Path,
     tmp_path: Path,
 ) -> None:
-    from azure.mgmt.eventgrid import EventGridManagementClient
-
     down = PrivateAzurite(devstack, tmp_path / "never-started")  # storage that never comes up
-    group = unique("rg-deadletter-")
-    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
-    registry = acr_client.registries.begin_create(
-        group, unique("deadletter"), {"location": "westeurope", "sku": {"name": "Basic"}}
-    ).result()
-    settings = devapp.app_settings(
-        devstack.endpoints, [registry.id], AzureWebJobsStorage=down.connection_string
-    )
-    name = f"host-{uuid.uuid4().hex[:6]}"
-    base = devapp.start_host(devstack.home, settings, port=stack.free_port(), name=name)
-    keys = HostKeys.load_or_create(devstack.home / name)
-    webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
-    eventgrid = EventGridManagementClient(credential, devstack.subscription, **devstack.arm_kwargs())
+    registry = new_registry(resource_client, acr_client, "deadletter")
     container = unique("dead-")
-    devapp.wire_events(
-        {"eventgrid": eventgrid},
+    app = wire_app(
+        devstack,
+        credential,
         registry,
-        webhook,
-        retry_policy={"max_delivery_attempts": 3, "event_time_to_live_in_minutes": 60},
-        dead_letter_destination=dead_letter_to(container),
+        POLICY,
+        subscription={
+            "retry_policy": {"max_delivery_attempts": 3, "event_time_to_live_in_minutes": 60},
+            "dead_letter_destination": dead_letter_to(container),
+        },
+        AzureWebJobsStorage=down.connection_string,
     )
     try:
         digest = build(tasks_client, registry, hello_context, "nosmoke/never:v1")
         [(_, [event])] = dead_letters(devstack, container, timeout=60)
     finally:
-        stack.stop_service(devstack.home, name)
-        resource_client.resource_groups.begin_delete(group)
+        stack.stop_service(devstack.home, app.name)
+        resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
     assert event["eventType"] == "Microsoft.ContainerRegistry.ImagePushed"
     assert (event["data"]["target"]["repository"], event["data"]["target"]["digest"]) == (
         "nosmoke/never",

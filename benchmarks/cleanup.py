@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks.__main__ import CountingPolicy, devstack
 from benchmarks.summary import save_samples, summary
+from shared.cleanup import CleanupService
 from shared.cleanup.planner import DELETE, WARN, Group, Lock, Rules, iso, needs_locks, plan_labs
 from shared.cleanup.records import Filters, Plan, _pack
 
@@ -147,14 +148,37 @@ def counted_clients(endpoints: dict[str, Any]) -> tuple[CountingPolicy, Any, Any
     return counter, resources, locks
 
 
-def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> list[tuple[int, float, int]]:
+def cleanup_service(
+    endpoints: dict[str, Any], resources: Any, locks: Any, table: str, lab_tag: str, **settings: Any
+) -> CleanupService:
+    """The cleanup service on the counted ARM clients, dry run unless `settings` say otherwise."""
     from azure.data.tables import TableClient
 
-    from shared.cleanup import CleanupPublisher, CleanupService, RunStore
+    from shared.cleanup import CleanupPublisher, RunStore
     from shared.clock import SystemClock
     from shared.config import Settings
 
-    subscription = str(endpoints["subscriptionId"])
+    values = {
+        "AZURE_SUBSCRIPTION_ID": str(endpoints["subscriptionId"]),
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": str(endpoints["armEndpoint"]),
+        "CLEANUP_ENABLED": True,
+        "CLEANUP_DRY_RUN": True,
+        "CLEANUP_LAB_TAG": lab_tag,
+        "CLEANUP_NAME_PATTERNS": "",
+        **settings,
+    }
+    runs = TableClient.from_connection_string(str(endpoints["storageConnectionString"]), table)
+    return CleanupService(
+        Settings.model_validate(values),
+        lambda _: resources,
+        lambda _: locks,
+        RunStore(runs),
+        CleanupPublisher(None),
+        SystemClock(),
+    )
+
+
+def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> list[tuple[int, float, int]]:
     counter, resources, locks = counted_clients(endpoints)
 
     marker = uuid.uuid4().hex[:6]
@@ -169,24 +193,7 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> list[
         resources.resource_groups.create_or_update(f"bench-{n:05d}", {"location": "eastus", "tags": tags})
 
     def service(**settings: Any) -> CleanupService:
-        values = {
-            "AZURE_SUBSCRIPTION_ID": subscription,
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": str(endpoints["armEndpoint"]),
-            "CLEANUP_ENABLED": True,
-            "CLEANUP_DRY_RUN": True,
-            "CLEANUP_LAB_TAG": f"purpose={marker}",
-            "CLEANUP_NAME_PATTERNS": "",
-            **settings,
-        }
-        table = TableClient.from_connection_string(str(endpoints["storageConnectionString"]), "benchcleanup")
-        return CleanupService(
-            Settings.model_validate(values),
-            lambda _: resources,
-            lambda _: locks,
-            RunStore(table),
-            CleanupPublisher(None),
-            SystemClock(),
-        )
+        return cleanup_service(endpoints, resources, locks, "benchcleanup", f"purpose={marker}", **settings)
 
     # The curve: groups are added in steps (one in ten a lab) and a whole plan is timed at each size.
     curve: list[tuple[int, float, int]] = []
@@ -256,13 +263,7 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> list[
 
 def at_scale(endpoints: dict[str, Any], count: int = 10_000, stale: int = 500) -> None:
     """A plan over `count` groups of which `stale` are expired labs, then one run deleting them all."""
-    from azure.data.tables import TableClient
 
-    from shared.cleanup import CleanupPublisher, CleanupService, RunStore
-    from shared.clock import SystemClock
-    from shared.config import Settings
-
-    subscription = str(endpoints["subscriptionId"])
     counter, resources, locks = counted_clients(endpoints)
     marker = uuid.uuid4().hex[:6]
     expired = iso(dt.datetime.now(dt.UTC) - dt.timedelta(hours=6))
@@ -282,24 +283,9 @@ def at_scale(endpoints: dict[str, Any], count: int = 10_000, stale: int = 500) -
     print(f"created {count:,} more groups ({stale} stale labs) in {time.perf_counter() - started:.1f}s")
 
     def service(**settings: Any) -> CleanupService:
-        values = {
-            "AZURE_SUBSCRIPTION_ID": subscription,
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": str(endpoints["armEndpoint"]),
-            "CLEANUP_ENABLED": True,
-            "CLEANUP_DRY_RUN": True,
-            "CLEANUP_LAB_TAG": f"purpose={marker}",
-            "CLEANUP_NAME_PATTERNS": "no-such-group-*",  # a pattern: every page is listed, filtered here
-            **settings,
-        }
-        table = TableClient.from_connection_string(str(endpoints["storageConnectionString"]), "benchscale")
-        return CleanupService(
-            Settings.model_validate(values),
-            lambda _: resources,
-            lambda _: locks,
-            RunStore(table),
-            CleanupPublisher(None),
-            SystemClock(),
-        )
+        # A name pattern is set, so every page is listed and filtered here (no server-side $filter).
+        patterns = {"CLEANUP_NAME_PATTERNS": "no-such-group-*", **settings}
+        return cleanup_service(endpoints, resources, locks, "benchscale", f"purpose={marker}", **patterns)
 
     svc = service()
     svc.list_labs(svc.subscriptions(), svc.rules())  # warm: token cached

@@ -203,10 +203,19 @@ class Verifier:
             return None
 
     def _release(self, verdict: Verdict) -> None:
-        """After a transient failure, let the platform's redelivery take the work again."""
-        verdict.claimed_at = None
-        with contextlib.suppress(Conflict, Retryable):
-            self.store.replace(verdict)
+        """After a transient failure, let the platform's redelivery take the work again. A claim left
+        behind (because another delivery wrote meanwhile) would turn that redelivery away for
+        CLAIM_SECONDS, so the release is written through `_write`, not given up on a Conflict."""
+        claimed = verdict.claimed_at
+
+        def released(current: Verdict) -> bool:
+            if current.final or current.claimed_at != claimed:
+                return False
+            current.claimed_at = None
+            return True
+
+        with contextlib.suppress(Retryable):  # storage down: the claim expires after CLAIM_SECONDS
+            self._write(verdict, released)
 
     def _prior(self, verdict: Verdict) -> list[CheckResult]:
         return [CheckResult(c["name"], c["status"], c["reason"]) for c in verdict.checks]  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import random
 import ssl
@@ -229,3 +230,22 @@ def test_an_image_deleted_before_its_event_is_superseded_not_retried_forever(
         "superseded",
         f"{repo}@{digest} is no longer in the registry",
     )
+
+
+def test_a_claim_is_released_even_when_a_redelivery_wrote_meanwhile(
+    verifier: Verifier, registry: Any
+) -> None:
+    """A worker failing transiently releases its claim; if a second delivery recorded its event id in the
+    meantime (the ETag moved), the release must still land, or that redelivery is turned away."""
+    now = dt.datetime.now(dt.UTC)
+    mine = Verdict(
+        registry.name, repository(), "sha256:" + "0" * 64, verifier.policy.version, "v1",
+        events=["first"], created_at=now, updated_at=now, claimed_at=now,
+    )  # fmt: skip
+    assert verifier.store.insert(mine) is None
+    other = verifier.store.get(*mine.key)
+    other.events.append("second")
+    verifier.store.replace(other)  # another delivery's write: `mine` is now stale
+    verifier._release(mine)
+    stored = verifier.store.get(*mine.key)
+    assert (stored.claimed_at, stored.events) == (None, ["first", "second"])

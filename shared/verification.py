@@ -106,18 +106,20 @@ class Verifier:
         return self.verify(Request(event.registry, event.repository, event.digest, event.tag, event.event_id))
 
     def mark_deleted(self, event: events.ImageEvent) -> list[Verdict]:
-        marked = []
-        for verdict in self.store.for_digest(event.registry.name, event.repository, event.digest):
-            if verdict.deleted:
-                continue
-            verdict.deleted = True
-            verdict.updated_at = self.clock.now()
-            if event.event_id not in verdict.events:
-                verdict.events.append(event.event_id)
-            try:
-                marked.append(self.store.replace(verdict))
-            except Conflict:
-                raise Retryable("the verdict changed while marking it deleted; retry") from None
+        def deleted(current: Verdict) -> bool:
+            if current.deleted and event.event_id in current.events:
+                return False
+            current.deleted = True
+            current.updated_at = self.clock.now()
+            if event.event_id not in current.events:
+                current.events.append(event.event_id)
+            return True
+
+        marked = [
+            self._write(verdict, deleted)
+            for verdict in self.store.for_digest(event.registry.name, event.repository, event.digest)
+            if not verdict.deleted
+        ]
         log.info("image deleted event=%s digest=%s verdicts=%d", event.event_id, event.digest, len(marked))
         return marked
 
@@ -136,10 +138,9 @@ class Verifier:
         )
         existing = self.store.insert(verdict)
         if existing is not None:
-            claimed = self._resume(existing, request, now)
-            if claimed is None:
-                return existing
-            verdict = claimed
+            verdict, claimed = self._resume(existing, request, now)
+            if not claimed:
+                return verdict
         log.info("verifying %s", context(verdict, request.cause))
         try:
             return self._check(verdict, request)
@@ -179,28 +180,35 @@ class Verifier:
         return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], log_text)
 
     # Pipeline --------------------------------------------------------------------------
-    def _resume(self, existing: Verdict, request: Request, now: dt.datetime) -> Verdict | None:
-        """A second delivery: record it; carry on only if the first one was abandoned."""
-        if request.cause not in existing.events:
-            existing.events.append(request.cause)
-            existing.updated_at = now
-            try:
-                existing = self.store.replace(existing)
-            except Conflict:
-                return None
+    def _resume(self, existing: Verdict, request: Request, now: dt.datetime) -> tuple[Verdict, bool]:
+        """A second delivery: record it; carry on (True) only if the first one was abandoned. Both writes go
+        through `_write`: a Conflict only means another worker wrote first (the first delivery moving
+        on, a third recording its id), and giving up on it would lose this delivery's event id."""
+
+        def recorded(current: Verdict) -> bool:
+            if request.cause in current.events:
+                return False
+            current.events.append(request.cause)
+            current.updated_at = now
+            return True
+
+        existing = self._write(existing, recorded)
         if existing.final:
             if existing.pending_actions or not existing.published:
-                self._complete(existing, request.registry)
-            return None
-        if existing.status == "running":
-            return None
-        if existing.claimed_at and (now - existing.claimed_at).total_seconds() < CLAIM_SECONDS:
-            return None
-        existing.claimed_at = now
-        try:
-            return self.store.replace(existing)
-        except Conflict:
-            return None
+                existing = self._complete(existing, request.registry)
+            return existing, False
+        claimed = False
+
+        def claim(current: Verdict) -> bool:
+            nonlocal claimed
+            age = None if current.claimed_at is None else (now - current.claimed_at).total_seconds()
+            abandoned = age is None or age >= CLAIM_SECONDS
+            claimed = abandoned and not current.final and current.status != "running"
+            if claimed:
+                current.claimed_at = now
+            return claimed
+
+        return self._write(existing, claim), claimed
 
     def _release(self, verdict: Verdict) -> None:
         """After a transient failure, let the platform's redelivery take the work again. A claim left

@@ -2,7 +2,8 @@
 does them.
 
 - Messages are base64 on the wire (host.json `extensions.queues.messageEncoding`, default base64); a
-  message that is not valid base64 goes straight to the poison queue, as the extension does.
+  message that is not valid base64 goes straight to the poison queue, as the extension does (its
+  MessageDecodingFailed handler).
 - A batch (`batchSize`) is fetched invisible for ten minutes and the lease is renewed while the function
   runs; the next batch is fetched once no more than `newBatchThreshold` messages are still running.
 - Success deletes the message. Failure makes it visible again after `visibilityTimeout`; the failure of
@@ -196,12 +197,15 @@ class QueueListener:
         limit = self._options.max_dequeue_count
         if dequeue_count > limit:
             # Already failed often enough on another run of the host (or a crash mid-invocation).
-            await self._poison(client, message, f"it has reached MaxDequeueCount of {limit}")
+            await self._poison(client, message)
             return
         try:
             body = self._queues.decode(message.content)
         except (binascii.Error, ValueError, UnicodeError):
-            await self._poison(client, message, f"its content is not valid {self._options.message_encoding}")
+            log.warning(
+                "Message decoding has failed! Check MessageEncoding settings. MessageId=%s.", message.id
+            )
+            await self._poison(client, message)
             return
         lease = _Lease(client, message)
         trigger = func_queue.QueueMessage(  # type: ignore[no-untyped-call]  # azure-functions leaves it untyped
@@ -227,9 +231,7 @@ class QueueListener:
         if succeeded:
             await asyncio.to_thread(client.delete_message, message.id, lease.pop_receipt)
         elif dequeue_count >= limit:
-            await self._poison(
-                client, message, f"it has reached MaxDequeueCount of {limit}", lease.pop_receipt
-            )
+            await self._poison(client, message, lease.pop_receipt)
         else:
             await asyncio.to_thread(
                 client.update_message,
@@ -239,13 +241,20 @@ class QueueListener:
             )
 
     async def _poison(
-        self, client: QueueClient, message: QueueMessage, why: str, pop_receipt: str | None = None
+        self, client: QueueClient, message: QueueMessage, pop_receipt: str | None = None
     ) -> None:
+        """QueueProcessor.HandlePoisonMessageAsync: log, copy, delete, in that order. The log line comes
+        first, as the extension writes it (whatever the reason: a message that cannot be decoded gets
+        the same words), so whoever sees the message in the poison queue finds the line already there."""
+        log.warning(
+            "Message has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
+            self._options.max_dequeue_count,
+            self.poison_queue,
+        )
         poison = await self._queues.ensure(self.target.connection_string, self.poison_queue)
         # The message moves as it is, still encoded, like the extension's copy.
         await asyncio.to_thread(poison.send_message, message.content)
         await asyncio.to_thread(client.delete_message, message.id, pop_receipt or message.pop_receipt)
-        log.warning("Message %s moved to queue %r: %s", message.id, self.poison_queue, why)
 
 
 class _Lease:

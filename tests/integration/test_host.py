@@ -530,7 +530,9 @@ def test_message_goes_to_poison_after_max_dequeue_count(queues: tuple[RunningHos
     q.wait_poisoned(base64.b64encode(json.dumps(payload).encode()).decode())
     time.sleep(1)  # a fourth attempt would show by now (host.json polls at least every 0.5 s)
     assert [r["dequeue_count"] for r in host.records("work") if r["n"] == 3] == [1, 2, 3]
-    assert "it has reached MaxDequeueCount of 3" in host.log()
+    assert (
+        f"Message has reached MaxDequeueCount of 3. Moving message to queue '{q.work}-poison'." in host.log()
+    )
 
 
 def test_message_that_is_not_base64_goes_to_poison(queues: tuple[RunningHost, Queues]) -> None:
@@ -538,7 +540,11 @@ def test_message_that_is_not_base64_goes_to_poison(queues: tuple[RunningHost, Qu
     with q.client(q.work) as client:
         client.send_message("this is {not base64")
     q.wait_poisoned("this is {not base64")
-    assert "its content is not valid base64" in host.log()
+    # The extension logs before it moves the message: once it is in the poison queue, the lines are there.
+    log = host.log()
+    decoding = log.find("Message decoding has failed! Check MessageEncoding settings. MessageId=")
+    moving = log.find(f"Moving message to queue '{q.work}-poison'.", decoding)
+    assert 0 <= decoding < moving, log[-3000:]
 
 
 def test_http_function_with_queue_output(queues: tuple[RunningHost, Queues]) -> None:

@@ -21,7 +21,7 @@ from azure.data.tables import TableClient
 from shared.errors import Retryable
 from shared.policy import parse_policy
 from shared.verdicts import Verdict, VerdictStore
-from shared.verification import Verifier
+from shared.verification import Request, Verifier
 from tests.integration.test_verification import build, drain, pushed
 
 FAULTS = "/_devstack/faults"
@@ -249,3 +249,109 @@ def test_a_claim_is_released_even_when_a_redelivery_wrote_meanwhile(
     verifier._release(mine)
     stored = verifier.store.get(*mine.key)
     assert (stored.claimed_at, stored.events) == (None, ["first", "second"])
+
+
+class InterleavedStore(VerdictStore):
+    """A store whose reads of an existing verdict are followed by `between()`: another worker's write
+    lands after this delivery has read the verdict and before it writes, whatever the scheduler does."""
+
+    def __init__(self, table: Any, between: Any) -> None:
+        super().__init__(table)
+        self._between = between
+
+    def insert(self, verdict: Verdict) -> Verdict | None:
+        existing = super().insert(verdict)
+        if existing is not None:
+            self._between()
+        return existing
+
+    def for_digest(self, registry: str, repository: str, digest: str) -> list[Verdict]:
+        found = super().for_digest(registry, repository, digest)
+        self._between()
+        return found
+
+
+def interleaved(verifier: Verifier, first_worker_writes: Any) -> Verifier:
+    copied = copy.copy(verifier)
+    copied.store = InterleavedStore(verifier.store._table, first_worker_writes)
+    return copied
+
+
+def test_a_redelivery_keeps_its_event_id_when_the_first_worker_writes_between(
+    verifier: Verifier, registry: Any
+) -> None:
+    """The interleaving that lost an event id: the second delivery reads the verdict, the first worker
+    moves it on (its ETag changes), the second delivery's write of its id conflicts."""
+    now = dt.datetime.now(dt.UTC)
+    first = Verdict(
+        registry.name, repository(), "sha256:" + "1" * 64, verifier.policy.version, "v1",
+        events=["first"], created_at=now, updated_at=now, claimed_at=now,
+    )  # fmt: skip
+    assert verifier.store.insert(first) is None
+
+    def first_worker_schedules_its_run() -> None:
+        current = verifier.store.get(*first.key)
+        current.status, current.run_id = "running", "run-1"
+        verifier.store.replace(current)
+
+    second = interleaved(verifier, first_worker_schedules_its_run)
+    ref = verifier.settings.registries[registry.name.lower()]
+    result = second.verify(Request(ref, first.repository, first.digest, "v1", "second"))
+    stored = verifier.store.get(*first.key)
+    assert (stored.status, stored.run_id, stored.events) == ("running", "run-1", ["first", "second"])
+    assert (result.status, result.events) == ("running", ["first", "second"]), "answers what is stored"
+
+
+def test_an_abandoned_verdict_is_taken_over_when_a_third_delivery_writes_between(
+    verifier: Verifier, registry: Any
+) -> None:
+    """A claim long expired: the redelivery takes the work over even though another delivery recorded
+    its id between the read and the claim, and both ids stay."""
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    abandoned = Verdict(
+        registry.name, repository(), "sha256:" + "2" * 64, verifier.policy.version, "v1",
+        events=["first"], created_at=long_ago, updated_at=long_ago, claimed_at=long_ago,
+    )  # fmt: skip
+    assert verifier.store.insert(abandoned) is None
+
+    def third_delivery_records_its_id() -> None:
+        current = verifier.store.get(*abandoned.key)
+        current.events.append("third")
+        verifier.store.replace(current)
+
+    second = interleaved(verifier, third_delivery_records_its_id)
+    ref = verifier.settings.registries[registry.name.lower()]
+    result = second.verify(Request(ref, abandoned.repository, abandoned.digest, "v1", "second"))
+    # The digest is not in the registry: the takeover reaches a final verdict instead of waiting.
+    assert result.status == "superseded"
+    stored = verifier.store.get(*abandoned.key)
+    assert (stored.status, sorted(stored.events)) == ("superseded", ["first", "second", "third"])
+
+
+def test_a_delete_is_recorded_when_a_worker_writes_between(verifier: Verifier, registry: Any) -> None:
+    now = dt.datetime.now(dt.UTC)
+    verdict = Verdict(
+        registry.name, repository(), "sha256:" + "3" * 64, verifier.policy.version, "v1",
+        status="passed", events=["pushed"], created_at=now, updated_at=now,
+    )  # fmt: skip
+    assert verifier.store.insert(verdict) is None
+
+    def first_worker_publishes() -> None:
+        current = verifier.store.get(*verdict.key)
+        current.published = True
+        verifier.store.replace(current)
+
+    deleted = {
+        "id": "deleted",
+        "topic": registry.id,
+        "subject": verdict.repository,
+        "eventType": "Microsoft.ContainerRegistry.ImageDeleted",
+        "eventTime": "2026-11-29T08:00:01Z",
+        "data": {"target": {"mediaType": "x", "repository": verdict.repository, "digest": verdict.digest}},
+    }
+    result = interleaved(verifier, first_worker_publishes).handle_event(deleted)
+    assert isinstance(result, list)
+    [marked] = result
+    stored = verifier.store.get(*verdict.key)
+    assert (stored.deleted, stored.published, stored.events) == (True, True, ["pushed", "deleted"])
+    assert (marked.deleted, marked.events) == (True, ["pushed", "deleted"])

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 
-.PHONY: run test test-infra lint format audit bench soak system deps devstack-up devstack-down clean
+.PHONY: run test check stress test-infra lint format audit bench soak system deps devstack-up devstack-down clean
 
 system:
 	@scripts/install-system.sh
@@ -41,7 +41,7 @@ devstack-down:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy function_app.py triggers devstack shared tests benchmarks
+	$(VENV)/bin/mypy function_app.py triggers devstack shared tests benchmarks scripts
 	$(VENV)/bin/bandit -q -r shared triggers function_app.py
 
 format: $(VENV)/.installed
@@ -62,6 +62,17 @@ test-infra: $(INFRA_VENV)/.installed
 test: deps lint test-infra
 	$(PY) -m pytest
 
+# The fast loop while changing code: lint, types and the unit tests; no services, no system packages.
+check: lint
+	$(PY) -m pytest -q tests/unit
+
+# Flaky-test hunting, not part of `make test`: the concurrency-heavy tests (marker `concurrency`) in 20
+# fresh sessions while busy loops occupy every core; results and a summary under .stress/. Other tests
+# or counts: STRESS_ARGS="--rounds 5 -- tests/e2e".
+STRESS_ARGS ?=
+stress: deps
+	$(PY) scripts/stress.py $(STRESS_ARGS)
+
 # Figures, ratios against their peers and plots → benchmarks/REPORT.md; never pass/fail.
 bench: deps
 	$(PY) -m benchmarks.report
@@ -73,4 +84,4 @@ soak: deps
 	$(PY) -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .stress .pytest_cache .mypy_cache .ruff_cache

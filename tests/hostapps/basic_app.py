@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 import azure.functions as func
@@ -81,6 +82,23 @@ def slow(req: func.HttpRequest) -> func.HttpResponse:
     # Sync on purpose: it must run in the thread pool while other requests are served.
     time.sleep(float(req.params.get("seconds", "1")))
     return func.HttpResponse("slept")
+
+
+GATE = threading.Event()
+
+
+@app.route(route="gate/wait", auth_level=func.AuthLevel.ANONYMOUS)
+def wait_at_gate(req: func.HttpRequest) -> func.HttpResponse:
+    # Sync on purpose: if it ran on the host's event loop, /gate/open could not be served until it gave up.
+    opened = GATE.wait(float(req.params.get("seconds", "30")))
+    GATE.clear()
+    return func.HttpResponse("opened" if opened else "gave up")
+
+
+@app.route(route="gate/open", auth_level=func.AuthLevel.ANONYMOUS)
+def open_gate(req: func.HttpRequest) -> func.HttpResponse:
+    GATE.set()
+    return func.HttpResponse("open")
 
 
 @app.event_grid_trigger(arg_name="event")

@@ -63,6 +63,13 @@ class RunningHost:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_log(self, text: str, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the host log after {timeout}s:\n{self.log()[-3000:]}")
+            time.sleep(0.02)
+
     def records(self, kind: str) -> list[dict[str, Any]]:
         if not self.record_path.exists():
             return []
@@ -227,13 +234,13 @@ def test_failing_http_function_answers_500(basic: RunningHost) -> None:
 
 
 def test_sync_function_runs_off_the_loop(basic: RunningHost) -> None:
-    with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=basic.url, timeout=10) as client:
-        slow = pool.submit(client.get, "/api/slow", params={"seconds": "1.5"})
-        time.sleep(0.2)
-        started = time.monotonic()
-        assert client.get("/api/hello/quick").status_code == 200
-        assert time.monotonic() - started < 1.0  # the slow one still has 1.3 s to go
-        assert slow.result().text == "slept"
+    """A sync function blocks until another request opens its gate: served only if it runs in a thread.
+    (Timing a quick request beside a slow one proved nothing on a busy machine and failed there.)"""
+    with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=basic.url, timeout=60) as client:
+        waiting = pool.submit(client.get, "/api/gate/wait", params={"seconds": "20"})
+        basic.wait_log("Executing 'Functions.wait_at_gate'")
+        assert client.get("/api/gate/open").text == "open"
+        assert waiting.result().text == "opened"
 
 
 # ---------------------------------------------------------------- Event Grid
@@ -402,9 +409,7 @@ def test_sigterm_lets_running_invocations_finish(tmp_path: Path) -> None:
     host = launch(tmp_path, "tests.hostapps.basic_app", {"TICK_SCHEDULE": "0 0 0 1 1 *"})
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(httpx.get, host.url + "/api/slow", params={"seconds": "1.5"}, timeout=10)
-        deadline = time.monotonic() + 10
-        while "Executing 'Functions.slow'" not in host.log() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        host.wait_log("Executing 'Functions.slow'")
         host.process.send_signal(signal.SIGTERM)
         answer = slow.result()
     assert (answer.status_code, answer.text) == (200, "slept")

@@ -1,13 +1,19 @@
-"""Faults on demand, for reliability tests: throttling, server errors, latency, dropped connections.
+"""Faults on demand, for reliability tests: throttling, server errors, latency, dropped connections, holds.
 
 Rules are set through `/_devstack/faults` on the ARM endpoint (authenticated with
 the identity header) and apply to the endpoint they name: `arm`, `dataplane` or
 `identity`, optionally narrowed by method and a path regex, for a number of hits.
+
+A `hold` keeps each matching request waiting until its rule is removed (at most `delay_ms`, a minute by
+default): a test that needs a request to be in flight while something else happens holds it, waits
+for the rule's `hits`, does the other thing and removes the rule, instead of guessing a latency that a
+busy machine may outlast.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import re
@@ -18,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-KINDS = {"throttle", "error", "latency", "drop"}
+KINDS = {"throttle", "error", "latency", "drop", "hold"}
+LONGEST_HOLD_MS = 60_000
 TARGETS = {"arm", "dataplane", "identity"}
 
 
@@ -63,6 +70,7 @@ class Faults:
     def __init__(self, admin_key: str) -> None:
         self._admin_key = admin_key
         self._rules: list[Fault] = []
+        self._holds: dict[str, asyncio.Event] = {}  # by rule id: set when the rule is removed
         # Requests seen per endpoint (arm, dataplane, identity): benchmarks read them at /_devstack/stats.
         self.requests: dict[str, int] = dict.fromkeys(sorted(TARGETS), 0)
 
@@ -87,6 +95,11 @@ class Faults:
                 return
             if fault.kind == "latency":
                 await asyncio.sleep(fault.delay_ms / 1000)
+                await app(scope, receive, send)
+            elif fault.kind == "hold":
+                released = self._holds.setdefault(fault.id, asyncio.Event())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(released.wait(), (fault.delay_ms or LONGEST_HOLD_MS) / 1000)
                 await app(scope, receive, send)
             elif fault.kind == "drop":
                 await send(
@@ -125,7 +138,12 @@ class Faults:
         if len(kept) == len(self._rules):
             return JSONResponse({"error": {"code": "NotFound", "message": "no such fault"}}, 404)
         self._rules = kept
+        self._release(request.path_params["id"])
         return Response(status_code=204)
+
+    def _release(self, *rule_ids: str) -> None:
+        for rule_id in rule_ids:
+            self._holds.setdefault(rule_id, asyncio.Event()).set()
 
     async def admin(self, request: Request) -> Response:
         if refused := self._refused(request):
@@ -133,6 +151,7 @@ class Faults:
         if request.method == "GET":
             return JSONResponse({"value": [asdict(rule) for rule in self._rules]})
         if request.method == "DELETE":
+            self._release(*(rule.id for rule in self._rules))
             self._rules.clear()
             return Response(status_code=204)
         try:

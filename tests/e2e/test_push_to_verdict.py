@@ -152,16 +152,25 @@ def test_a_tag_repushed_before_verification_is_superseded(
 ) -> None:
     context = ssl.create_default_context(cafile=app.devstack.endpoints["caBundle"])
     admin = {"X-Devstack-Admin-Key": app.devstack.endpoints["identityHeader"]}
-    # Hold the first verification's tag lookup long enough for the second push to land.
-    rule = {"target": "dataplane", "kind": "latency", "delay_ms": 3000, "method": "GET",
+    # Hold the first verification's tag lookup until the second push has landed: a hold, not a latency
+    # (a busy machine can take longer to push than any latency guessed here).
+    rule = {"target": "dataplane", "kind": "hold", "method": "GET",
             "path": "/v2/e2e/moving/manifests/v1$", "count": 1}  # fmt: skip
-    with httpx.Client(verify=context, headers=admin) as client:
-        assert client.post(f"{app.devstack.arm}/_devstack/faults", json=rule).status_code == 201
     first = local_image(hello_context)
     second = local_image(context_with(tmp_path, hello_context, '["/bin/busybox", "true"]'))
-    push(app, first, "e2e/moving:v1")
-    time.sleep(0.5)
-    push(app, second, "e2e/moving:v1")
+    with httpx.Client(base_url=app.devstack.arm, verify=context, headers=admin) as client:
+        held = client.post("/_devstack/faults", json=rule)
+        assert held.status_code == 201, held.text
+        push(app, first, "e2e/moving:v1")
+        deadline = time.monotonic() + 60
+        while not any(
+            r["id"] == held.json()["id"] and r["hits"]
+            for r in client.get("/_devstack/faults").json()["value"]
+        ):
+            assert time.monotonic() < deadline, "the first verification never looked up its tag"
+            time.sleep(0.1)
+        push(app, second, "e2e/moving:v1")
+        assert client.delete(f"/_devstack/faults/{held.json()['id']}").status_code == 204
     verdicts: list[Any] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and len(verdicts) < 2:

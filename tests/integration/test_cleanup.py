@@ -42,7 +42,7 @@ from shared.cleanup.records import DELETED, FAILED, GONE, KEPT, NOT_REVIEWED, WO
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.errors import Conflict, InvalidInput, NotFound, Retryable
-from tests.conftest import Devstack, unique
+from tests.conftest import Devstack, group_state, unique
 
 LOCATION = "westeurope"
 MARK = "dmtest"
@@ -139,9 +139,7 @@ class Env:
         return {k: v for k, v in (self.groups.get(name).tags or {}).items() if k != MARK}
 
     def state(self, name: str) -> str | None:
-        if not self.groups.check_existence(name):
-            return None
-        return str(self.groups.get(name).properties.provisioning_state)
+        return group_state(self.groups, name)
 
     def wait_gone(self, name: str, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout

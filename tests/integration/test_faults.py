@@ -1,10 +1,11 @@
-"""Faults on demand: the SDK's own retry policies meet throttling, 5xx, latency and drops."""
+"""Faults on demand: the SDK's own retry policies meet throttling, 5xx, latency, drops and holds."""
 
 from __future__ import annotations
 
 import ssl
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -59,6 +60,26 @@ def test_latency_and_dropped_connections(faults: Any, resource_client: Any, grou
     assert resource_client.resource_groups.get(group).name == group
     rules = {r["id"]: r for r in faults.client.get(FAULTS).json()["value"]}
     assert rules[drop["id"]]["hits"] == 1, "the first attempt met the dropped connection"
+
+
+def test_a_hold_keeps_the_request_until_its_rule_is_removed(
+    faults: Any, resource_client: Any, group: str
+) -> None:
+    """The held GET answers with a tag written after it was sent: it waited for the rule's removal."""
+    rule = faults(target="arm", kind="hold", method="GET", path=f"/resourcegroups/{group}$")
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(resource_client.resource_groups.get, group)
+        deadline = time.monotonic() + 30
+        while hits(faults.client, rule) == 0:
+            assert time.monotonic() < deadline, "the GET never reached the emulator"
+            time.sleep(0.02)
+        resource_client.resource_groups.update(group, {"tags": {"written": "while the GET was held"}})
+        assert faults.client.delete(f"{FAULTS}/{rule['id']}").status_code == 204
+        assert held.result(timeout=30).tags["written"] == "while the GET was held"
+
+
+def hits(client: httpx.Client, rule: dict[str, Any]) -> int:
+    return int(next(r["hits"] for r in client.get(FAULTS).json()["value"] if r["id"] == rule["id"]))
 
 
 def test_identity_endpoint_faults(faults: Any, devstack: Any) -> None:

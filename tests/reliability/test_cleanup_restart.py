@@ -1,7 +1,9 @@
 """The host SIGKILLed in the middle of a cleanup batch, then restarted.
 
-Deletes are slowed at the emulator (a latency fault on DELETE) so the kill lands while the timer's
-run is still deleting. After the restart the next run finishes the job. What must hold: every expired
+The emulator lets the first wave of deletes through and holds every later one (a `hold` fault), so
+the kill lands while the timer's run is deleting, whatever the machine's speed: the test waits for a
+held delete, not for a latency to run out. After the kill the held deletes are released and land at
+ARM (they had been sent); after the restart the next run finishes the job. What must hold: every expired
 lab is deleted, nothing outside the plan is (a locked lab, an unexpired one, a protected one, a group
 that is not a lab), the interrupted run left a record naming what it may have deleted, and no lab is
 deleted by two runs.
@@ -27,32 +29,54 @@ from devstack import devapp, stack
 from shared.cleanup import RUNS_TABLE
 from shared.cleanup.planner import iso
 from shared.cleanup.records import DELETED, RunRecord
-from tests.conftest import Devstack
+from tests.conftest import Devstack, group_state
 
 EXPIRED = 24  # three waves of the service's eight concurrent deletes
-DELETE_LATENCY_MS = 1500
+FIRST_WAVE = 8
+
+
+class SlowDeletes:
+    """Deletes of one prefix's groups: the first wave passes (counted), every later one is held."""
+
+    def __init__(self, admin: httpx.Client, prefix: str) -> None:
+        self.admin, self.prefix = admin, prefix
+        path = f"/resourcegroups/{prefix}"
+        first = {"target": "arm", "kind": "latency", "method": "DELETE", "path": path, "count": FIRST_WAVE}
+        later = {"target": "arm", "kind": "hold", "method": "DELETE", "path": path, "count": None}
+        self.first, self.later = self._add(first), self._add(later)
+
+    def _add(self, rule: dict[str, Any]) -> str:
+        response = self.admin.post("/_devstack/faults", json=rule)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def hits(self, rule_id: str) -> int:
+        rules = self.admin.get("/_devstack/faults").json()["value"]
+        return int(next((r["hits"] for r in rules if r["id"] == rule_id), 0))
+
+    def release(self) -> None:
+        self.admin.delete(f"/_devstack/faults/{self.first}")
+        self.admin.delete(f"/_devstack/faults/{self.later}")
 
 
 @pytest.fixture
-def slow_deletes(devstack: Devstack) -> Iterator[str]:
+def slow_deletes(devstack: Devstack) -> Iterator[SlowDeletes]:
     prefix = f"az204-acr-rg-{uuid.uuid4().hex[:8]}"
     context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
     headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
     with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as admin:
-        rule = {
-            "target": "arm",
-            "kind": "latency",
-            "method": "DELETE",
-            "path": f"/resourcegroups/{prefix}",
-            "delay_ms": DELETE_LATENCY_MS,
-            "count": None,
-        }
-        response = admin.post("/_devstack/faults", json=rule)
-        assert response.status_code == 201, response.text
+        deletes = SlowDeletes(admin, prefix)
         try:
-            yield prefix
+            yield deletes
         finally:
-            admin.delete(f"/_devstack/faults/{response.json()['id']}")
+            deletes.release()
+
+
+def wait_until(condition: Any, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
 
 
 def runs_of(devstack: Devstack, names: set[str]) -> list[RunRecord]:
@@ -64,16 +88,10 @@ def runs_of(devstack: Devstack, names: set[str]) -> list[RunRecord]:
     return [run for run in runs if names & {item.name for item in run.plan.items}]
 
 
-def state(groups: Any, name: str) -> str | None:
-    if not groups.check_existence(name):
-        return None
-    return str(groups.get(name).properties.provisioning_state)
-
-
 def test_host_killed_mid_batch_deletes_nothing_outside_the_plan(
-    devstack: Devstack, resource_client: Any, lock_client: Any, slow_deletes: str
+    devstack: Devstack, resource_client: Any, lock_client: Any, slow_deletes: SlowDeletes
 ) -> None:
-    prefix, groups = slow_deletes, resource_client.resource_groups
+    prefix, groups = slow_deletes.prefix, resource_client.resource_groups
     past = iso(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     future = iso(dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
     lab = {"purpose": "lab", "course": "az-204"}
@@ -106,20 +124,28 @@ def test_host_killed_mid_batch_deletes_nothing_outside_the_plan(
     app = "tests.hostapps.cleanup_app"
     try:
         devapp.start_host(devstack.home, settings, port=port, name=name, app=app)
-        deadline = time.monotonic() + 60
-        while not any(state(groups, n) != "Succeeded" for n in expired):
-            assert time.monotonic() < deadline, "the timer started no deletion within 60 s"
-            time.sleep(0.1)
+        wait_until(
+            lambda: slow_deletes.hits(slow_deletes.later) > 0,
+            60,
+            "the timer's run never reached its second wave",
+        )
         pids = json.loads((devstack.home / "pids.json").read_text())
-        os.killpg(pids[name], signal.SIGKILL)  # mid-batch: later waves are still waiting on ARM
+        os.killpg(pids[name], signal.SIGKILL)  # mid-batch: later deletes are held at ARM, the rest unsent
         stack.stop_service(devstack.home, name)
-        time.sleep(DELETE_LATENCY_MS / 1000 + 0.5)  # deletes already sent still land at ARM
-        at_kill = {n: state(groups, n) for n in expired}
-        assert "Succeeded" in at_kill.values(), "the kill came after the batch, not during it"
+        sent = FIRST_WAVE + slow_deletes.hits(slow_deletes.later)
+        slow_deletes.release()  # deletes already sent still land at ARM
+        wait_until(
+            lambda: sum(group_state(groups, n) != "Succeeded" for n in expired) >= sent,
+            30,
+            f"the {sent} deletes sent before the kill did not all land",
+        )
+        at_kill = {n: group_state(groups, n) for n in expired}
+        assert sent < EXPIRED, "the kill came after the batch, not during it"
+        assert list(at_kill.values()).count("Succeeded") == EXPIRED - sent, "only what was sent landed"
 
         devapp.start_host(devstack.home, settings, port=port, name=name, app=app)
         deadline = time.monotonic() + 90
-        while remaining := [n for n in expired if state(groups, n) == "Succeeded"]:
+        while remaining := [n for n in expired if group_state(groups, n) == "Succeeded"]:
             assert time.monotonic() < deadline, f"not deleted after the restart: {remaining}"
             time.sleep(0.2)
     finally:
@@ -127,7 +153,7 @@ def test_host_killed_mid_batch_deletes_nothing_outside_the_plan(
         lock_client.management_locks.delete_at_resource_group_level(f"{prefix}-locked", "shared")
 
     for group_name in kept:
-        assert state(groups, group_name) == "Succeeded", f"{group_name} is outside the plan"
+        assert group_state(groups, group_name) == "Succeeded", f"{group_name} is outside the plan"
     runs = runs_of(devstack, expired)
     interrupted = [run for run in runs if run.finished_at is None]
     assert interrupted, "the killed run left no record"

@@ -125,6 +125,10 @@ def main() -> int:
     )
     parser.add_argument("pytest_args", nargs="*", help="after --: what pytest runs (default: -m concurrency)")
     options = parser.parse_args()
+    # Started in the background, a shell ignores SIGINT for us and our children would inherit that; with
+    # a handler here they start with the default again, and SIGTERM stops a round as Ctrl-C does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     pytest_args = options.pytest_args or CONCURRENCY_HEAVY
     shutil.rmtree(RESULTS, ignore_errors=True)
     RESULTS.mkdir()

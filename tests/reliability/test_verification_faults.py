@@ -9,7 +9,7 @@ import random
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -237,15 +237,9 @@ def test_a_claim_is_released_even_when_a_redelivery_wrote_meanwhile(
 ) -> None:
     """A worker failing transiently releases its claim; if a second delivery recorded its event id in the
     meantime (the ETag moved), the release must still land, or that redelivery is turned away."""
-    now = dt.datetime.now(dt.UTC)
-    mine = Verdict(
-        registry.name, repository(), "sha256:" + "0" * 64, verifier.policy.version, "v1",
-        events=["first"], created_at=now, updated_at=now, claimed_at=now,
-    )  # fmt: skip
-    assert verifier.store.insert(mine) is None
-    other = verifier.store.get(*mine.key)
-    other.events.append("second")
-    verifier.store.replace(other)  # another delivery's write: `mine` is now stale
+    mine = seeded(verifier, registry, "first", dt.datetime.now(dt.UTC))
+    # another delivery's write: `mine` is now stale
+    another_worker(verifier, mine, lambda current: current.events.append("second"))()
     verifier._release(mine)
     stored = verifier.store.get(*mine.key)
     assert (stored.claimed_at, stored.events) == (None, ["first", "second"])
@@ -277,24 +271,38 @@ def interleaved(verifier: Verifier, first_worker_writes: Any) -> Verifier:
     return copied
 
 
+def seeded(verifier: Verifier, registry: Any, event: str, at: dt.datetime, **fields: Any) -> Verdict:
+    """A verdict an earlier delivery of `event` stored (and claimed) at `at`."""
+    verdict = Verdict(
+        registry.name, repository(), f"sha256:{uuid.uuid4().hex * 2}", verifier.policy.version, "v1",
+        events=[event], created_at=at, updated_at=at, claimed_at=at, **fields,
+    )  # fmt: skip
+    assert verifier.store.insert(verdict) is None
+    return verdict
+
+
+def another_worker(verifier: Verifier, verdict: Verdict, change: Callable[[Verdict], None]) -> Any:
+    """Another worker's write of the verdict: read it, change it, store it (its ETag moves)."""
+
+    def write() -> None:
+        current = verifier.store.get(*verdict.key)
+        change(current)
+        verifier.store.replace(current)
+
+    return write
+
+
 def test_a_redelivery_keeps_its_event_id_when_the_first_worker_writes_between(
     verifier: Verifier, registry: Any
 ) -> None:
     """The interleaving that lost an event id: the second delivery reads the verdict, the first worker
     moves it on (its ETag changes), the second delivery's write of its id conflicts."""
-    now = dt.datetime.now(dt.UTC)
-    first = Verdict(
-        registry.name, repository(), "sha256:" + "1" * 64, verifier.policy.version, "v1",
-        events=["first"], created_at=now, updated_at=now, claimed_at=now,
-    )  # fmt: skip
-    assert verifier.store.insert(first) is None
+    first = seeded(verifier, registry, "first", dt.datetime.now(dt.UTC))
 
-    def first_worker_schedules_its_run() -> None:
-        current = verifier.store.get(*first.key)
+    def schedules_its_run(current: Verdict) -> None:
         current.status, current.run_id = "running", "run-1"
-        verifier.store.replace(current)
 
-    second = interleaved(verifier, first_worker_schedules_its_run)
+    second = interleaved(verifier, another_worker(verifier, first, schedules_its_run))
     ref = verifier.settings.registries[registry.name.lower()]
     result = second.verify(Request(ref, first.repository, first.digest, "v1", "second"))
     stored = verifier.store.get(*first.key)
@@ -307,21 +315,12 @@ def test_an_abandoned_verdict_is_taken_over_when_a_third_delivery_writes_between
 ) -> None:
     """A claim long expired: the redelivery takes the work over even though another delivery recorded
     its id between the read and the claim, and both ids stay."""
-    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    abandoned = Verdict(
-        registry.name, repository(), "sha256:" + "2" * 64, verifier.policy.version, "v1",
-        events=["first"], created_at=long_ago, updated_at=long_ago, claimed_at=long_ago,
-    )  # fmt: skip
-    assert verifier.store.insert(abandoned) is None
-
-    def third_delivery_records_its_id() -> None:
-        current = verifier.store.get(*abandoned.key)
-        current.events.append("third")
-        verifier.store.replace(current)
-
-    second = interleaved(verifier, third_delivery_records_its_id)
+    abandoned = seeded(verifier, registry, "first", dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    third = another_worker(verifier, abandoned, lambda current: current.events.append("third"))
     ref = verifier.settings.registries[registry.name.lower()]
-    result = second.verify(Request(ref, abandoned.repository, abandoned.digest, "v1", "second"))
+    result = interleaved(verifier, third).verify(
+        Request(ref, abandoned.repository, abandoned.digest, "v1", "second")
+    )
     # The digest is not in the registry: the takeover reaches a final verdict instead of waiting.
     assert result.status == "superseded"
     stored = verifier.store.get(*abandoned.key)
@@ -329,17 +328,10 @@ def test_an_abandoned_verdict_is_taken_over_when_a_third_delivery_writes_between
 
 
 def test_a_delete_is_recorded_when_a_worker_writes_between(verifier: Verifier, registry: Any) -> None:
-    now = dt.datetime.now(dt.UTC)
-    verdict = Verdict(
-        registry.name, repository(), "sha256:" + "3" * 64, verifier.policy.version, "v1",
-        status="passed", events=["pushed"], created_at=now, updated_at=now,
-    )  # fmt: skip
-    assert verifier.store.insert(verdict) is None
+    verdict = seeded(verifier, registry, "pushed", dt.datetime.now(dt.UTC), status="passed")
 
-    def first_worker_publishes() -> None:
-        current = verifier.store.get(*verdict.key)
+    def publishes(current: Verdict) -> None:
         current.published = True
-        verifier.store.replace(current)
 
     deleted = {
         "id": "deleted",
@@ -349,7 +341,7 @@ def test_a_delete_is_recorded_when_a_worker_writes_between(verifier: Verifier, r
         "eventTime": "2026-11-29T08:00:01Z",
         "data": {"target": {"mediaType": "x", "repository": verdict.repository, "digest": verdict.digest}},
     }
-    result = interleaved(verifier, first_worker_publishes).handle_event(deleted)
+    result = interleaved(verifier, another_worker(verifier, verdict, publishes)).handle_event(deleted)
     assert isinstance(result, list)
     [marked] = result
     stored = verifier.store.get(*verdict.key)

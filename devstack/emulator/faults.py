@@ -70,7 +70,7 @@ class Faults:
     def __init__(self, admin_key: str) -> None:
         self._admin_key = admin_key
         self._rules: list[Fault] = []
-        self._holds: dict[str, asyncio.Event] = {}  # by rule id: set when the rule is removed
+        self._holds: dict[str, asyncio.Event] = {}  # by rule id, while its requests are held
         # Requests seen per endpoint (arm, dataplane, identity): benchmarks read them at /_devstack/stats.
         self.requests: dict[str, int] = dict.fromkeys(sorted(TARGETS), 0)
 
@@ -143,7 +143,9 @@ class Faults:
 
     def _release(self, *rule_ids: str) -> None:
         for rule_id in rule_ids:
-            self._holds.setdefault(rule_id, asyncio.Event()).set()
+            # The held requests keep their reference to the event: setting it wakes them all.
+            if (held := self._holds.pop(rule_id, None)) is not None:
+                held.set()
 
     async def admin(self, request: Request) -> Response:
         if refused := self._refused(request):

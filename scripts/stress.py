@@ -107,7 +107,7 @@ def summary(rounds: list[Round], load: int) -> str:
         f"{len(rounds)} rounds with {load} busy loop(s) on {os.cpu_count()} core(s): "
         f"{sum(r.ok for r in rounds)} clean, {sum(not r.ok for r in rounds)} with failures",
         "round  seconds  passed  failed",
-        *(f"{r.number:>5}  {r.seconds:>7.1f}  {r.passed:>6}  {len(r.failures) or r.crashed}" for r in rounds),
+        *(f"{r.number:>5}  {r.seconds:>7.1f}  {r.passed:>6}  {r.crashed or len(r.failures)}" for r in rounds),
     ]
     for test, count in failed.most_common():
         first = next(r.failures[test] for r in rounds if test in r.failures)

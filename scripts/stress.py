@@ -76,23 +76,19 @@ def read_junit(path: Path) -> tuple[int, dict[str, str]]:
 def run_round(number: int, pytest_args: list[str]) -> Round:
     junit, output = RESULTS / f"round-{number:02d}.xml", RESULTS / f"round-{number:02d}.log"
     started = time.monotonic()
-    with open(output, "wb") as out:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                f"--junitxml={junit}",
-                *pytest_args,
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"]
+    with (
+        open(output, "wb") as out,
+        subprocess.Popen([*command, *pytest_args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT) as tests,
+    ):
+        try:
+            tests.wait()
+        except KeyboardInterrupt:
+            # Stopped as Ctrl-C stops pytest, so that its fixtures' teardown stops the round's devstack
+            # (subprocess.run would SIGKILL it and leave the services running).
+            tests.send_signal(signal.SIGINT)
+            tests.wait()
+            raise
     result = Round(number, time.monotonic() - started)
     if not junit.exists():
         result.crashed = f"no results; see {output.relative_to(ROOT)}"
@@ -132,19 +128,26 @@ def main() -> int:
     pytest_args = options.pytest_args or CONCURRENCY_HEAVY
     shutil.rmtree(RESULTS, ignore_errors=True)
     RESULTS.mkdir()
-    rounds = []
+    rounds: list[Round] = []
+    interrupted = False
     with busy_cores(options.load):
-        for number in range(1, options.rounds + 1):
-            rounds.append(run_round(number, pytest_args))
-            last = rounds[-1]
-            state = "ok" if last.ok else f"FAILED {', '.join(last.failures) or last.crashed}"
-            print(
-                f"round {number}/{options.rounds}: {last.passed} passed in {last.seconds:.0f} s, {state}",
-                flush=True,
-            )
+        try:
+            for number in range(1, options.rounds + 1):
+                rounds.append(run_round(number, pytest_args))
+                last = rounds[-1]
+                state = "ok" if last.ok else f"FAILED {', '.join(last.failures) or last.crashed}"
+                print(
+                    f"round {number}/{options.rounds}: {last.passed} passed in {last.seconds:.0f} s, {state}",
+                    flush=True,
+                )
+        except KeyboardInterrupt:
+            interrupted = True
+            print(f"interrupted in round {len(rounds) + 1}; the rounds before it:", flush=True)
     report = summary(rounds, options.load)
     (RESULTS / "summary.txt").write_text(report + "\n")
     print(report)
+    if interrupted:
+        return 130
     return 0 if all(r.ok for r in rounds) else 1
 
 

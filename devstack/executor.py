@@ -59,6 +59,7 @@ class RunJob:
     output_images: list[OutputImage] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
     container: str | None = None
+    store: Path | None = None  # the run's own image store (see Executor._buildah)
 
 
 class StepFailed(Exception):
@@ -142,6 +143,7 @@ class Executor:
             await job.on_status("Error", {"runErrorMessage": message})
             return
         workdir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self._work_root))
+        job.store = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-store-", dir=self._work_root))
         status, error = "Succeeded", ""
         try:
             if job.prepare_source:
@@ -155,6 +157,7 @@ class Executor:
             status, error = "Failed", str(exc)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(job.store, ignore_errors=True)
         if job.canceled:
             status, error = "Canceled", ""
         elapsed = time.monotonic() - job.started
@@ -221,7 +224,7 @@ class Executor:
                 raise StepFailed(f"build: path '{path.name}' leaves the build context")
         if not dockerfile.is_file():
             raise StepFailed(f"build: Dockerfile '{build.dockerfile}' not found in the context")
-        args = ["buildah", "bud", "--runtime", RUNC, *ULIMITS, "--layers", "-f", str(dockerfile)]
+        args = [*self._buildah(job), "bud", "--runtime", RUNC, *ULIMITS, "--layers", "-f", str(dockerfile)]
         for tag in build.tags:
             args += ["-t", tag]
         for value in build.build_args:
@@ -244,7 +247,7 @@ class Executor:
             await self._process(
                 job,
                 [
-                    "buildah",
+                    *self._buildah(job),
                     "push",
                     "--tls-verify=false",
                     "--digestfile",
@@ -259,8 +262,14 @@ class Executor:
         repository, _, tag = image[len(job.login_server) + 1 :].rpartition(":")
         job.output_images.append(OutputImage(job.login_server, repository, tag, digest))
         job.log.write(f"{image}: digest: {digest}\n")
-        with contextlib.suppress(StepFailed):
-            await self._process(job, ["buildah", "rmi", "-f", image], 30, what="cleanup", quiet=True)
+
+    @staticmethod
+    def _buildah(job: RunJob) -> list[str]:
+        """buildah on the run's own image store, dropped with the run. Every ACR Tasks run has a machine
+        of its own; sharing one store, a run's cleanup removed an image another run had just built (same
+        name, or identical content and so the same image id): its push failed with "image not known"."""
+        assert job.store is not None
+        return ["buildah", "--root", str(job.store / "root"), "--runroot", str(job.store / "run")]
 
     async def _cmd(self, job: RunJob, step: Step, workdir: Path, limit: float) -> None:
         image, *arguments = step.args

@@ -66,6 +66,24 @@ def test_build_pushes_with_digest(tasks_client: Any, registry: Any, hello_contex
     assert f"Run ID: {run.run_id} was successful" in log
 
 
+def test_a_run_sees_only_the_images_it_built(tasks_client: Any, registry: Any, hello_context: Path) -> None:
+    """Every ACR Tasks run has a machine of its own: an image another run built (and did not push) is not
+    there to push. When runs shared one image store, a run's cleanup also removed images other runs had
+    just built, which failed their push or build ("image not known") under load."""
+    source = upload(tasks_client, registry, hello_context)
+    built = schedule(tasks_client, registry, docker_build_request(source, ["tests/private:v1"], push=False))
+    assert wait_for_run(tasks_client, registry, built.run_id).status == "Succeeded"
+    push_only = schedule(
+        tasks_client, registry, yaml_request("steps:\n  - push: ['$Registry/tests/private:v1']\n")
+    )
+    finished = wait_for_run(tasks_client, registry, push_only.run_id)
+    assert (finished.status, finished.run_error_message) == (
+        "Failed",
+        "failed during push, err: exit status 125",
+    )
+    assert "image not known" in log_of(tasks_client, registry, push_only.run_id)[0]
+
+
 def test_failed_build_is_failed_with_its_log(tasks_client: Any, registry: Any, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY does-not-exist /x\n")
     source = upload(tasks_client, registry, tmp_path)

@@ -20,7 +20,7 @@ from azure.storage.blob import BlobClient
 
 from shared import services
 from shared.events import UnknownRegistry
-from shared.tasks import docker_build_request, pack_context
+from shared.tasks import docker_build_request, pack_context, read_log
 from shared.verdicts import Verdict
 from shared.verification import Verifier
 from tests.conftest import group_of, wait_for_run
@@ -55,7 +55,9 @@ def build(tasks_client: Any, registry: Any, context: Path, image: str) -> str:
         group_of(registry.id), registry.name, docker_build_request(target.relative_path, [image])
     )
     finished = wait_for_run(tasks_client, registry, run.run_id)
-    assert finished.status == "Succeeded", finished.run_error_message
+    if finished.status != "Succeeded":  # the run's own log says why (a message alone did not, once)
+        log = read_log(tasks_client, group_of(registry.id), registry.name, run.run_id)
+        raise AssertionError(f"build of {image}: {finished.run_error_message}\n{log[-4000:]}")
     return str(finished.output_images[0].digest)
 
 

@@ -68,6 +68,19 @@ class StepFailed(Exception):
         self.status = status
 
 
+async def drop_store(store: Path) -> None:
+    """Remove a run's image store. A build or push killed mid-way (cancel, timeout) leaves the overlay
+    driver's mounts behind, which would make the directory impossible to remove: unmount them first,
+    deepest first, lazily (nothing uses them any more)."""
+    prefix = str(store.resolve()) + "/"
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    points = [point for point in (line.split()[1] for line in mounts) if point.startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        umount = await asyncio.create_subprocess_exec("umount", "-l", point)
+        await umount.wait()
+    shutil.rmtree(store, ignore_errors=True)
+
+
 def missing_engines() -> list[str]:
     missing = [tool for tool in ("podman", "buildah") if shutil.which(tool) is None]
     if not os.path.exists(RUNC):
@@ -157,7 +170,7 @@ class Executor:
             status, error = "Failed", str(exc)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-            shutil.rmtree(job.store, ignore_errors=True)
+            await drop_store(job.store)
         if job.canceled:
             status, error = "Canceled", ""
         elapsed = time.monotonic() - job.started

@@ -182,3 +182,12 @@ def test_oversize_source_fails_the_build(tasks_client: Any, registry: Any, tmp_p
     finished = wait_for_run(tasks_client, registry, run.run_id)
     assert finished.status == "Failed"
     assert "more than the limit" in finished.run_error_message
+
+
+def test_runs_leave_no_image_store_behind(devstack: Any) -> None:
+    """Last in this module, after builds that failed, timed out and were canceled: every run's image
+    store is gone, mounts included (a leaked overlay mount makes its directory impossible to remove)."""
+    work = Path(devstack.home) / "work"
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    assert [m for m in mounts if m.startswith(f"{work}/")] == []
+    assert list(work.glob("*-store-*")) == []

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -287,7 +288,10 @@ class Executor:
     async def _cmd(self, job: RunJob, step: Step, workdir: Path, limit: float) -> None:
         image, *arguments = step.args
         backend = self._backend_ref(job, image)
-        name = f"{job.run_id}-{step.id}".replace("_", "-")
+        # Run ids count from dm1 in every devstack, and podman's container names are machine-wide: two
+        # stacks on one machine (make run beside make test) both running dm4 collided ("the container
+        # name is already in use", exit 125). The suffix keeps the name unique; the log names the step.
+        name = f"{job.run_id}-{step.id}-{secrets.token_hex(4)}".replace("_", "-")
         args = ["podman", "--runtime", RUNC, "run", "--rm", "--name", name, *ULIMITS]
         if backend is not None:
             args += ["--tls-verify=false", "--pull=always" if "@" not in image else "--pull=missing"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,44 @@ def test_oversize_source_fails_the_build(tasks_client: Any, registry: Any, tmp_p
     finished = wait_for_run(tasks_client, registry, run.run_id)
     assert finished.status == "Failed"
     assert "more than the limit" in finished.run_error_message
+
+
+def test_a_run_id_in_use_by_another_stack_on_this_machine(
+    devstack: Any, tasks_client: Any, registry: Any, hello_image: str
+) -> None:
+    """Run ids count from dm1 in every devstack and podman's container names are machine-wide: a second
+    stack's container for the same run id and step (the names runs used to get) must not fail this run."""
+    first = schedule(tasks_client, registry, encoded_cmd_request(hello_image))
+    assert wait_for_run(tasks_client, registry, first.run_id).status == "Succeeded"
+    following = f"dm{int(first.run_id[2:]) + 1}-acb-step-0"
+    other_stack = subprocess.Popen(  # holds the name for the next run's step, as another stack's run would
+        ["podman", "--runtime", "/usr/sbin/runc", "run", "--rm", "--name", following,
+         "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000", "--tls-verify=false",
+         backend_of(devstack, registry, hello_image), "/bin/busybox", "sleep", "30"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until_container(following)
+        run = schedule(tasks_client, registry, encoded_cmd_request(hello_image))
+        assert run.run_id == following.split("-")[0]
+        finished = wait_for_run(tasks_client, registry, run.run_id)
+        assert finished.status == "Succeeded", log_of(tasks_client, registry, run.run_id)[0]
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", following], capture_output=True, check=False)
+        other_stack.wait()
+
+
+def backend_of(devstack: Any, registry: Any, image: str) -> str:
+    """The image as docker-registry serves it (a name in the registry's own namespace), pulled as is."""
+    host = str(devstack.endpoints["registryBackend"]).split("://", 1)[1]
+    return f"{host}/{registry.name.lower()}/{image.split('/', 1)[1]}"
+
+
+def wait_until_container(name: str) -> None:
+    deadline = time.monotonic() + 60
+    while subprocess.run(["podman", "container", "exists", name], check=False).returncode != 0:
+        assert time.monotonic() < deadline, f"container {name} did not start"
+        time.sleep(0.1)
 
 
 def test_runs_leave_no_image_store_behind(devstack: Any) -> None:

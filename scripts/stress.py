@@ -38,7 +38,7 @@ class Round:
     seconds: float
     passed: int = 0
     failures: dict[str, str] = field(default_factory=dict)  # test id → first line of the failure
-    crashed: str = ""  # pytest itself did not finish (no JUnit file)
+    crashed: str = ""  # pytest did not finish, or failed outside the tests
 
     @property
     def ok(self) -> bool:
@@ -94,6 +94,9 @@ def run_round(number: int, pytest_args: list[str]) -> Round:
         result.crashed = f"no results; see {output.relative_to(ROOT)}"
         return result
     result.passed, result.failures = read_junit(junit)
+    if tests.returncode != 0 and not result.failures:
+        # Every test passed, yet pytest failed (a warning turned error at session end, say): CI would too.
+        result.crashed = f"pytest exited {tests.returncode}; see {output.relative_to(ROOT)}"
     return result
 
 

@@ -11,7 +11,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from .config import RegistryRef, Settings, get_settings
-from .errors import ConfigurationError, Retryable
+from .errors import REGISTRY_ARM_ROLE, TABLES_ROLE, ConfigurationError, DockmasterError, from_azure
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -81,8 +81,9 @@ def login_server(registry: RegistryRef) -> str:
         found = registry_management(registry.subscription).registries.get(registry.group, registry.name)
     except ResourceNotFoundError as exc:
         raise ConfigurationError(f"the configured registry {registry.resource_id} does not exist") from exc
-    except AzureError as exc:  # ARM throttled or unreachable: the platform retries the invocation
-        raise Retryable(f"cannot read registry {registry.name} from ARM: {exc}") from exc
+    except AzureError as exc:  # throttled, unreachable, refused: the one table decides
+        doing = f"reading registry {registry.name}"
+        raise from_azure(exc, doing, service="Azure Resource Manager", role=REGISTRY_ARM_ROLE) from exc
     return str(found.login_server)
 
 
@@ -102,7 +103,12 @@ def ensure_table(table: Any, what: str) -> None:
     except ResourceExistsError:
         pass
     except AzureError as exc:
-        raise Retryable(f"the {what} table is unavailable: {exc.message}") from exc
+        raise table_error(exc, f"creating the {what} table") from exc
+
+
+def table_error(exc: BaseException, doing: str) -> DockmasterError:
+    """A Table storage failure through the one table in shared/errors.py."""
+    return from_azure(exc, doing, service="Table storage", role=TABLES_ROLE)
 
 
 def _storage_endpoint(settings: Settings, service: str) -> str:

@@ -10,6 +10,7 @@ per-repository access tokens until they expire, on top of azure-core's pipeline
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -24,7 +25,7 @@ from azure.core.exceptions import AzureError
 from azure.core.pipeline.policies import HeadersPolicy, RetryPolicy, UserAgentPolicy
 from azure.core.rest import HttpRequest, HttpResponse
 
-from .errors import Forbidden, InvalidInput, NotFound, Retryable
+from .errors import REGISTRY_DATA_ROLE, DockmasterError, InvalidInput, NotFound, from_azure, from_status
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -104,9 +105,7 @@ class RegistryClient:
         )
         response = self._run(request)
         if response.status_code != 200:
-            raise Forbidden(
-                f"the registry {self.login_server} refused the token request ({response.status_code})"
-            )
+            raise self._error(response, f"asking {self.login_server} for a token ({path})")
         body: dict[str, Any] = response.json()
         return body
 
@@ -146,8 +145,14 @@ class RegistryClient:
         try:
             response: HttpResponse = self._client.send_request(request)
             return response
-        except AzureError as exc:
-            raise Retryable(f"the registry {self.login_server} is unreachable: {exc}") from exc
+        except AzureError as exc:  # no answer: refused, reset, timed out (after the pipeline's retries)
+            service = f"the registry {self.login_server}"
+            raise from_azure(
+                exc,
+                f"{request.method} {urlsplit(request.url).path}",
+                service=service,
+                role=REGISTRY_DATA_ROLE,
+            ) from exc
 
     def _send(self, method: str, path: str, scope: str, **kwargs: Any) -> HttpResponse:
         for attempt in (1, 2):
@@ -158,17 +163,23 @@ class RegistryClient:
                 break
             with self._lock:  # the token was revoked or expired early: forget it, ask once more
                 self._access.pop(scope, None)
-        if response.status_code in (401, 403):
-            raise Forbidden(f"{method} {path} was refused by {self.login_server} ({response.status_code})")
-        if response.status_code == 404:
-            raise NotFound(f"{path} was not found on {self.login_server}")
-        if response.status_code == 429 or response.status_code >= 500:
-            raise Retryable(f"{method} {path} failed on {self.login_server} ({response.status_code})")
         if response.status_code >= 400:
-            raise InvalidInput(
-                f"{method} {path} was rejected by {self.login_server} ({response.status_code})"
-            )
+            raise self._error(response, f"{method} {path}")
         return response
+
+    def _error(self, response: HttpResponse, doing: str) -> DockmasterError:
+        """The registry's answer through the one table in shared/errors.py, with its first error code
+        (the distribution spec's `{"errors": [{"code": "MANIFEST_UNKNOWN", ...}]}`) when it gave one."""
+        code = None
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError, AttributeError):
+            code = str(response.json()["errors"][0]["code"])
+        return from_status(
+            response.status_code,
+            doing,
+            service=f"the registry {self.login_server}",
+            role=REGISTRY_DATA_ROLE,
+            code=code,
+        )
 
     # Reads ----------------------------------------------------------------------------
     def get_manifest(self, repository: str, reference: str) -> Manifest:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import clients, telemetry
 from .clock import SystemClock
 from .config import RegistryRef, get_settings
-from .errors import DockmasterError, InvalidInput, NotFound
+from .errors import AccessDenied, DockmasterError, InvalidInput, NotFound, from_azure
 
 if TYPE_CHECKING:
     from .cleanup import CleanupService, Plan, RunRecord
@@ -335,26 +335,19 @@ _health_lock = threading.Lock()
 
 
 def _failure(exc: BaseException) -> str:
-    """A short reason that names no host, key or internal detail (the deep check is anonymous)."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
+    """A short reason that names no host, key or internal detail (the deep check is anonymous), from the
+    same table that classifies every Azure failure (shared/errors.py)."""
+    from azure.core.exceptions import AzureError
 
     if isinstance(exc, _ProbeFailed):
         return str(exc)
-    if isinstance(exc, ClientAuthenticationError) or type(exc).__name__ == "CredentialUnavailableError":
-        return "no token for this dependency"
-    if isinstance(exc, HttpResponseError) and exc.status_code:
-        return f"answered HTTP {exc.status_code}"
-    if isinstance(exc, ServiceRequestError):
-        return "unreachable"
-    if isinstance(exc, ServiceResponseError):
-        return "no answer"
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, AzureError):
+        exc = from_azure(exc, "probe", service="the dependency", role="its role")
+    if isinstance(exc, AccessDenied):
+        return "refused the app's identity" if status else "no token for this dependency"
     if isinstance(exc, DockmasterError):
-        return exc.code
+        return f"answered HTTP {status} ({exc.code})" if status else exc.code
     return type(exc).__name__
 
 

@@ -105,17 +105,10 @@ def _text(value: Any) -> str:
 
 
 def _wrap(error: Exception, what: str) -> Exception:
-    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    """An ACR Tasks (ARM) failure through the one table in shared/errors.py."""
+    from .errors import TASKS_ROLE, from_azure
 
-    from .errors import NotFound, Retryable
-
-    if isinstance(error, ResourceNotFoundError):
-        return NotFound(f"{what}: not found")
-    if isinstance(error, HttpResponseError) and error.status_code is not None and error.status_code < 500:
-        from .errors import InvalidInput
-
-        return InvalidInput(f"{what}: {error.message}")
-    return Retryable(f"{what}: {error}")
+    return from_azure(error, what, service="ACR Tasks", role=TASKS_ROLE)
 
 
 def schedule(client: Any, group: str, registry: str, body: dict[str, Any]) -> RunState:

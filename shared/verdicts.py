@@ -15,14 +15,13 @@ from typing import Any, ClassVar
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
 
-from .clients import ensure_table
-from .errors import Conflict, NotFound, Retryable
+from .clients import ensure_table, table_error
+from .errors import EVENTS_ROLE, Conflict, NotFound, from_azure
 
 FINAL = {"passed", "failed", "superseded"}
 MAX_EXCERPT = 16 * 1024
@@ -160,7 +159,7 @@ class VerdictStore:
         except ResourceExistsError:
             return self.get(*verdict.key)
         except AzureError as exc:
-            raise Retryable(f"cannot store the verdict: {exc.message}") from exc
+            raise table_error(exc, "storing the verdict") from exc
 
     def get(self, partition: str, row: str) -> Verdict:
         self._ensure()
@@ -169,7 +168,7 @@ class VerdictStore:
         except ResourceNotFoundError as exc:
             raise NotFound(f"no verdict {partition}/{row}") from exc
         except AzureError as exc:
-            raise Retryable(f"cannot read the verdict: {exc.message}") from exc
+            raise table_error(exc, "reading the verdict") from exc
 
     def replace(self, verdict: Verdict) -> Verdict:
         """Write back only if nobody changed the entity since it was read (ETag)."""
@@ -182,12 +181,8 @@ class VerdictStore:
             )
         except ResourceModifiedError as exc:
             raise Conflict("the verdict changed concurrently") from exc
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                raise Conflict("the verdict changed concurrently") from exc
-            raise Retryable(f"cannot update the verdict: {exc.message}") from exc
-        except AzureError as exc:  # unreachable: connection refused, timeouts
-            raise Retryable(f"cannot update the verdict: {exc.message}") from exc
+        except AzureError as exc:  # 412 is a Conflict in the table too; throttled or unreachable: retry
+            raise table_error(exc, "updating the verdict") from exc
         verdict.etag = metadata.get("etag")
         return verdict
 
@@ -199,7 +194,7 @@ class VerdictStore:
                 Verdict.from_entity(e) for e in self._table.query_entities(f"PartitionKey eq '{partition}'")
             ]
         except AzureError as exc:
-            raise Retryable(f"cannot read the verdicts: {exc.message}") from exc
+            raise table_error(exc, "reading the verdicts") from exc
         return sorted(
             verdicts, key=lambda v: v.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True
         )
@@ -217,7 +212,7 @@ class VerdictStore:
         try:
             return {verdict.digest: verdict for verdict in map(Verdict.from_entity, entities)}
         except AzureError as exc:
-            raise Retryable(f"cannot read the verdicts: {exc.message}") from exc
+            raise table_error(exc, "reading the verdicts") from exc
 
     def ping(self, timeout: float) -> None:
         """One small read, no retry, short timeouts; a table not created yet still proves storage answers."""
@@ -266,4 +261,4 @@ class Publisher:
         try:
             self._client.send([event])
         except AzureError as exc:
-            raise Retryable(f"cannot publish the verdict: {exc.message}") from exc
+            raise from_azure(exc, "publishing the verdict", service="Event Grid", role=EVENTS_ROLE) from exc

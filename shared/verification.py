@@ -20,7 +20,7 @@ from . import checks, events, tasks
 from .checks import CheckResult
 from .clock import Clock
 from .config import RegistryRef, Settings
-from .errors import Conflict, InvalidInput, NotFound, Retryable
+from .errors import Conflict, DockmasterError, InvalidInput, NotFound, Retryable
 from .policy import LOCK, QUARANTINE, Policy, Rule
 from .registry import Manifest, RegistryClient
 from .verdicts import Publisher, Verdict, VerdictStore
@@ -32,6 +32,10 @@ CLAIM_SECONDS = 120  # a claim older than this was left by a crashed worker and 
 FIRST_POLL_SECONDS = 1
 MAX_POLL_SECONDS = 15
 DEADLINE_MARGIN_SECONDS = 120
+MAX_RETRY_POLL_SECONDS = (
+    60  # while ACR Tasks is throttled, failing or refusing, look again at most this often
+)
+GIVE_UP_AFTER_DEADLINE = dt.timedelta(hours=1)  # then the run's result is given up on: failed, with why
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class RunQueue:
     def send(self, message: dict[str, Any], delay_seconds: int) -> None:
         from azure.core.exceptions import AzureError, ResourceExistsError
 
+        from .errors import QUEUES_ROLE, from_azure
+
         try:
             if not self._ready:
                 with contextlib.suppress(ResourceExistsError):
@@ -62,7 +68,9 @@ class RunQueue:
                 self._ready = True
             self._client.send_message(json.dumps(message), visibility_timeout=delay_seconds)
         except AzureError as exc:
-            raise Retryable(f"cannot queue the run follow-up: {exc}") from exc
+            raise from_azure(
+                exc, "queueing the run follow-up", service="Queue storage", role=QUEUES_ROLE
+            ) from exc
 
 
 def context(verdict: Verdict | None = None, cause: str | None = None) -> str:
@@ -141,14 +149,28 @@ class Verifier:
             verdict, claimed = self._resume(existing, request, now)
             if not claimed:
                 return verdict
-        log.info("verifying %s", context(verdict, request.cause))
         try:
-            return self._check(verdict, request)
-        except Retryable:
+            if verdict.status == "running":  # taken over: its run was scheduled, its follow-up was lost
+                log.info("following again %s", context(verdict, request.cause))
+                rule = self.policy.rule_for(verdict.repository)
+                self._follow_later(verdict, request.registry, self._deadline(rule), 0)
+                return verdict
+            log.info("verifying %s", context(verdict, request.cause))
+            try:
+                return self._check(verdict, request)
+            except InvalidInput as exc:
+                # The request can never succeed as sent (a manifest that is not JSON, a run ACR refuses):
+                # the verdict says why, instead of staying pending with no delivery to come.
+                rule = self.policy.rule_for(verdict.repository)
+                why = checks.failed("verification", f"could not be completed: {exc.message}")
+                return self._finalize(verdict, request.registry, rule, [*self._prior(verdict), why], "")
+        except BaseException:
+            # Whatever failed (throttled, refused, a bug), the redelivery Event Grid sends must find the
+            # verdict free to take, or it would be turned away and acknowledged.
             self._release(verdict)
             raise
 
-    def follow_run(self, message: dict[str, Any]) -> Verdict:
+    def follow_run(self, message: dict[str, Any]) -> Verdict | None:
         """A queue message about a scheduled smoke run: finish the verdict or look again later."""
         try:
             partition, row, run_id = message["partition"], message["row"], message["runId"]
@@ -157,7 +179,11 @@ class Verifier:
             registry = self.settings.registries[message["registry"].lower()]
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"malformed run follow-up message: {exc}") from exc
-        verdict = self.store.get(partition, row)
+        try:
+            verdict = self.store.get(partition, row)
+        except NotFound:
+            log.warning("follow-up for run %s: its verdict %s/%s no longer exists", run_id, partition, row)
+            return None
         if verdict.final:
             return self._complete(verdict, registry)
         if verdict.run_id != run_id or verdict.status != "running":
@@ -165,19 +191,47 @@ class Verifier:
             return verdict
         rule = self.policy.rule_for(verdict.repository)
         client = self.tasks_client(registry.subscription)
-        state = tasks.get_run(client, registry.group, registry.name, run_id)
+        try:
+            state = tasks.get_run(client, registry.group, registry.name, run_id)
+            log_text = self._log_of(client, registry, run_id) if state.finished else ""
+        except NotFound as exc:
+            result = checks.failed("smoke-run", f"run {run_id} cannot be found: {exc.message}")
+            return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], "")
+        except InvalidInput as exc:
+            result = checks.failed("smoke-run", f"the run cannot be read: {exc.message}")
+            return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], "")
+        except DockmasterError as exc:  # throttled, failing, refused: look again later, never drop it
+            give_up = deadline + GIVE_UP_AFTER_DEADLINE
+            if self.clock.now() >= give_up:
+                result = checks.failed(
+                    "smoke-run", f"no result from ACR Tasks by {give_up.isoformat()}: {exc.message}"
+                )
+                return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], "")
+            level = logging.WARNING if isinstance(exc, Retryable) else logging.ERROR
+            log.log(
+                level, "run %s not read, looking again later: %s; %s", run_id, exc.message, context(verdict)
+            )
+            self._follow_later(verdict, registry, deadline, attempt + 1, ceiling=MAX_RETRY_POLL_SECONDS)
+            return verdict
         if not state.finished:
             if self.clock.now() >= deadline:
-                with contextlib.suppress(NotFound, InvalidInput):
+                try:
                     tasks.cancel_run(client, registry.group, registry.name, run_id)
+                except DockmasterError as exc:  # best effort: ACR ends the run at its own timeout
+                    log.warning("run %s not canceled: %s", run_id, exc.message)
                 result = checks.failed("smoke-run", f"no result before the deadline ({deadline.isoformat()})")
                 return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], "")
             self._follow_later(verdict, registry, deadline, attempt + 1)
             return verdict
-        log_text = tasks.read_log(client, registry.group, registry.name, run_id)
         result = checks.check_smoke_run(rule, state.status, state.error, log_text)
         log.info("run finished status=%s %s", state.status, context(verdict))
         return self._finalize(verdict, registry, rule, [*self._prior(verdict), result], log_text)
+
+    def _log_of(self, client: Any, registry: RegistryRef, run_id: str) -> str:
+        try:
+            return tasks.read_log(client, registry.group, registry.name, run_id)
+        except NotFound:
+            return ""  # a run with no log is judged on its status alone
 
     # Pipeline --------------------------------------------------------------------------
     def _resume(self, existing: Verdict, request: Request, now: dt.datetime) -> tuple[Verdict, bool]:
@@ -203,7 +257,9 @@ class Verifier:
             nonlocal claimed
             age = None if current.claimed_at is None else (now - current.claimed_at).total_seconds()
             abandoned = age is None or age >= CLAIM_SECONDS
-            claimed = abandoned and not current.final and current.status != "running"
+            # A running verdict is taken over only when released (claimed_at None: its follow-up could not
+            # be queued) or abandoned; a second chain of follow-ups for one run is harmless, none is not.
+            claimed = abandoned and not current.final
             if claimed:
                 current.claimed_at = now
             return claimed
@@ -296,13 +352,22 @@ class Verifier:
         verdict = self._write(verdict, running)
         if verdict.run_id != state.run_id:
             return verdict  # another worker got there first
-        deadline = self.clock.now() + dt.timedelta(seconds=smoke.timeout_seconds + DEADLINE_MARGIN_SECONDS)
         log.info("smoke run scheduled %s", context(verdict))
-        self._follow_later(verdict, registry, deadline, 0)
+        self._follow_later(verdict, registry, self._deadline(rule), 0)
         return verdict
 
+    def _deadline(self, rule: Rule) -> dt.datetime:
+        return self.clock.now() + dt.timedelta(
+            seconds=rule.smoke_run.timeout_seconds + DEADLINE_MARGIN_SECONDS
+        )
+
     def _follow_later(
-        self, verdict: Verdict, registry: RegistryRef, deadline: dt.datetime, attempt: int
+        self,
+        verdict: Verdict,
+        registry: RegistryRef,
+        deadline: dt.datetime,
+        attempt: int,
+        ceiling: int = MAX_POLL_SECONDS,
     ) -> None:
         partition, row = verdict.key
         message = {
@@ -313,7 +378,7 @@ class Verifier:
             "deadline": deadline.isoformat(),
             "attempt": attempt,
         }
-        self.queue.send(message, min(FIRST_POLL_SECONDS * 2**attempt, MAX_POLL_SECONDS))
+        self.queue.send(message, min(FIRST_POLL_SECONDS * 2 ** min(attempt, 16), ceiling))
 
     def _finalize(
         self,
@@ -348,15 +413,19 @@ class Verifier:
         client = self.registry_data(registry)
         while verdict.pending_actions:
             action = verdict.pending_actions[0]
-            if action == LOCK:
-                locked = {"writeEnabled": False, "deleteEnabled": False}
-                if verdict.tag:
-                    client.update_tag(verdict.repository, verdict.tag, locked)
-                client.update_manifest(verdict.repository, verdict.digest, locked)
-                done = f"locked {verdict.tag + ' and ' if verdict.tag else ''}{verdict.digest}"
-            else:
-                client.update_manifest(verdict.repository, verdict.digest, {"readEnabled": False})
-                done = f"quarantined {verdict.digest} (readEnabled=false)"
+            try:
+                if action == LOCK:
+                    locked = {"writeEnabled": False, "deleteEnabled": False}
+                    if verdict.tag:
+                        client.update_tag(verdict.repository, verdict.tag, locked)
+                    client.update_manifest(verdict.repository, verdict.digest, locked)
+                    done = f"locked {verdict.tag + ' and ' if verdict.tag else ''}{verdict.digest}"
+                else:
+                    client.update_manifest(verdict.repository, verdict.digest, {"readEnabled": False})
+                    done = f"quarantined {verdict.digest} (readEnabled=false)"
+            except (NotFound, InvalidInput) as exc:  # the image is gone, or the registry will never accept it
+                done = f"{action} not applied: {exc.message}"
+                log.warning("%s %s", done, context(verdict))
 
             def recorded(current: Verdict, action: str = action, done: str = done) -> bool:
                 if current.pending_actions[:1] != [action]:

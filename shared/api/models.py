@@ -309,6 +309,11 @@ class CleanupRunOut(BaseModel):
     failed: list[str]
     outcomes: list[CleanupOutcome]
     notes: list[str] = Field(default_factory=list)
+    error: str | None = Field(
+        None,
+        description="why the run stopped before acting (Azure throttled or refused the listing, storage "
+        "failed); its plan is then empty and nothing was deleted",
+    )
     plan: CleanupPlanOut
 
 

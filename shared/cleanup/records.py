@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-from ..clients import ensure_table
-from ..errors import InvalidInput, NotFound, Retryable
+from ..clients import ensure_table, table_error
+from ..errors import InvalidInput, NotFound
 from .planner import BLOCKED, DECISIONS, DELETE, KEEP, PlanItem, iso, parse_time
 
 RUNS_TABLE = "cleanupruns"
@@ -234,6 +234,7 @@ class RunRecord:
     reviewed_plan_id: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    error: str | None = None  # why the run stopped before it could act (its plan is then empty)
 
     def having(self, result: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.result == result]
@@ -269,6 +270,7 @@ class RunRecord:
             "failed": self.failed,
             "outcomes": [o.public() for o in self.outcomes],
             "notes": list(self.notes),
+            "error": self.error,
             "plan": self.plan.public(omit_kept),
         }
 
@@ -284,6 +286,7 @@ class RunRecord:
             reviewed_plan_id=data.get("reviewedPlanId"),
             outcomes=[Outcome.from_public(o) for o in data.get("outcomes") or ()],
             notes=list(data.get("notes") or ()),
+            error=data.get("error"),
         )
 
 
@@ -329,7 +332,7 @@ class RunStore:
         try:
             self._table.upsert_entity(entity, mode="replace")
         except AzureError as exc:
-            raise Retryable(f"cannot store the cleanup {kind} {row}: {exc.message}") from exc
+            raise table_error(exc, f"storing the cleanup {kind} {row}") from exc
 
     def _read(self, kind: str, row: str) -> dict[str, Any]:
         self._ensure()
@@ -338,7 +341,7 @@ class RunStore:
         except ResourceNotFoundError as exc:
             raise NotFound(f"no cleanup {kind} '{row}'") from exc
         except AzureError as exc:
-            raise Retryable(f"cannot read the cleanup {kind} '{row}': {exc.message}") from exc
+            raise table_error(exc, f"reading the cleanup {kind} '{row}'") from exc
 
     def save_plan(self, plan: Plan) -> None:
         summary = {
@@ -370,6 +373,8 @@ class RunStore:
         }
         if run.finished_at is not None:  # absent while the run goes on, or if it was interrupted
             summary["FinishedAt"] = run.finished_at
+        if run.error:
+            summary["Error"] = run.error[:1000]
         try:
             self._write("run", run.run_id, run.public(), summary)
         except OverflowError:

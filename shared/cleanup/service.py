@@ -25,7 +25,18 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoun
 
 from ..clock import Clock
 from ..config import Settings
-from ..errors import ConfigurationError, Conflict, DockmasterError, InvalidInput, NotFound, Retryable
+from ..errors import (
+    CLEANUP_ROLE,
+    EVENTS_ROLE,
+    AccessDenied,
+    ConfigurationError,
+    Conflict,
+    DockmasterError,
+    InvalidInput,
+    NotFound,
+    Retryable,
+    from_azure,
+)
 from .planner import (
     BLOCKED,
     DELETE,
@@ -75,19 +86,12 @@ def arm_code(exc: HttpResponseError) -> str:
 
 
 def arm_error(exc: AzureError, doing: str) -> DockmasterError:
-    """An ARM failure as Dockmaster's error: Retryable when trying again later can help."""
-    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-        status, code = exc.status_code, arm_code(exc)
-        if status in (401, 403):
-            return ConfigurationError(
-                f"{doing}: refused ({status} {code}); is the cleanup role assigned to the app's identity?"
-            )
-        if status == 404:
-            return NotFound(f"{doing}: not found ({code})")
-        if status in (408, 429) or status >= 500:
-            return Retryable(f"{doing}: Azure Resource Manager answered {status} ({code})")
-        return DockmasterError(f"{doing}: Azure Resource Manager answered {status} ({code}): {exc.message}")
-    return Retryable(f"{doing}: Azure Resource Manager is unreachable ({type(exc).__name__})")
+    """An ARM failure through the one table in shared/errors.py: Retryable when trying later can help.
+    A refusal of the app's identity is logged as an error where it happens, whoever handles it."""
+    error = from_azure(exc, doing, service="Azure Resource Manager", role=CLEANUP_ROLE)
+    if isinstance(error, AccessDenied):
+        log.error("%s", error.message)
+    return error
 
 
 def scope_locked(exc: HttpResponseError) -> bool:
@@ -143,7 +147,9 @@ class CleanupPublisher:
         try:
             self._client.send([CloudEvent(source=source, type=kind, subject=subject, data=data, id=event_id)])
         except AzureError as exc:
-            raise Retryable(f"cannot publish {kind} for {subject}: {exc}") from exc
+            raise from_azure(
+                exc, f"publishing {kind} for {subject}", service="Event Grid", role=EVENTS_ROLE
+            ) from exc
 
 
 class CleanupService:
@@ -358,7 +364,8 @@ class CleanupService:
             return item.noted("warning logged only: no events topic (DOCKMASTER_EVENTS_TOPIC_ENDPOINT)")
         try:
             self.publisher.warning(group, item)
-        except Retryable as exc:
+        except DockmasterError as exc:
+            log.log(logging.WARNING if isinstance(exc, Retryable) else logging.ERROR, "%s", exc.message)
             return item.noted(f"warning not published ({exc.message}); tried again next run")
         try:
             self.merge_tags(group, {WARNED_TAG: iso(item.expiry)})
@@ -394,7 +401,24 @@ class CleanupService:
                 raise Conflict(f"plan {plan_id} is {age} old (more than {PLAN_MAX_AGE}): make a new plan")
         dry = self.settings.cleanup_dry_run or bool(dry_run)
         started = self.clock.now()
-        fresh, rules = self._plan(reviewed.filters if reviewed else Filters.parse(filters))
+        wanted = reviewed.filters if reviewed else Filters.parse(filters)
+        try:
+            fresh, rules = self._plan(wanted)
+        except (InvalidInput, Conflict):
+            raise  # the caller's filters: no run took place
+        except DockmasterError as exc:
+            self._record_stopped(
+                RunRecord(
+                    new_id("run", started),
+                    trigger,
+                    dry,
+                    started,
+                    Plan(new_id("plan", started), started, wanted, dry, 0, (), []),
+                    reviewed_plan_id=plan_id,
+                ),
+                exc,
+            )
+            raise
         run = RunRecord(new_id("run", started), trigger, dry, started, fresh, reviewed_plan_id=plan_id)
         todo = fresh.deletions
         if reviewed is not None:
@@ -421,7 +445,8 @@ class CleanupService:
         for outcome in run.having(DELETED):
             try:
                 self.publisher.deleted(outcome, run.run_id)
-            except Retryable as exc:
+            except DockmasterError as exc:
+                log.log(logging.WARNING if isinstance(exc, Retryable) else logging.ERROR, "%s", exc.message)
                 run.notes.append(
                     f"{CleanupPublisher.DELETED} for {outcome.name} not published: {exc.message}"
                 )
@@ -439,6 +464,20 @@ class CleanupService:
                 detail={"runId": run.run_id},
             )
         return run
+
+    def _record_stopped(self, run: RunRecord, error: DockmasterError) -> None:
+        """A run that could not plan (ARM throttled or refused the listing, storage failed) is recorded with
+        why, so every run, timer or API, leaves a record; if storage itself is down it is only logged."""
+        run.error = f"{error.code}: {error.message}"
+        run.finished_at = self.clock.now()
+        try:
+            self.store.save_run(run)
+        except DockmasterError as exc:
+            log.error(
+                "cleanup run %s stopped (%s) and cannot be recorded: %s", run.run_id, error, exc.message
+            )
+            return
+        log.error("cleanup run %s stopped before acting: %s", run.run_id, run.error)
 
     def _delete(self, item: PlanItem, rules: Rules, dry: bool) -> Outcome:
         """The last moment: read the group and its locks, decide again, then send the delete, no wait."""

@@ -19,6 +19,7 @@ import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,6 +28,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 KINDS = {"throttle", "error", "latency", "drop", "hold"}
 LONGEST_HOLD_MS = 60_000
 TARGETS = {"arm", "dataplane", "identity"}
+
+
+# The codes Azure answers with, per endpoint and status: ARM's (Azure REST API guidelines; AuthorizationFailed
+# and InvalidAuthenticationToken are what ARM says to a caller without the role or with a bad token) and the
+# distribution spec's (DENIED, UNAUTHORIZED, TOOMANYREQUESTS) for a registry.
+ARM_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "AuthorizationFailed",
+    404: "ResourceNotFound",
+    409: "Conflict",
+    429: "TooManyRequests",
+}
+REGISTRY_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NAME_UNKNOWN", 429: "TOOMANYREQUESTS"}
+
+
+def error_code(target: str, status: int) -> str:
+    codes = REGISTRY_CODES if target == "dataplane" else ARM_CODES
+    return codes.get(status, "ServiceUnavailable" if status >= 500 else "BadRequest")
 
 
 class DroppedConnection(Exception):
@@ -42,6 +62,7 @@ class Fault:
     status: int = 503
     retry_after: int = 1
     delay_ms: int = 0
+    code: str = ""  # the error code in the body; by default the one Azure gives for the status
     count: int | None = 1  # hits left; None = until cleared
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     hits: int = 0
@@ -51,8 +72,8 @@ class Fault:
             raise ValueError(f"target must be one of {sorted(TARGETS)}")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}")
-        if self.kind == "error" and not 500 <= self.status <= 599:
-            raise ValueError("an error fault needs a 5xx status")
+        if self.kind == "error" and not 400 <= self.status <= 599:
+            raise ValueError("an error fault needs a 4xx or 5xx status")
         if self.count is not None and self.count < 1:
             raise ValueError("count must be positive or null")
         re.compile(self.path)
@@ -108,9 +129,16 @@ class Faults:
                 raise DroppedConnection(f"fault {fault.id}: connection dropped")
             else:
                 status = 429 if fault.kind == "throttle" else fault.status
-                code = "TooManyRequests" if fault.kind == "throttle" else "ServiceUnavailable"
-                body = {"error": {"code": code, "message": f"Injected by devstack fault {fault.id}."}}
+                code = fault.code or error_code(target, status)
+                message = f"Injected by devstack fault {fault.id}."
+                body: dict[str, Any] = (
+                    {"errors": [{"code": code, "message": message, "detail": None}]}  # distribution spec
+                    if target == "dataplane"
+                    else {"error": {"code": code, "message": message}}  # ARM, Event Grid
+                )
                 headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "throttle" else {}
+                if status == 401 and target == "dataplane":  # a registry asks the client to authenticate
+                    headers["WWW-Authenticate"] = 'Bearer realm="devstack",service="devstack"'
                 await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 
         return middleware

@@ -1,0 +1,133 @@
+"""Azure throttling, failing or refusing each operation of a verification, through the Functions host.
+
+The app runs on the local host; devstack answers one Azure operation with 429, 503, 403 or 400 until the
+test removes the fault. Whatever the answer, the push must end with a final verdict once Azure answers
+again, with no help: Event Grid's redelivery (the invocation failed) or the app's own follow-up (a run
+it could not read is looked at again later). A verdict left `pending` or `running` with nothing to come
+is what this module exists to catch. A request Azure refuses as such (400) ends the verdict with why.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Devstack
+from tests.e2e.test_push_to_verdict import App, local_image, push
+from tests.e2e.test_push_to_verdict import app as app  # noqa: F401  (the module-scoped app fixture)
+
+FAULTS = "/_devstack/faults"
+
+
+@pytest.fixture
+def admin(devstack: Devstack) -> Iterator[httpx.Client]:
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
+    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as client:
+        yield client
+        client.delete(FAULTS)
+
+
+def fault(admin: httpx.Client, **rule: Any) -> dict[str, Any]:
+    response = admin.post(FAULTS, json={"count": None, "retry_after": 0, **rule})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def wait_hits(admin: httpx.Client, rule: dict[str, Any], at_least: int, timeout: float = 60) -> int:
+    """Waits until the faulty operation was tried `at_least` times: more than one invocation's worth
+    shows that a redelivery or a follow-up came after the first one failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hits = next(int(r["hits"]) for r in admin.get(FAULTS).json()["value"] if r["id"] == rule["id"])
+        if hits >= at_least:
+            return hits
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{rule['method']} {rule['path']} tried {hits} times in {timeout}s, expected {at_least}: "
+                "the failure was acknowledged and nothing came after it"
+            )
+        time.sleep(0.1)
+
+
+def host_log(app: App) -> str:
+    logs = Path(app.devstack.home) / "logs"
+    return "\n".join(p.read_text(errors="replace") for p in logs.glob("host-*.log"))
+
+
+def registry_path(app: App, operation: str) -> str:
+    return f"/registries/{app.registry.name}/{operation}"
+
+
+# (method, path after the registry, hits of one invocation: 1 + the SDK's 3 retries, none for a 403/400)
+SCHEDULE = ("POST", "scheduleRun$")
+RUN_GET = ("GET", "runs/[^/]+$")
+LOG_LINK = ("POST", "runs/[^/]+/listLogSasUrl$")
+
+
+@pytest.mark.parametrize(
+    ("operation", "answer"),
+    [
+        (SCHEDULE, "throttle"),
+        (SCHEDULE, 503),
+        (SCHEDULE, 403),
+        (RUN_GET, "throttle"),
+        (RUN_GET, 403),
+        (LOG_LINK, "throttle"),
+    ],
+    ids=["schedule-429", "schedule-503", "schedule-403", "run-get-429", "run-get-403", "log-link-429"],
+)
+def test_a_failing_tasks_operation_never_strands_the_verdict(
+    app: App, admin: httpx.Client, hello_context: Path, operation: tuple[str, str], answer: str | int
+) -> None:
+    method, path = operation
+    kind = {"kind": "throttle"} if answer == "throttle" else {"kind": "error", "status": answer}
+    rule = fault(admin, target="arm", method=method, path=registry_path(app, path), **kind)
+    per_invocation = 1 if answer == 403 else 4
+    repository = f"e2e/failing-{rule['id']}"
+    push(app, local_image(hello_context), f"{repository}:v1")
+
+    wait_hits(admin, rule, per_invocation + 1)
+    admin.delete(f"{FAULTS}/{rule['id']}")
+
+    verdict = app.verdict(repository, "v1")
+    assert verdict["Status"] == "passed", verdict["Checks"]
+    if answer == 403:
+        assert "Container Registry Tasks Contributor" in host_log(app), "the refusal names the missing role"
+
+
+def test_a_run_azure_refuses_to_schedule_ends_the_verdict_with_why(
+    app: App, admin: httpx.Client, hello_context: Path
+) -> None:
+    method, path = SCHEDULE
+    rule = fault(admin, target="arm", method=method, path=registry_path(app, path), kind="error", status=400)
+    repository = f"e2e/refused-{rule['id']}"
+    push(app, local_image(hello_context), f"{repository}:v1")
+
+    verdict = app.verdict(repository, "v1")
+    assert verdict["Status"] == "failed"
+    reasons = {c["name"]: c["reason"] for c in json.loads(verdict["Checks"])}
+    assert "rejected the request (400 BadRequest)" in reasons["verification"], reasons
+
+
+@pytest.mark.parametrize("answer", ["throttle", 403], ids=["429", "403"])
+def test_a_failing_registry_never_strands_the_verdict(
+    app: App, admin: httpx.Client, hello_context: Path, answer: str | int
+) -> None:
+    kind = {"kind": "throttle"} if answer == "throttle" else {"kind": "error", "status": answer}
+    repository = f"e2e/registry-{answer}-{time.monotonic_ns()}"
+    rule = fault(admin, target="dataplane", method="GET", path=f"^/v2/{repository}/manifests/", **kind)
+    push(app, local_image(hello_context), f"{repository}:v1")
+
+    wait_hits(admin, rule, 6)  # the registry client retries a 429 up to 4 times, a 403 not at all
+    admin.delete(f"{FAULTS}/{rule['id']}")
+
+    verdict = app.verdict(repository, "v1")
+    assert verdict["Status"] == "passed", verdict["Checks"]

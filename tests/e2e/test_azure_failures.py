@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import Devstack
 from tests.e2e.test_push_to_verdict import App, local_image, push
-from tests.e2e.test_push_to_verdict import app as app  # noqa: F401  (the module-scoped app fixture)
+from tests.e2e.test_push_to_verdict import app as app
 
 FAULTS = "/_devstack/faults"
 

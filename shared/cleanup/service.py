@@ -469,6 +469,8 @@ class CleanupService:
         """A run that could not plan (ARM throttled or refused the listing, storage failed) is recorded with
         why, so every run, timer or API, leaves a record; if storage itself is down it is only logged."""
         run.error = f"{error.code}: {error.message}"
+        known = error.detail if isinstance(error.detail, dict) else {}
+        error.detail = {**known, "runId": run.run_id}  # the API's error body points at the record
         run.finished_at = self.clock.now()
         try:
             self.store.save_run(run)

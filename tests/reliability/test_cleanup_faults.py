@@ -20,7 +20,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from shared.cleanup import CleanupService
 from shared.cleanup.records import DELETED, FAILED
 from shared.clients import RETRIES, arm_options
-from shared.errors import Retryable
+from shared.errors import AccessDenied, DockmasterError, Retryable
 from tests.conftest import Devstack
 from tests.integration.test_cleanup import Env
 
@@ -91,3 +91,56 @@ def test_an_arm_that_keeps_failing_costs_bounded_attempts_then_the_next_run(
     assert results == {failing: (FAILED, True), other: (DELETED, False)}
     faults.client.delete(f"/_devstack/faults/{outage}")
     assert service.execute(confirm=True).deleted == [failing], "the next run deletes it"
+
+
+@pytest.mark.parametrize(
+    ("operation", "answer", "error"),
+    [
+        (("GET", "/resourcegroups$"), "throttle", Retryable),
+        (("GET", "/resourcegroups$"), 403, AccessDenied),
+        (("GET", "/providers/Microsoft.Authorization/locks$"), 503, Retryable),
+    ],
+    ids=["listing-429", "listing-403", "locks-503"],
+)
+def test_a_run_that_cannot_plan_is_recorded_with_why(
+    env: Env,
+    faults: Faults,
+    credential: Any,
+    operation: tuple[str, str],
+    answer: str | int,
+    error: type[DockmasterError],
+) -> None:
+    expired = env.create("expired", {"expiresOn": env.at(hours=-1)})
+    method, path = operation
+    kind = (
+        {"kind": "throttle", "retry_after": 0}
+        if answer == "throttle"
+        else {"kind": "error", "status": answer}
+    )
+    faults.add(target="arm", method=method, path=path, count=None, **kind)
+    service = app_service(env, credential)
+    with pytest.raises(error) as caught:
+        service.execute(confirm=True, trigger="timer")
+    faults.client.delete("/_devstack/faults")
+    run = service.get_run(caught.value.detail["runId"])  # type: ignore[index]
+    assert run.trigger == "timer"
+    assert run.finished_at is not None
+    assert run.error is not None
+    assert caught.value.message in run.error
+    assert (run.plan.items, run.outcomes) == ([], []), "nothing planned, nothing done"
+    if answer == 403:
+        assert "cleanup-role.bicep" in run.error, "the refusal names the missing role"
+    assert env.state(expired) == "Succeeded"
+
+
+def test_a_delete_refused_to_the_app_is_a_failure_naming_the_role(
+    env: Env, faults: Faults, credential: Any
+) -> None:
+    refused = env.create("refused", {"expiresOn": env.at(hours=-1)})
+    faults.add(target="arm", kind="error", status=403, method="DELETE", path=f"/{refused}$", count=None)
+    run = app_service(env, credential).execute(confirm=True)
+    [outcome] = run.outcomes
+    assert (outcome.name, outcome.result, outcome.transient) == (refused, FAILED, False)
+    assert "AuthorizationFailed" in outcome.reason
+    assert "cleanup-role.bicep" in outcome.reason
+    assert env.state(refused) == "Succeeded"

@@ -32,10 +32,11 @@ CLAIM_SECONDS = 120  # a claim older than this was left by a crashed worker and 
 FIRST_POLL_SECONDS = 1
 MAX_POLL_SECONDS = 15
 DEADLINE_MARGIN_SECONDS = 120
-MAX_RETRY_POLL_SECONDS = (
-    60  # while ACR Tasks is throttled, failing or refusing, look again at most this often
-)
-GIVE_UP_AFTER_DEADLINE = dt.timedelta(hours=1)  # then the run's result is given up on: failed, with why
+# While ACR Tasks is throttled, failing or refusing, a run is looked at again at most this often, and
+# given up on (failed, with why) an hour after its deadline.
+MAX_RETRY_POLL_SECONDS = 60
+GIVE_UP_AFTER_DEADLINE = dt.timedelta(hours=1)
+REVIVE_SECONDS = 60  # pause before a poisoned follow-up is tried again
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,16 @@ class Verifier:
             return tasks.read_log(client, registry.group, registry.name, run_id)
         except NotFound:
             return ""  # a run with no log is judged on its status alone
+
+    def revive_run(self, message: dict[str, Any]) -> None:
+        """A follow-up the platform gave up on (it failed maxDequeueCount times: storage or ACR Tasks
+        unavailable meanwhile) goes back to the runs queue after REVIVE_SECONDS; `follow_run` ends it
+        when the verdict is final, stale or gone, and gives the run up an hour after its deadline."""
+        if not isinstance(message, dict) or not isinstance(message.get("runId"), str):
+            raise InvalidInput("malformed run follow-up message")
+        revived = int(message.get("revived", 0)) + 1
+        log.error("follow-up of run %s failed repeatedly; sent again (revival %d)", message["runId"], revived)
+        self.queue.send({**message, "revived": revived}, REVIVE_SECONDS)
 
     # Pipeline --------------------------------------------------------------------------
     def _resume(self, existing: Verdict, request: Request, now: dt.datetime) -> tuple[Verdict, bool]:

@@ -20,3 +20,18 @@ def follow_verification_run(message: func.QueueMessage) -> None:
         verifier().follow_run(json.loads(message.get_body()))
     except (InvalidInput, ValueError) as exc:
         log.warning("message=%s rejected: %s", message.id, exc)
+
+
+@bp.queue_trigger(
+    arg_name="message", queue_name="%DOCKMASTER_RUNS_QUEUE%-poison", connection="AzureWebJobsStorage"
+)
+def revive_verification_run(message: func.QueueMessage) -> None:
+    """A follow-up that failed maxDequeueCount times (storage or ACR Tasks down for a while) is sent
+    back to the runs queue after a pause, so no running verdict is left without a follow-up to come."""
+    from shared.errors import InvalidInput
+    from shared.services import verifier
+
+    try:
+        verifier().revive_run(json.loads(message.get_body()))
+    except (InvalidInput, ValueError) as exc:
+        log.warning("message=%s rejected: %s", message.id, exc)

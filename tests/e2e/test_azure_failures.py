@@ -9,6 +9,7 @@ is what this module exists to catch. A request Azure refuses as such (400) ends 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceExistsError
 
 from tests.conftest import Devstack
 from tests.e2e.test_push_to_verdict import App, local_image, push
@@ -131,3 +133,33 @@ def test_a_failing_registry_never_strands_the_verdict(
 
     verdict = app.verdict(repository, "v1")
     assert verdict["Status"] == "passed", verdict["Checks"]
+
+
+def test_a_follow_up_the_host_gave_up_on_is_sent_again(app: App) -> None:
+    """maxDequeueCount failures move a follow-up to `<queue>-poison`; the app's function there sends it
+    back to the runs queue (after a pause), so the run it follows is not forgotten."""
+    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+    connection = app.devstack.endpoints["storageConnectionString"]
+    runs = QueueClient.from_connection_string(connection, app.settings["DOCKMASTER_RUNS_QUEUE"])
+    poison = QueueClient.from_connection_string(
+        connection, f"{runs.queue_name}-poison", message_encode_policy=TextBase64EncodePolicy()
+    )
+    for queue in (runs, poison):
+        with contextlib.suppress(ResourceExistsError):
+            queue.create_queue()
+    message = {
+        "partition": "p",
+        "row": "r",
+        "registry": app.registry.name,
+        "runId": "dm-lost",
+        "deadline": "2026-12-04T00:00:00+00:00",
+        "attempt": 3,
+    }
+    poison.send_message(json.dumps(message))
+
+    deadline = time.monotonic() + 60
+    while not runs.get_queue_properties().approximate_message_count:
+        assert time.monotonic() < deadline, "the poisoned follow-up was not sent back"
+        time.sleep(0.2)
+    assert "follow-up of run dm-lost failed repeatedly; sent again (revival 1)" in host_log(app)

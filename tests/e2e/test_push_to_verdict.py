@@ -35,6 +35,7 @@ class App:
     table: TableClient
     podman: Any
     devstack: Any
+    settings: dict[str, str]
 
     def verdict(self, repository: str, tag: str, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -94,7 +95,7 @@ def app(
     table = TableClient.from_connection_string(
         devstack.endpoints["storageConnectionString"], wired.table_name
     )
-    yield App(registry, wired.url, wired.webhook, table, podman, devstack)
+    yield App(registry, wired.url, wired.webhook, table, podman, devstack, wired.settings)
     stack.stop_service(devstack.home, wired.name)
     resource_client.resource_groups.begin_delete(group, polling=False)
 

@@ -19,6 +19,8 @@ What is decided, and what is not:
 - A value that is an expression (a parameter, variable, function call, property of
   another resource, or an interpolated string) is not evaluated: its type is not
   checked. A conditional (`c ? a : b`) has both branches checked, as Bicep does.
+  (pycep 0.5.1 reads `a == b ? x : y` as `a == (b ? x : y)`: such a value is a
+  comparison to it, skipped as an expression, never misjudged.)
 - Literals are checked: strings (enum membership, minLength/maxLength, the pattern
   where Python's `re` reads it), integers (minValue/maxValue), booleans, null,
   objects and arrays.

@@ -158,6 +158,16 @@ def test_every_template_parses(path: Path) -> None:
     assert parsed.get("resources") or parsed.get("modules"), f"{path.name} declares nothing"
 
 
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_templates_named_in_comments_exist(path: Path) -> None:
+    """A comment that points to another template points to one that exists."""
+    for line in path.read_text().splitlines():
+        comment = line.partition("//")[2]
+        for name in re.findall(r"[\w./-]+\.bicep", comment):
+            candidates = [path.parent / name, MODULES / name, REPO_ROOT / "infra" / name, REPO_ROOT / name]
+            assert any(c.is_file() for c in candidates), f"{path.name}: a comment names {name}"
+
+
 def _pin(requirements: str, package: str) -> str:
     text = (REPO_ROOT / requirements).read_text()
     found = re.search(rf"^{re.escape(package)}==(\S+)", text, flags=re.M | re.I)

@@ -5,8 +5,10 @@ rules; these tests hold the templates to Dockmaster's own contract: every
 setting the code reads is set, nothing secret is produced, every role is a
 known one with a deterministic name on the narrowest scope, cleanup rights
 exist only when cleanup is on, and the event wiring matches what the app
-handles. `az bicep build --file infra/main.bicep` remains the compile check
-to run where the Bicep CLI exists.
+handles. Bodies against the Bicep types of their api-version:
+test_bicep_types.py; rules Azure enforces beyond the types:
+test_deployment_rules.py. `az bicep build --file infra/main.bicep` remains the
+compile check to run where the Bicep CLI exists.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ param existingRegistryResourceId string = ''
 ])
 param registrySku string = 'Basic'
 
-@description('True when the registry uses "RBAC Registry + ABAC Repository Permissions" mode (Repository Writer and Catalog Lister replace AcrPull and AcrPush).')
+@description('True when the registry uses "RBAC Registry + ABAC Repository Permissions" mode (Repository Writer and Catalog Lister replace AcrPull and AcrPush). A registry this template creates is created in that mode.')
 param registryAbacMode bool = false
 
 @description('DOCKMASTER_POLICY_PATH: verification policy file, relative to the app root.')
@@ -102,7 +102,7 @@ param cleanupCreationTags string = 'createdAt,creationTimestamp'
 @description('CLEANUP_PROTECTION_TAG: comma-separated tag names that protect a group, whatever their value.')
 param cleanupProtectionTag string = 'do-not-delete'
 
-@description('Delete actions the cleanup role has on resources inside lab groups (see modules/cleanup-role.bicep).')
+@description('Delete actions the cleanup role has on resources inside lab groups (see modules/cleanup-role.bicep). The default */delete covers whatever a lab holds; narrow it to the types your labs use, for example [\'Microsoft.Web/*/delete\', \'Microsoft.Storage/*/delete\']. Authorization objects (locks, role and policy assignments) are excluded either way.')
 param cleanupResourceDeleteActions array = [
   '*/delete'
 ]
@@ -193,6 +193,7 @@ module registry 'modules/registry.bicep' = if (!useExistingRegistry) {
     location: location
     tags: tags
     sku: registrySku
+    abacMode: registryAbacMode
   }
 }
 

@@ -10,8 +10,14 @@
 // permission on every resource inside a group before deleting the group, so a
 // group that is not empty cannot be deleted without it. The default '*/delete'
 // lets the app delete what a lab group holds; narrow it to the resource types
-// your labs use (for example 'Microsoft.ContainerRegistry/registries/delete').
-// It grants no write or read on those resources.
+// your labs use (for example 'Microsoft.ContainerRegistry/registries/delete',
+// 'Microsoft.Web/*/delete'). It grants no write or read on those resources.
+//
+// At subscription scope '*/delete' also matches Microsoft.Authorization/*/delete:
+// management locks (the very thing cleanup honours), role assignments and
+// policy assignments. notActions withholds what the built-in Contributor role
+// withholds (its notActions, verbatim), so no value of resourceDeleteActions can
+// reach them; it is a fixed list, not a parameter.
 
 targetScope = 'subscription'
 
@@ -24,7 +30,7 @@ param environmentName string
 @description('Principal (object) id of the app\'s user-assigned identity.')
 param principalId string
 
-@description('Delete actions on the resources inside lab groups (see the header).')
+@description('Delete actions on the resources inside lab groups (see the header). Narrow it to the types your labs hold, for example [\'Microsoft.Web/*/delete\', \'Microsoft.Storage/*/delete\'].')
 param resourceDeleteActions array = [
   '*/delete'
 ]
@@ -36,6 +42,23 @@ var groupActions = [
   'Microsoft.Authorization/locks/read'
 ]
 
+// The built-in Contributor's notActions (role b24988ac-6180-42a0-ab88-20f7382dd24c,
+// docs "Azure built-in roles for Privileged"): locks, role and policy assignments,
+// elevated access and the other operations Contributor may not perform.
+var contributorNotActions = [
+  'Microsoft.Authorization/*/Delete'
+  'Microsoft.Authorization/*/Write'
+  'Microsoft.Authorization/elevateAccess/Action'
+  'Microsoft.Blueprint/blueprintAssignments/write'
+  'Microsoft.Blueprint/blueprintAssignments/delete'
+  'Microsoft.Compute/galleries/share/action'
+  'Microsoft.Purview/consents/write'
+  'Microsoft.Purview/consents/delete'
+  'Microsoft.Resources/deploymentStacks/manageDenySetting/action'
+  'Microsoft.Subscription/cancel/action'
+  'Microsoft.Subscription/enable/action'
+]
+
 resource cleanupRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (cleanupEnabled) {
   name: guid(subscription().id, 'dockmaster-lab-cleanup', environmentName)
   properties: {
@@ -45,7 +68,7 @@ resource cleanupRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (
     permissions: [
       {
         actions: union(groupActions, resourceDeleteActions)
-        notActions: []
+        notActions: contributorNotActions
         dataActions: []
         notDataActions: []
       }

@@ -27,7 +27,7 @@ param tags object = {}
 
 // The system-assigned identity is what Event Grid uses to write dead-lettered
 // events to storage (deadLetterWithResourceIdentity); it gets Storage Blob Data
-// Contributor on the dead-letter container only (roles/storage.bicep).
+// Contributor on the dead-letter container only (storage-access.bicep).
 resource systemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   name: systemTopicName
   location: registryLocation

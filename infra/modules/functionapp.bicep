@@ -161,6 +161,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Event Grid delivers registry events to the app over its public endpoint (it cannot reach a private endpoint), and the API is called from outside; private access needs VNet integration and private endpoints (out of scope). HTTPS only, TLS 1.2, function keys, optional Entra ID.
   // checkov:skip=CKV_AZURE_212: Flex Consumption has no instance count on the site (siteConfig.numberOfWorkers belongs to Dedicated and Premium plans); it scales each function from zero. The only floor is always-ready instances, billed while idle, which an event-driven, retried workload does not need.
   // checkov:skip=CKV_AZURE_213: Health check (siteConfig.healthCheckPath) is not an option for Flex Consumption apps, only for Premium and Dedicated plans (Azure Functions monitoring docs). The anonymous GET /api/health is there for external probes and availability tests.
+  // checkov:skip=CKV_AZURE_78: The check reads siteConfig.ftpsState, which a Flex Consumption site refuses (ARM error 51021, "... for Flex Consumption sites is invalid"; Flex Consumption plan deprecations: "FTPS not supported"). FTP is off all the same: the ftp basicPublishingCredentialsPolicies below is allow: false, and so is scm.
   name: name
   location: location
   tags: union(tags, {
@@ -178,10 +179,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    // Flex Consumption refuses many siteConfig properties of the other plans
+    // (ftpsState among them: ARM error 51021 "... for Flex Consumption sites is
+    // invalid"); tests/infra/deployment_rules.py lists them with their sources.
+    // FTP is off through the ftp publishing policy below instead.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {

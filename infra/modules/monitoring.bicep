@@ -2,7 +2,7 @@
 // Local (instrumentation-key) authentication is off: telemetry is accepted only
 // with an Entra ID token, which the app gets from its managed identity
 // (APPLICATIONINSIGHTS_AUTHENTICATION_STRING) and which needs Monitoring Metrics
-// Publisher on the component (see roles/monitoring.bicep).
+// Publisher on the component (see monitoring-access.bicep).
 
 @description('Name of the Log Analytics workspace.')
 param logAnalyticsName string

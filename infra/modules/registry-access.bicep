@@ -16,6 +16,10 @@
 //   grants) and Container Registry Repository Catalog Lister (list
 //   repositories). Either can later be narrowed to repositories with an ABAC
 //   condition.
+//   In ABAC mode, ACR Task runs and builds also lose their default data-plane
+//   access to the registry: the app schedules them with the caller's identity
+//   (`[caller]` as the source registry identity), so they pull and push with
+//   these same rights and need no role of their own.
 // Control plane: Container Registry Tasks Contributor, to schedule and follow
 // ACR Task runs (smoke runs, builds) and read their logs.
 
@@ -36,7 +40,7 @@ var roleIds = {
   tasksContributor: 'fb382eab-e894-4461-af04-94435c366c3f'
 }
 
-resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+resource registry 'Microsoft.ContainerRegistry/registries@2025-11-01' existing = {
   name: registryName
 }
 

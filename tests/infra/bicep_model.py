@@ -6,9 +6,12 @@ view into something the tests can ask questions of: resources with their
 condition, module calls, variables, outputs, and a rendering of the few
 expression shapes the templates use.
 
-pycep represents an identifier and a string literal the same way (both are
-plain strings), so the tests compare against the identifiers the templates
-use (for example a parameter name) where a value is not a literal.
+pycep represents an identifier and a string literal alike in JSON (both are
+strings), so the tests compare against the identifiers the templates use (for
+example a parameter name) where a value is not a literal. In Python they differ:
+an identifier (and an accessor folded below) is pycep's `BicepElement`, a `str`
+subclass, and a literal is a plain `str`; tests/infra/bicep_types.py relies on
+that to tell a literal from an expression.
 
 pycep-parser is pinned (requirements-dev.txt) to the version Checkov pins, so
 the tests read the templates as Checkov does. Since pycep 0.5, `a.b`, `a[0]`
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pycep import BicepParser
+from pycep.transformer import BicepElement
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
@@ -51,6 +55,11 @@ def _parser() -> BicepParser:
 def parse(path: Path) -> dict[str, Any]:
     """Parse one template; a syntax error raises (and fails the caller)."""
     return _mapping(_fold_accessors(_parser().parse(file_path=path)))
+
+
+def parse_text(text: str) -> dict[str, Any]:
+    """Parse template text (a test's fixture) as parse() parses a file."""
+    return _mapping(_fold_accessors(_parser().parse(text=text)))
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -94,7 +103,7 @@ def _fold_accessors(node: Any) -> Any:
         function["property_name"] = ".".join(filter(None, [function.get("property_name"), right]))
         return {"function": function}
     if isinstance(left, str) and isinstance(right, str | int):
-        return _ACCESSOR_TEXT[kind].format(left, right)
+        return BicepElement(_ACCESSOR_TEXT[kind].format(left, right))
     return node
 
 
@@ -107,6 +116,7 @@ class Resource:
     existing: bool
     condition: Any  # None when unconditional
     body: dict[str, Any]
+    target_scope: str = "resourceGroup"  # of the file that declares it
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -127,14 +137,25 @@ class ModuleCall:
 
 
 def _split_condition(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """`resource x ... = if (c) { ... }` parses as {condition: c, config: {...}}."""
-    if set(config) == {"condition", "config"}:
-        return config["condition"], config["config"]
+    """`resource x ... = if (c) { ... }` parses as {condition: c, config: {...}};
+    `= [for x in xs: { ... }]` as {loop_type, condition, config: {...}} (the body
+    of one iteration)."""
+    if set(config) == {"condition", "config"} or "loop_type" in config:
+        return config["condition"], _mapping(config["config"])
     return None, config
 
 
 def resources(path: Path) -> dict[str, Resource]:
-    parsed = parse(path)
+    return _resources(parse(path), path)
+
+
+def resources_from_text(text: str, name: str = "fixture.bicep") -> dict[str, Resource]:
+    """The resources of template text; `file` is the name only (nothing is read from it)."""
+    return _resources(parse_text(text), Path(name))
+
+
+def _resources(parsed: dict[str, Any], path: Path) -> dict[str, Resource]:
+    scope = parsed.get("globals", {}).get("scope", {}).get("value", "resourceGroup")
     result = {}
     for symbol, raw in parsed.get("resources", {}).items():
         condition, body = _split_condition(raw["config"])
@@ -146,6 +167,7 @@ def resources(path: Path) -> dict[str, Resource]:
             existing=raw["existing"],
             condition=condition,
             body=body,
+            target_scope=str(scope),
         )
     return result
 
@@ -177,6 +199,16 @@ def modules(path: Path) -> dict[str, ModuleCall]:
             body=body,
         )
     return result
+
+
+def is_literal(value: str) -> bool:
+    """A string literal without interpolation, as opposed to an identifier or accessor."""
+    return not isinstance(value, BicepElement) and re.search(r"(?<!\\)\$\{", value) is None
+
+
+def key_text(raw: str) -> str:
+    """An object key as written, without the quotes of a quoted key ('azd-service-name')."""
+    return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == "'" else raw
 
 
 def parameters(path: Path) -> dict[str, Any]:

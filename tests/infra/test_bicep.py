@@ -5,8 +5,10 @@ rules; these tests hold the templates to Dockmaster's own contract: every
 setting the code reads is set, nothing secret is produced, every role is a
 known one with a deterministic name on the narrowest scope, cleanup rights
 exist only when cleanup is on, and the event wiring matches what the app
-handles. `az bicep build --file infra/main.bicep` remains the compile check
-to run where the Bicep CLI exists.
+handles. Bodies against the Bicep types of their api-version:
+test_bicep_types.py; rules Azure enforces beyond the types:
+test_deployment_rules.py. `az bicep build --file infra/main.bicep` remains the
+compile check to run where the Bicep CLI exists.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ API_VERSIONS = {
     "Microsoft.Storage/storageAccounts/queueServices/queues": "2023-05-01",
     "Microsoft.Storage/storageAccounts/tableServices": "2023-05-01",
     "Microsoft.Storage/storageAccounts/tableServices/tables": "2023-05-01",
-    "Microsoft.ContainerRegistry/registries": "2023-07-01",
+    "Microsoft.ContainerRegistry/registries": "2025-11-01",
     "Microsoft.EventGrid/systemTopics": "2025-02-15",
     "Microsoft.EventGrid/systemTopics/eventSubscriptions": "2025-02-15",
     "Microsoft.EventGrid/topics": "2025-02-15",
@@ -156,6 +158,16 @@ def main_module(symbol: str):
 def test_every_template_parses(path: Path) -> None:
     parsed = parse(path)
     assert parsed.get("resources") or parsed.get("modules"), f"{path.name} declares nothing"
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_templates_named_in_comments_exist(path: Path) -> None:
+    """A comment that points to another template points to one that exists."""
+    for line in path.read_text().splitlines():
+        comment = line.partition("//")[2]
+        for name in re.findall(r"[\w./-]+\.bicep", comment):
+            candidates = [path.parent / name, MODULES / name, REPO_ROOT / "infra" / name, REPO_ROOT / name]
+            assert any(c.is_file() for c in candidates), f"{path.name}: a comment names {name}"
 
 
 def _pin(requirements: str, package: str) -> str:
@@ -490,6 +502,14 @@ def test_cleanup_role_lists_what_cleanup_does() -> None:
     extra = param_default(CLEANUP, actions["function"]["parameters"]["arg_2"])
     assert all(action.endswith("/delete") for action in extra), extra
     assert "*" not in group_actions + extra
+    # The built-in Contributor's notActions, fixed (test_deployment_rules checks what they cover).
+    not_actions = resolve(CLEANUP, permission["notActions"])
+    assert not_actions[:3] == [
+        "Microsoft.Authorization/*/Delete",
+        "Microsoft.Authorization/*/Write",
+        "Microsoft.Authorization/elevateAccess/Action",
+    ]
+    assert permission["notActions"] not in parameters(CLEANUP)
     assert permission["dataActions"] == []
     assert permission["notDataActions"] == []
     assert [render(s) for s in definition.properties["assignableScopes"]] == ["subscription().id"]
@@ -571,6 +591,14 @@ def test_registry_is_basic_without_admin_user_unless_one_is_given() -> None:
     registry = one_resource(REGISTRY, "Microsoft.ContainerRegistry/registries")
     assert registry.properties["adminUserEnabled"] is False
     assert registry.properties["anonymousPullEnabled"] is False
+    # Created in the mode whose roles registry-access.bicep grants.
+    assert (
+        render(registry.properties["roleAssignmentMode"])
+        == "conditional(abacMode, AbacRepositoryPermissions, LegacyRegistryPermissions)"
+    )
+    assert param_default(REGISTRY, "abacMode") is False
+    assert main_module("registry").params["abacMode"] == "registryAbacMode"
+    assert main_module("registryAccess").params["registryAbacMode"] == "registryAbacMode"
     # Zone redundancy is the platform default in every tier; the old opt-in stays unset.
     assert "zoneRedundancy" not in registry.properties
     assert param_default(MAIN, "registrySku") == "Basic"
@@ -603,7 +631,8 @@ def test_function_app_transport_and_publishing_are_locked_down() -> None:
     site = one_resource(FUNCTION_APP, "Microsoft.Web/sites")
     assert site.properties["httpsOnly"] is True
     site_config = site.properties["siteConfig"]
-    assert site_config["ftpsState"] == "Disabled"
+    # Flex Consumption refuses ftpsState (test_deployment_rules); the ftp policy turns FTP off.
+    assert "ftpsState" not in site_config
     assert site_config["minTlsVersion"] == "1.2"
     assert site_config["scmMinTlsVersion"] == "1.2"
     policies = {

@@ -99,7 +99,7 @@ def drain(verifier: Verifier, verdict: Verdict, timeout: float = 90) -> Verdict:
     while not verdict.final:
         assert time.monotonic() < deadline, f"verdict still {verdict.status}"
         for message in queue.receive_messages(visibility_timeout=30, max_messages=8):
-            verdict = verifier.follow_run(json.loads(message.content))
+            verdict = verifier.follow_run(json.loads(message.content)) or verdict
             queue.delete_message(message)
         time.sleep(0.2)
     return verdict

@@ -21,7 +21,7 @@ from azure.data.tables import TableClient
 from shared.errors import Retryable
 from shared.policy import parse_policy
 from shared.verdicts import Verdict, VerdictStore
-from shared.verification import Request, Verifier
+from shared.verification import Request, RunQueue, Verifier
 from tests.integration.test_verification import build, drain, pushed
 
 FAULTS = "/_devstack/faults"
@@ -347,3 +347,40 @@ def test_a_delete_is_recorded_when_a_worker_writes_between(verifier: Verifier, r
     stored = verifier.store.get(*verdict.key)
     assert (stored.deleted, stored.published, stored.events) == (True, True, ["pushed", "deleted"])
     assert (marked.deleted, marked.events) == (True, ["pushed", "deleted"])
+
+
+class FailingOnce(RunQueue):
+    """The runs queue failing its first send, as a storage outage right after scheduleRun would."""
+
+    def __init__(self, queue: RunQueue) -> None:
+        self.__dict__.update(queue.__dict__)
+        self.failed = False
+
+    def send(self, message: dict[str, Any], delay_seconds: int) -> None:
+        if not self.failed:
+            self.failed = True
+            raise Retryable("queueing the run follow-up: Queue storage answered 503")
+        super().send(message, delay_seconds)
+
+
+def test_a_follow_up_that_could_not_be_queued_is_sent_by_the_redelivery(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path
+) -> None:
+    """scheduleRun succeeded, the verdict says running, then queueing its follow-up failed: the invocation
+    fails and the claim is released, so Event Grid's redelivery queues the follow-up (the run is not
+    scheduled again) instead of finding a running verdict and acknowledging with nothing to come."""
+    repo = f"verify/r{uuid.uuid4().hex[:8]}"
+    digest = build(tasks_client, registry, hello_context, f"{repo}:v1")
+    event = pushed(registry, repo, "v1", digest)
+    verifier.queue = FailingOnce(verifier.queue)
+    with pytest.raises(Retryable):
+        verifier.handle_event(event)
+    partition, row = Verdict(registry.name, repo, digest, verifier.policy.version, "v1").key
+    running = verifier.store.get(partition, row)
+    assert (running.status, running.claimed_at) == ("running", None), "released for the redelivery"
+
+    again = verifier.handle_event(event)
+    assert isinstance(again, Verdict)
+    final = drain(verifier, again)
+    assert final.status == "passed"
+    assert final.run_id == running.run_id, "followed, not scheduled again"

@@ -32,6 +32,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": models.ErrorResponse, "description": "no function key, or no signed-in caller"},
     403: {"model": models.ErrorResponse, "description": "the caller lacks the app role"},
     404: {"model": models.ErrorResponse, "description": "not found (or registry not configured)"},
+    502: {
+        "model": models.ErrorResponse,
+        "description": "Azure refused the app's own identity: a role assignment is missing (the message and "
+        "`detail.requiredRole` name it)",
+    },
     503: {"model": models.ErrorResponse, "description": "a dependency is unavailable; retry"},
 }
 

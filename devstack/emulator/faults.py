@@ -188,7 +188,7 @@ class Faults:
             body = json.loads(await request.body())
             if not isinstance(body, dict):
                 raise ValueError("expected a JSON object")
-            names = {"target", "kind", "path", "method", "status", "retry_after", "delay_ms", "count"}
+            names = {"target", "kind", "path", "method", "status", "retry_after", "delay_ms", "count", "code"}
             unknown = set(body) - names
             if unknown:
                 raise ValueError(f"unknown fields {sorted(unknown)}")

@@ -95,7 +95,8 @@ def test_identity_endpoint_faults(faults: Any, devstack: Any) -> None:
 def test_admin_api_checks_its_input(faults: Any, devstack: Any) -> None:
     client = faults.client
     assert client.post(FAULTS, json={"target": "moon", "kind": "drop"}).status_code == 400
-    assert client.post(FAULTS, json={"target": "arm", "kind": "error", "status": 404}).status_code == 400
+    assert client.post(FAULTS, json={"target": "arm", "kind": "error", "status": 302}).status_code == 400
+    assert client.post(FAULTS, json={"target": "arm", "kind": "error", "status": 600}).status_code == 400
     assert client.post(FAULTS, json={"target": "arm", "kind": "drop", "path": "("}).status_code == 400
     context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
     assert httpx.get(f"{devstack.arm}/_devstack/faults", verify=context).status_code == 401
@@ -109,3 +110,27 @@ def test_one_rule_is_removed_by_its_id(faults: Any, devstack: Any) -> None:
     assert client.delete(f"{FAULTS}/{first['id']}").status_code == 404
     context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
     assert httpx.delete(f"{devstack.arm}{FAULTS}/{second['id']}", verify=context).status_code == 401
+
+
+def test_an_error_answers_in_the_endpoints_format_with_azures_code(
+    faults: Any, devstack: Any, resource_client: Any
+) -> None:
+    faults(target="arm", kind="error", status=403, method="GET", path="/resourcegroups$")
+    with pytest.raises(HttpResponseError) as refused:
+        next(iter(resource_client.resource_groups.list()))
+    assert refused.value.status_code == 403
+    assert refused.value.error is not None
+    assert refused.value.error.code == "AuthorizationFailed"
+    faults(
+        target="arm",
+        kind="error",
+        status=400,
+        code="InvalidRequestContent",
+        method="GET",
+        path="/resourcegroups$",
+    )
+    with pytest.raises(HttpResponseError) as rejected:
+        next(iter(resource_client.resource_groups.list()))
+    assert rejected.value.status_code == 400
+    assert rejected.value.error is not None
+    assert rejected.value.error.code == "InvalidRequestContent"

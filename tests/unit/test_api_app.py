@@ -498,6 +498,32 @@ def test_anonymous_health_is_matched_before_the_asgi_catch_all() -> None:
     assert routes["health"]["authLevel"] == "ANONYMOUS"
     assert routes["health"]["methods"] == ["GET"]
     assert routes["http_app_func"]["authLevel"] == "FUNCTION"
-    assert routes["http_app_func"]["route"] == "/{*route}"
-    # Azure's host tries routes in function-name order, not by ASP.NET precedence.
-    assert sorted(routes) == ["health", "http_app_func"]
+    # Azure's host joins prefix and route as `prefix + "/" + route`: "{*route}" gives "api/{*route}".
+    assert routes["http_app_func"]["route"] == "{*route}"
+    # Azure's host tries routes in function-name order (ignoring case), not by ASP.NET precedence.
+    assert sorted(routes, key=str.upper) == ["health", "http_app_func"]
+
+
+def test_the_host_creates_the_apps_routes() -> None:
+    """The routes as devstack's host builds them with ASP.NET's rules: a template the real host refuses
+    (as it did "api//{*route}") fails here; FastAPI's paths stay under /api."""
+    import importlib
+
+    import function_app
+    from devstack.host.functions import index
+
+    importlib.reload(function_app)  # an app indexes once (get_functions refuses names it has seen)
+
+    settings = {
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "DOCKMASTER_RUNS_QUEUE": "runs",
+        "CLEANUP_SCHEDULE": "0 0 * * * *",
+    }
+    specs = index(function_app.app, settings, route_prefix="api")
+    http = [spec for spec in specs if spec.trigger_type == "httpTrigger"]
+    assert [(spec.name, spec.route.template if spec.route else None) for spec in http] == [
+        ("health", "api/health"),
+        ("http_app_func", "api/{*route}"),
+    ]
+    assert http[1].route is not None
+    assert http[1].route.match("/api/registries/abcde/runs/dm1") == {"route": "registries/abcde/runs/dm1"}

@@ -5,20 +5,30 @@ import azure.functions as func
 from shared.api import asgi
 from triggers import events, queues, timers
 
-# The HTTP API: one ASGI function on route {*route}, behind the function key (auth level FUNCTION).
-# FastAPI loads on the first HTTP request (shared/api/__init__.py), not when the host indexes this module.
-app = func.AsgiFunctionApp(app=asgi, http_auth_level=func.AuthLevel.FUNCTION)
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(events.bp)
 app.register_functions(queues.bp)
 app.register_functions(timers.bp)
 
+# The HTTP API: FastAPI through azure.functions' AsgiMiddleware, which buffers the request and the response.
+# FastAPI loads on the first HTTP request (shared/api/__init__.py), not when the host indexes this module.
+# Not func.AsgiFunctionApp: it registers the route "/{*route}", which the host joins to the route prefix as
+# "api//{*route}", a template ASP.NET Core refuses, so the host would not start (python-worker#1310).
+# The route here joins as "api/{*route}"; FastAPI's paths (under /api) are unchanged.
+http = func.AsgiMiddleware(asgi)  # type: ignore[no-untyped-call]  # azure-functions leaves it untyped
 
-# An AsgiFunctionApp has one auth level. Liveness must answer without a key, so GET api/health is its
-# own ANONYMOUS function handing the request to the same FastAPI route (one implementation). It must be
-# matched before the ASGI function's catch-all: ASP.NET precedence (devstack's host) puts the literal
-# route first, and Azure's host, which orders routes by function name (azure-functions-host#9876),
-# tries "health" before "http_app_func". Keep both names so (tests/unit/test_api_app.py checks it).
+
+@app.route(route="{*route}", methods=list(func.HttpMethod), auth_level=func.AuthLevel.FUNCTION)
+async def http_app_func(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    response: func.HttpResponse = await http.handle_async(req, context)
+    return response
+
+
+# Liveness must answer without a key, so GET api/health is its own ANONYMOUS function handing the request
+# to the same FastAPI route (one implementation). It must be tried before the catch-all: Azure's host tries
+# routes in function-name order, ignoring case (azure-functions-host#9876), and "health" sorts before
+# "http_app_func". Keep both names so (tests/unit/test_api_app.py checks it).
 @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    response: func.HttpResponse = await app.middleware.handle_async(req, context)
+    response: func.HttpResponse = await http.handle_async(req, context)
     return response

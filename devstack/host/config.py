@@ -114,7 +114,10 @@ class HostConfig:
             raise HostError(f'{path}: host.json must declare "version": "2.0"')
         extensions = data.get("extensions") or {}
         http = extensions.get("http") or {}
-        prefix = str(http.get("routePrefix", DEFAULT_ROUTE_PREFIX)).strip("/")
+        # Kept as written: the host joins it to each route as `prefix + "/" + route` (a '/' at its end
+        # makes an empty segment, which ASP.NET refuses); null or "" means no prefix.
+        raw_prefix = http.get("routePrefix", DEFAULT_ROUTE_PREFIX)
+        prefix = "" if raw_prefix is None else str(raw_prefix)
         timeout: float | None = DEFAULT_FUNCTION_TIMEOUT
         if "functionTimeout" in data:
             raw = str(data["functionTimeout"])

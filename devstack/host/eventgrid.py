@@ -15,9 +15,10 @@ It behaves as the Event Grid extension's request processor in the Functions host
 - `aeg-event-type: Unsubscribe` answers 202; a missing or other event type, or a body that is not an
   event, answers 400.
 
-Each event is converted by azure-functions' own Event Grid converter, as the Python worker does: the
-Event Grid schema gives a `func.EventGridEvent`, a CloudEvents 1.0 event (it has `specversion`) a
-`func.CloudEvent` (azure-functions >= 1.25).
+Each event goes to its invocation as a `json` Datum and is decoded there by azure-functions' own Event Grid
+converter, as the Python worker does (bindings.py): the Event Grid schema gives a `func.EventGridEvent`,
+a CloudEvents 1.0 event (it has `specversion`) a `func.CloudEvent` (azure-functions >= 1.25). An event
+the converter refuses fails its invocation, so the request answers 500 and Event Grid retries it.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.functions import eventgrid as func_eventgrid
-from azure.functions import meta as func_meta
-
+from .bindings import TriggerInput, eventgrid_input
 from .functions import FunctionFailed, FunctionSpec
 
 PATH = "/runtime/webhooks/eventgrid"
@@ -58,12 +57,6 @@ class Reply:
         return cls(status, message.encode(), [("content-type", "text/plain; charset=utf-8")])
 
 
-def convert(event: Mapping[str, Any]) -> Any:
-    """One event as the worker hands it to the function."""
-    datum = func_meta.Datum(json.dumps(event), "json")
-    return func_eventgrid.EventGridEventInConverter.decode(datum, trigger_metadata=None)
-
-
 def _validation_code(payload: Any) -> str | None:
     if isinstance(payload, list):
         first = payload[0] if payload else None
@@ -82,7 +75,7 @@ def _validation_code(payload: Any) -> str | None:
     return str(code) if code is not None else None
 
 
-Invoke = Callable[[FunctionSpec, Any, str], Awaitable[Any]]
+Invoke = Callable[[FunctionSpec, TriggerInput, str], Awaitable[Any]]
 
 
 async def handle(
@@ -130,12 +123,9 @@ async def handle(
     events = payload if isinstance(payload, list) else [payload]
     if not events or not all(isinstance(event, dict) for event in events):
         return Reply.text(400, "the body must be an event object or a non-empty array of event objects")
-    try:
-        converted = [convert(event) for event in events]
-    except Exception as exc:
-        return Reply.text(400, f"malformed event: {exc}")
     results = await asyncio.gather(
-        *(invoke(spec, event, "EventGrid trigger fired") for event in converted), return_exceptions=True
+        *(invoke(spec, eventgrid_input(event), "EventGrid trigger fired") for event in events),
+        return_exceptions=True,
     )
     for result in results:
         if isinstance(result, FunctionFailed):

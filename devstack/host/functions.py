@@ -1,8 +1,12 @@
 """Index a v2 FunctionApp from the metadata azure-functions exposes, and invoke its functions.
 
 Everything is driven by `app.get_functions()`: each `Function`'s `get_function_json()` (the bindings
-the real host reads), `get_trigger()`, `get_user_function()` and `http_type`. Whatever the host cannot
-serve is collected and reported together at start-up, naming the function and the binding.
+the real host reads), `get_trigger()` and `get_user_function()`. Whatever the host cannot serve is
+collected and reported together at start-up, naming the function and the binding.
+
+Functions come out in the order the host keeps them, by name, ignoring case (FunctionMetadataManager
+orders its metadata with StringComparer.OrdinalIgnoreCase); the HTTP routes are then created in that
+order, as WebScriptHostHttpRoutesManager does, and tried in that order for every request.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions import _abc as func_abc
 
+from .bindings import TriggerInput, annotation_problem, decode
 from .config import resolve_expression
 from .errors import HostError
 from .ncrontab import CronError, CronSchedule
@@ -38,8 +43,11 @@ log = logging.getLogger("devstack.host")
 
 SUPPORTED_TRIGGERS = ("httpTrigger", "eventGridTrigger", "queueTrigger", "timerTrigger")
 SUPPORTED_OUTPUTS = ("http ($return of an HTTP trigger)", "queue")
-# The host's own routes live under these first segments; a function route may not claim them.
-RESERVED_SEGMENTS = frozenset({"admin", "runtime"})
+# ScriptHost.ValidateHttpFunction: a route whose text (trimmed of '/', lower-cased) starts with these is
+# refused, whatever the route prefix: "administration" too.
+RESERVED_PREFIXES = ("admin", "runtime")
+RESERVED_ROUTE = "The specified route conflicts with one or more built in routes."
+CONFLICTING_ROUTE = "The route specified conflicts with the route defined by function '{0}'."
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _IDENTITY_SUFFIXES = ("__queueServiceUri", "__serviceUri", "__accountName", "__credential")
@@ -79,7 +87,7 @@ class FunctionSpec:
     return_binding: OutputBinding | None = None
     wants_context: bool = False
     # HTTP
-    http_type: str = "function"
+    route_text: str = ""  # the binding's route, or the function name when it has none
     route: RouteTemplate | None = None
     methods: frozenset[str] | None = None
     auth_level: str = "FUNCTION"
@@ -141,7 +149,7 @@ def _annotations(function: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
-def _compile(function: func.Function, environ: Mapping[str, str], route_prefix: str) -> FunctionSpec:
+def _compile(function: func.Function, environ: Mapping[str, str]) -> FunctionSpec:
     name = function.get_function_name() or function.get_user_function().__name__
     user_function = function.get_user_function()
     bindings: list[dict[str, Any]] = json.loads(function.get_function_json())["bindings"]
@@ -168,7 +176,6 @@ def _compile(function: func.Function, environ: Mapping[str, str], route_prefix: 
         trigger_type=trigger_type,
         trigger_param=trigger.name,
         trigger_annotation=hints.get(trigger.name),
-        http_type=function.http_type,
     )
     for binding in bindings:
         if binding is trigger_json:
@@ -198,7 +205,7 @@ def _compile(function: func.Function, environ: Mapping[str, str], route_prefix: 
     where = f"function {name!r}, trigger {trigger.name!r} ({trigger_type})"
     try:
         if trigger_type == "httpTrigger":
-            _compile_http(spec, trigger_json, route_prefix, where)
+            _compile_http(spec, trigger_json, where)
         elif trigger_type == "queueTrigger":
             spec.queue = _queue_target(trigger_json, environ, where)
         elif trigger_type == "timerTrigger":
@@ -206,20 +213,20 @@ def _compile(function: func.Function, environ: Mapping[str, str], route_prefix: 
     except HostError as exc:
         problems.append(str(exc))
     problems.extend(_check_parameters(spec, bindings))
+    wrong = annotation_problem(name, trigger.name, trigger_type, spec.trigger_annotation)
+    if wrong is not None:
+        # The worker's FunctionLoadError: in Azure the function does not load.
+        problems.append(f"function {name!r}: {wrong}")
     if problems:
         raise HostError("\n".join(problems))
     return spec
 
 
-def _compile_http(spec: FunctionSpec, binding: Mapping[str, Any], route_prefix: str, where: str) -> None:
-    route = str(binding.get("route") or spec.name).strip("/")
-    full = "/".join(part for part in (route_prefix, route) if part)
-    if full.split("/", 1)[0].lower() in RESERVED_SEGMENTS:
-        raise HostError(f"{where}: the route {full!r} conflicts with the host's built-in routes")
-    try:
-        spec.route = RouteTemplate(full)
-    except RouteError as exc:
-        raise HostError(f"{where}: {exc}") from exc
+def _compile_http(spec: FunctionSpec, binding: Mapping[str, Any], where: str) -> None:
+    route = binding.get("route")
+    # ScriptHost.ValidateHttpFunction: no route (or only blanks) means the function's name. Nothing else
+    # is trimmed: the route is joined to the prefix as it is (see build_routes).
+    spec.route_text = str(route) if route is not None and str(route).strip() else spec.name
     methods = binding.get("methods")
     if methods:
         chosen = frozenset(str(method).upper() for method in methods)
@@ -262,6 +269,53 @@ def _check_parameters(spec: FunctionSpec, bindings: list[dict[str, Any]]) -> lis
     return problems
 
 
+def by_name(specs: Iterable[FunctionSpec]) -> list[FunctionSpec]:
+    """The host's order: function names compared ordinally, ignoring case (upper-cased, as .NET does)."""
+    return sorted(specs, key=lambda spec: spec.name.upper())
+
+
+def _routes_conflict(first: FunctionSpec, second: FunctionSpec) -> bool:
+    """ScriptHost.HttpRoutesConflict: the same route text (trimmed, any case) and a method in common."""
+    if first.route_text.strip("/").lower() != second.route_text.strip("/").lower():
+        return False
+    return first.methods is None or second.methods is None or bool(first.methods & second.methods)
+
+
+def build_routes(specs: list[FunctionSpec], route_prefix: str) -> None:
+    """Create every HTTP function's route as the host does at start-up, in name order.
+
+    ScriptHost.ValidateFunction refuses a route in the host's own space or one that conflicts with an
+    earlier function's (in Azure that function is left out and logged "in error"; the devstack host
+    refuses to start). Then WebJobsRouteBuilder.MapFunctionRoute joins `prefix + "/" + route` and ASP.NET
+    creates the route: the first one it refuses stops the host, with ASP.NET's message.
+    """
+    validated: list[FunctionSpec] = []
+    problems = []
+    for spec in specs:
+        if spec.trigger_type != "httpTrigger":
+            continue
+        text = spec.route_text.strip("/").lower()
+        conflict = next((other for other in validated if _routes_conflict(spec, other)), None)
+        if text.startswith(RESERVED_PREFIXES):
+            problems.append(f"The '{spec.name}' function is in error: {RESERVED_ROUTE}")
+        elif conflict is not None:
+            problems.append(
+                f"The '{spec.name}' function is in error: {CONFLICTING_ROUTE.format(conflict.name)}"
+            )
+        else:
+            validated.append(spec)
+    if problems:
+        raise HostError("\n".join(problems))
+    for spec in validated:
+        template = f"{route_prefix}/{spec.route_text}" if route_prefix else spec.route_text
+        try:
+            spec.route = RouteTemplate(template, spec.name)
+        except RouteError as exc:
+            raise HostError(
+                f"A host error has occurred during startup operation '{uuid.uuid4()}'.\n{exc}"
+            ) from exc
+
+
 def index(
     app: func.FunctionRegister,
     environ: Mapping[str, str],
@@ -269,7 +323,8 @@ def index(
     route_prefix: str = "api",
     only: Iterable[str] | None = None,
 ) -> list[FunctionSpec]:
-    """Every function of the app (or the host.json `functions` subset), or one HostError naming them all."""
+    """Every function of the app (or the host.json `functions` subset) in the host's order, routes built;
+    or one HostError naming every problem."""
     try:
         functions = app.get_functions()
     except ValueError as exc:
@@ -280,12 +335,14 @@ def index(
         if wanted is not None and function.get_function_name() not in wanted:
             continue
         try:
-            specs.append(_compile(function, environ, route_prefix))
+            specs.append(_compile(function, environ))
         except HostError as exc:
             problems.append(str(exc))
     if problems:
         raise HostError("the devstack host cannot serve this app:\n  " + "\n  ".join(problems))
-    return specs
+    ordered = by_name(specs)
+    build_routes(ordered, route_prefix)
+    return ordered
 
 
 class OutValue(func.Out[Any]):
@@ -401,14 +458,14 @@ class Invoker:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def invoke(self, spec: FunctionSpec, trigger_value: Any, reason: str) -> Any:
+    async def invoke(self, spec: FunctionSpec, trigger: TriggerInput, reason: str) -> Any:
         invocation_id = str(uuid.uuid4())
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, reason, invocation_id)
         started = time.monotonic()
         self._active += 1
         self._idle.clear()
         try:
-            result = await self._run(spec, trigger_value, invocation_id)
+            result = await self._run(spec, trigger, invocation_id)
         except FunctionFailed as exc:
             elapsed = (time.monotonic() - started) * 1000
             log.error(
@@ -430,12 +487,14 @@ class Invoker:
         )
         return result
 
-    async def _run(self, spec: FunctionSpec, trigger_value: Any, invocation_id: str) -> Any:
+    async def _run(self, spec: FunctionSpec, trigger: TriggerInput, invocation_id: str) -> Any:
         holders = {output.name: OutValue() for output in spec.outputs}
-        arguments: dict[str, Any] = {spec.trigger_param: trigger_value, **holders}
+        arguments: dict[str, Any] = dict(holders)
         if spec.wants_context:
             arguments["context"] = InvocationContext(invocation_id, spec.name, self._directory)
         try:
+            # The worker decodes the trigger as part of the invocation: a refused value fails it.
+            arguments[spec.trigger_param] = decode(spec.trigger_type, spec.trigger_annotation, trigger)
             if spec.is_async:
                 result = await asyncio.wait_for(spec.user_function(**arguments), self._timeout)
             else:

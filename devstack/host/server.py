@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import signal
@@ -20,10 +19,10 @@ from urllib.parse import parse_qsl
 
 import azure.functions as func
 import uvicorn
-from azure.functions import _abc as func_abc
-from azure.functions import http as func_http
+from azure.functions.http import HttpResponseConverter
 
 from . import eventgrid
+from .bindings import http_input
 from .config import HostConfig, apply_settings, load_local_settings
 from .errors import HostError
 from .functions import (
@@ -36,6 +35,7 @@ from .functions import (
     load_app,
 )
 from .keys import KEYS_FILE, HostKeys
+from .routes import request_path
 from .storage import QueueListener, Queues
 from .timers import TimerRunner
 
@@ -80,19 +80,23 @@ async def _respond(
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    """Request headers, lower-cased; repeated ones joined as HTTP allows."""
+    """Request headers as the host sends them: names lower-cased, a repeated one joined with ','
+    (StringValues.ToString)."""
     joined: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", []):
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
     return joined
 
 
 def _query(scope: Scope) -> dict[str, str]:
-    """Query parameters; a repeated one is comma-joined, as ASP.NET's StringValues prints it."""
+    """Request.Query: names in any case are one parameter (the first spelling kept), repeated values
+    joined with ','."""
     params: dict[str, str] = {}
+    spelled: dict[str, str] = {}
     for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-        params[name] = f"{params[name]},{value}" if name in params else value
+        key = spelled.setdefault(name.lower(), name)
+        params[key] = f"{params[key]},{value}" if key in params else value
     return params
 
 
@@ -105,85 +109,22 @@ def _url(scope: Scope, headers: dict[str, str]) -> str:
 
 
 def _http_reply(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-    """An HTTP function's return value as the host sends it (what the worker's converter accepts)."""
-    if isinstance(result, func_abc.HttpResponse):
-        headers = list(result.headers.items())
-        if not any(name.lower() == "content-type" for name, _ in headers):
-            mimetype = result.mimetype
-            headers.append(
-                (
-                    "content-type",
-                    f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype,
-                )
-            )
-        return result.status_code, headers, result.get_body()
-    if isinstance(result, str):
-        return 200, [("content-type", "text/plain; charset=utf-8")], result.encode()
-    raise FunctionFailed(
-        f"an HTTP function must return func.HttpResponse or str, not {type(result).__name__} "
-        "(the worker cannot encode it)"
-    )
-
-
-class AsgiLifespan:
-    """Drives an ASGI app's lifespan: startup when the host starts, shutdown when it stops."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.state: dict[str, Any] = {}
-        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self._started = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._failure: str | None = None
-        self._supported = True
-        self._task: asyncio.Task[None] | None = None
-
-    async def _receive(self) -> Message:
-        return await self._inbox.get()
-
-    async def _send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "lifespan.startup.failed":
-            self._failure = str(message.get("message") or "lifespan startup failed")
-        if kind.startswith("lifespan.startup."):
-            self._started.set()
-        elif kind.startswith("lifespan.shutdown."):
-            self._stopped.set()
-
-    async def _main(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
-        try:
-            await self.app(scope, self._receive, self._send)
-        except Exception as exc:
-            # Like uvicorn's lifespan "auto": an app that rejects lifespan just has none.
-            if not self._started.is_set():
-                self._supported = False
-                log.info("the ASGI app does not handle lifespan events (%s)", exc)
-        finally:
-            self._started.set()
-            self._stopped.set()
-
-    async def startup(self) -> None:
-        self._task = asyncio.create_task(self._main())
-        await self._inbox.put({"type": "lifespan.startup"})
-        await self._started.wait()
-        if self._failure is not None:
-            raise HostError(f"the ASGI app failed to start: {self._failure}")
-
-    async def shutdown(self, seconds: float) -> None:
-        if self._task is None or not self._supported or self._task.done():
-            return
-        await self._inbox.put({"type": "lifespan.shutdown"})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), seconds)
-
-
-def _asgi_app_of(app: func.FunctionRegister) -> Any:
-    """The ASGI application an AsgiFunctionApp wraps (its AsgiMiddleware keeps it as `_app`)."""
-    middleware = getattr(app, "middleware", None)
-    if isinstance(middleware, func.AsgiMiddleware):
-        return getattr(middleware, "_app", None)
-    return None
+    """An HTTP function's return value as the host sends it: what the worker's HttpResponseConverter
+    encodes (one value per header name, the last one; cookies apart) and the host writes back."""
+    try:
+        datum = HttpResponseConverter.encode(result, expected_type=None)
+    except NotImplementedError:
+        raise FunctionFailed(
+            f"an HTTP function must return func.HttpResponse or str, not {type(result).__name__} "
+            "(the worker cannot encode it)"
+        ) from None
+    if datum.type == "string":
+        return 200, [("content-type", "text/plain; charset=utf-8")], str(datum.value).encode()
+    value = datum.value
+    headers = [(name, str(header.value)) for name, header in value["headers"].items()]
+    for cookie in value["cookies"] or []:
+        headers.extend(("set-cookie", morsel.OutputString()) for morsel in cookie.values())
+    return int(value["status_code"].value), headers, bytes(value["body"].value)
 
 
 class _Server(uvicorn.Server):
@@ -253,11 +194,9 @@ class Host:
         self.functions = index(
             self.app, self.environ, route_prefix=self.config.route_prefix, only=self.config.functions
         )
-        self.asgi_app = _asgi_app_of(self.app)
-        self.http_functions = sorted(
-            (spec for spec in self.functions if spec.trigger_type == "httpTrigger"),
-            key=lambda spec: spec.route.precedence if spec.route else (),
-        )
+        # Tried in the host's order, by function name: the first route that matches (methods included)
+        # takes the request, however specific a later one is (azure-functions-host#9876).
+        self.http_functions = [spec for spec in self.functions if spec.trigger_type == "httpTrigger"]
         self.eventgrid_functions = {s.name: s for s in self.functions if s.trigger_type == "eventGridTrigger"}
         self.state_dir = (state_dir or _default_state_dir()).resolve()
         self.keys = HostKeys.load_or_create(self.state_dir)
@@ -270,7 +209,6 @@ class Host:
         self._manual: set[asyncio.Task[None]] = set()
         self._invoker: Invoker | None = None
         self._queues: Queues | None = None
-        self._asgi_lifespan: AsgiLifespan | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -318,9 +256,6 @@ class Host:
             function_directory=self.script_root,
             threads=default_threads(self.environ),
         )
-        if self.asgi_app is not None:
-            self._asgi_lifespan = AsgiLifespan(self.asgi_app)
-            await self._asgi_lifespan.startup()
         for spec in self.functions:
             if spec.trigger_type == "queueTrigger":
                 listener = QueueListener(spec, self._queues, self._invoker.invoke, self._stopping)
@@ -362,8 +297,6 @@ class Host:
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
-        if self._asgi_lifespan is not None:
-            await self._asgi_lifespan.shutdown(max(1.0, left()))
         self._invoker.close()
         self._queues.close()
         log.info("Host stopped")
@@ -376,10 +309,8 @@ class Host:
         for spec in self.functions:
             if spec.trigger_type == "httpTrigger" and spec.route is not None:
                 methods = ",".join(sorted(spec.methods)) if spec.methods else "ALL"
-                kind = " (ASGI app)" if spec.http_type == "asgi" and self.asgi_app is not None else ""
-                lines.append(
-                    f"    {spec.name}: [{methods}] {self.url}/{spec.route.template} {spec.auth_level}{kind}"
-                )
+                url = f"{self.url}/{spec.route.template}"
+                lines.append(f"    {spec.name}: [{methods}] {url} {spec.auth_level}")
             elif spec.trigger_type == "eventGridTrigger":
                 lines.append(f"    {spec.name}: eventGridTrigger {self.webhook_url(spec.name)}")
             elif spec.trigger_type == "queueTrigger" and spec.queue is not None:
@@ -404,7 +335,8 @@ class Host:
         return headers.get("x-functions-key") or query.get("code")
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
+        raw = scope.get("raw_path")
+        path = request_path(raw.decode("latin-1")) if raw else str(scope["path"])
         method: str = scope["method"].upper()
         headers, query = _headers(scope), _query(scope)
         if path.rstrip("/") == eventgrid.PATH:
@@ -433,34 +365,10 @@ class Host:
                 )
                 await _respond(send, 401)
                 return
-            if spec.http_type == "asgi" and self.asgi_app is not None:
-                await self._asgi(spec, scope, receive, send)
-            else:
-                await self._function(spec, scope, headers, query, params, receive, send)
+            # An ASGI app too is a function here: the worker invokes it and AsgiMiddleware adapts it.
+            await self._function(spec, scope, headers, query, params, receive, send)
             return
         await _respond(send, 404)
-
-    async def _asgi(self, spec: FunctionSpec, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI app gets the request as is: the full path (with the route prefix), as in Azure."""
-        assert self._asgi_lifespan is not None
-        child = dict(scope)
-        child["state"] = copy.copy(self._asgi_lifespan.state)
-        started = time.monotonic()
-        log.info(
-            "Executing 'Functions.%s' (Reason='%s')",
-            spec.name,
-            HTTP_REASON,
-        )
-        try:
-            await self.asgi_app(child, receive, send)
-        except Exception:
-            log.exception("Executed 'Functions.%s' (Failed)", spec.name)
-            raise
-        log.info(
-            "Executed 'Functions.%s' (Succeeded, Duration=%.0fms)",
-            spec.name,
-            (time.monotonic() - started) * 1000,
-        )
 
     async def _function(
         self,
@@ -474,17 +382,18 @@ class Host:
     ) -> None:
         assert self._invoker is not None
         body = await _read_body(receive)
-        request = func_http.HttpRequest(
+        length = headers.get("content-length", "")
+        request = http_input(
             method=scope["method"].upper(),
             url=_url(scope, headers),
             headers=headers,
-            params=query,
-            route_params=params,
-            body_type="bytes",
-            body=body,
+            query=query,
+            params=params,
+            # Only a request that declares its length has a body the host passes on (no chunked upload).
+            body=body if length.isdigit() and int(length) > 0 else None,
         )
         try:
-            result = await self._invoker.invoke(spec, _annotated_request(request, spec), HTTP_REASON)
+            result = await self._invoker.invoke(spec, request, HTTP_REASON)
         except FunctionFailed:
             await _respond(send, 500)  # the invoker has logged why
             return
@@ -547,7 +456,7 @@ class Host:
                 )
                 return
             # Kept referenced until done: the loop holds tasks only weakly.
-            task = asyncio.create_task(runner.fire(past_due=False, reason="Manual", monitor=False))
+            task = asyncio.create_task(runner.fire(past_due=False, reason="Manual", scheduled=False))
             self._manual.add(task)
             task.add_done_callback(self._manual.discard)
             await _respond(send, 202)
@@ -602,14 +511,6 @@ class Host:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(self.shutdown_timeout + 10)
-
-
-def _annotated_request(request: func_http.HttpRequest, spec: FunctionSpec) -> Any:
-    if spec.trigger_annotation is str:
-        return request.get_body().decode("utf-8")
-    if spec.trigger_annotation is bytes:
-        return request.get_body()
-    return request
 
 
 def _default_state_dir() -> Path:

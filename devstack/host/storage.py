@@ -11,6 +11,8 @@ does them.
 - An empty queue backs off exponentially with jitter from 100 ms up to `maxPollingInterval`; a message
   this host writes to a queue it listens to wakes that listener at once (the host's shared queue watcher).
 - The SDK's client is synchronous (its async one needs aiohttp): every call runs in a worker thread.
+- The function gets what the worker makes of the host's data and trigger metadata (bindings.py): the
+  message text, Id, PopReceipt, DequeueCount and the times, through azure-functions' own converter.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
-import azure.functions as func
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.functions import queue as func_queue
 from azure.storage.queue import QueueClient, QueueMessage
 
+from .bindings import TriggerInput, queue_input
 from .config import MIN_POLLING_INTERVAL, QueueOptions
 from .functions import FunctionFailed, FunctionSpec, QueueTarget
 
@@ -88,7 +90,7 @@ class Queues:
             client.close()
 
 
-Invoke = Callable[[FunctionSpec, Any, str], Awaitable[Any]]
+Invoke = Callable[[FunctionSpec, TriggerInput, str], Awaitable[Any]]
 
 
 class QueueListener:
@@ -208,20 +210,20 @@ class QueueListener:
             await self._poison(client, message)
             return
         lease = _Lease(client, message)
-        trigger = func_queue.QueueMessage(  # type: ignore[no-untyped-call]  # azure-functions leaves it untyped
-            id=message.id,
-            body=body,
+        trigger = queue_input(
+            message_id=message.id,
+            # The extension's QueueMessage.Body.ToString(): UTF-8, an invalid sequence replaced.
+            text=body.decode("utf-8", errors="replace"),
             dequeue_count=dequeue_count,
-            expiration_time=message.expires_on,
-            insertion_time=message.inserted_on,
-            time_next_visible=message.next_visible_on,
-            pop_receipt=message.pop_receipt,
+            inserted_on=message.inserted_on,
+            expires_on=message.expires_on,
+            next_visible_on=message.next_visible_on,
+            pop_receipt=message.pop_receipt or "",
+            now=datetime.now(UTC),
         )
         renewal = asyncio.create_task(lease.keep())
         try:
-            await self._invoke(
-                self.spec, _as_annotated(trigger, self.spec.trigger_annotation), "New queue message"
-            )
+            await self._invoke(self.spec, trigger, "New queue message")
             succeeded = True
         except FunctionFailed:
             succeeded = False
@@ -272,12 +274,3 @@ class _Lease:
                 self._client.update_message, self._id, self.pop_receipt, visibility_timeout=LEASE_SECONDS
             )
             self.pop_receipt = updated.pop_receipt or self.pop_receipt
-
-
-def _as_annotated(message: func.QueueMessage, annotation: Any) -> Any:
-    """A `str` or `bytes` parameter gets the body; anything else the QueueMessage."""
-    if annotation is str:
-        return message.get_body().decode("utf-8")
-    if annotation is bytes:
-        return message.get_body()
-    return message

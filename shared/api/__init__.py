@@ -1,6 +1,6 @@
-"""Dockmaster's HTTP API (FastAPI, in app.py), served by function_app.py through func.AsgiFunctionApp.
+"""Dockmaster's HTTP API (FastAPI, in app.py), served by function_app.py through func.AsgiMiddleware.
 
-function_app hands AsgiFunctionApp `asgi`, which builds the FastAPI app on the first HTTP request.
+function_app hands AsgiMiddleware `asgi`, which builds the FastAPI app on the first HTTP request.
 Every cold start indexes function_app, the Event Grid and queue ones too; FastAPI and pydantic would
 add most of a second to each (import function_app: ~0.2 s without them, ~0.9 s with them).
 """

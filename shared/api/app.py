@@ -123,7 +123,7 @@ async def on_http_error(request: Request, error: Exception) -> Response:
 
 class CatchAll:
     """ASGI middleware: an unexpected exception becomes a 500 in the one error shape, not a bare failure
-    (behind AsgiFunctionApp a raised exception would lose the body)."""
+    (behind AsgiMiddleware a raised exception would lose the body)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app

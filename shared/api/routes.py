@@ -6,10 +6,11 @@ except the build upload, which reads the request body as it streams.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -20,10 +21,16 @@ from .auth import OPERATE, READ, require
 from .limits import MAX_CONTEXT_BYTES, MAX_JSON_BYTES, UnsupportedMediaType, read_limited
 
 if TYPE_CHECKING:
-    from ..tasks import RunState
+    from ..tasks import RunLog, RunState
     from ..verdicts import Verdict
 
-FOLLOW_SECONDS = 240  # a followed log ends before host.json's functionTimeout (5 min); resume with ?offset=
+# A followed log answers within this many seconds: an HTTP response in Azure must start within 230 s (the
+# load balancer's idle timeout, "Function app timeout duration" in the Functions docs), and AsgiMiddleware
+# buffers the whole response, so there is no streaming: the caller polls on with the next offset.
+FOLLOW_SECONDS = 50.0
+LOG_POLL_SECONDS = 1.0
+NEXT_OFFSET = "X-Log-Next-Offset"
+COMPLETE = "X-Log-Complete"
 GZIP_TYPES = ("application/gzip", "application/x-gzip")
 BUILD_QUERY = ("image", "dockerfile", "buildArg", "platform", "push", "noCache", "timeoutSeconds")
 
@@ -335,24 +342,87 @@ def get_run(registry: Registry, runId: Annotated[str, Path(max_length=64)]) -> m
     )
 
 
+class _Paused(Exception):
+    """Ends a log read at a poll: there are bytes to return, or the wait is over."""
+
+
+def _read_log(log: RunLog, offset: int, wait: float) -> tuple[bytes, bool]:
+    """(the log's bytes from `offset`, whether the log is complete), waiting up to `wait` seconds for
+    bytes past `offset` or the end of the log, whichever comes first."""
+    deadline = time.monotonic() + wait
+    received = bytearray()
+
+    def pause(seconds: float) -> None:
+        # chunks() pauses only when the log is not complete yet: with bytes in hand, or no time left, stop.
+        left = deadline - time.monotonic()
+        if received or left <= 0:
+            raise _Paused
+        time.sleep(min(seconds, left))
+
+    try:
+        # No deadline of its own (infinite): it returns only once the log is complete.
+        for chunk in log.chunks(
+            offset=offset, follow=True, max_seconds=float("inf"), poll_seconds=LOG_POLL_SECONDS, sleep=pause
+        ):
+            received += chunk
+    except _Paused:
+        return bytes(received), False
+    return bytes(received), True
+
+
 @router.get(
     "/registries/{registry}/runs/{runId}/log",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the log"}},
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": (
+                f"the log's bytes from `offset` (possibly none); read on from `{NEXT_OFFSET}` until "
+                f"`{COMPLETE}` is true. Join the bytes before decoding: a character may span two reads."
+            ),
+            "headers": {
+                NEXT_OFFSET: {
+                    "description": "the offset to read on from (offset + the bytes in this body)",
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                COMPLETE: {
+                    "description": "true once the run's log is complete: nothing will follow",
+                    "schema": {"type": "string", "enum": ["true", "false"]},
+                },
+                "Link": {
+                    "description": 'while the log is not complete, `<url>; rel="next"`: the follow-up read',
+                    "schema": {"type": "string"},
+                },
+            },
+        }
+    },
     dependencies=read,
-    summary="A run's log; follow=true streams until the run ends",
+    summary=f"A run's log from a byte offset; follow=true waits (up to {FOLLOW_SECONDS:.0f} s) for more",
 )
 def get_run_log(
+    request: Request,
     registry: Registry,
     runId: Annotated[str, Path(max_length=64)],
     follow: Annotated[
-        bool, Query(description=f"stream until the run ends (at most {FOLLOW_SECONDS} s; resume with offset)")
+        bool,
+        Query(
+            description=(
+                f"wait up to {FOLLOW_SECONDS:.0f} s until the log grows past `offset` or is complete "
+                "(a long poll: call again from the next offset)"
+            )
+        ),
     ] = False,
-    offset: Annotated[int, Query(ge=0, description="start at this byte")] = 0,
-) -> StreamingResponse:
+    offset: Annotated[int, Query(ge=0, description=f"the byte to start at: 0, or {NEXT_OFFSET}")] = 0,
+) -> Response:
     log = services.run_log(params.registry_name(registry), params.run_id(runId))
-    chunks = log.chunks(offset=offset, follow=follow, max_seconds=FOLLOW_SECONDS)
-    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
+    data, complete = _read_log(log, offset, FOLLOW_SECONDS if follow else 0.0)
+    following = offset + len(data)
+    headers = {NEXT_OFFSET: str(following), COMPLETE: "true" if complete else "false"}
+    if not complete:
+        # The function key may have come as ?code=: never echo it into a header.
+        link = request.url.remove_query_params("code").include_query_params(offset=following, follow="true")
+        headers["Link"] = f'<{link}>; rel="next"'
+    return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
 
 
 # Verification ----------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ async def item(req: func.HttpRequest) -> func.HttpResponse:
             "params": dict(req.params),
             "body": req.get_body().decode(),
             "url": req.url,
+            "repeated": req.headers.get("x-repeated"),
         }
     )
 
@@ -47,6 +48,23 @@ def files(req: func.HttpRequest) -> str:
     return str(req.route_params.get("path", ""))
 
 
+# The host tries routes in function-name order: "order_a_any" comes first and takes "order/literal" too.
+@app.route(route="order/{*rest}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def order_a_any(req: func.HttpRequest) -> str:
+    return "any"
+
+
+@app.route(route="order/literal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def order_b_literal(req: func.HttpRequest) -> str:
+    return "literal"
+
+
+@app.route(route="as-text", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def as_text(req: str) -> str:
+    # A str parameter takes the worker's generic binding, which cannot decode an HTTP request.
+    return req
+
+
 @app.route(route="secret", auth_level=func.AuthLevel.FUNCTION)
 def secret(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("secret")
@@ -57,7 +75,8 @@ def default_level(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("app default")
 
 
-@app.route(route="admin-only", auth_level=func.AuthLevel.ADMIN)
+# Not "admin-only": the host refuses any route that starts with "admin" (ScriptHost.ValidateHttpFunction).
+@app.route(route="for-admins", auth_level=func.AuthLevel.ADMIN)
 def admin_only(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("admin")
 

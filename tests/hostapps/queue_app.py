@@ -23,6 +23,7 @@ def work(msg: func.QueueMessage, done: func.Out[str]) -> None:
         inserted=msg.insertion_time.isoformat() if msg.insertion_time else None,
         expires=msg.expiration_time.isoformat() if msg.expiration_time else None,
         pop_receipt=bool(msg.pop_receipt),
+        next_visible=msg.time_next_visible.isoformat() if msg.time_next_visible else None,
     )
     if msg.dequeue_count <= body.get("fail_times", 0):
         raise RuntimeError(f"failing message {body['n']} on purpose")

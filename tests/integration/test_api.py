@@ -28,6 +28,7 @@ import pytest
 from devstack.stack import REPO_ROOT, free_port
 from shared.api.auth import OPERATE, PRINCIPAL_HEADER, READ
 from shared.api.params import verification_id
+from shared.api.routes import COMPLETE, FOLLOW_SECONDS, NEXT_OFFSET
 from shared.tasks import pack_context
 from tests.conftest import Devstack
 
@@ -137,6 +138,24 @@ def error_of(response: httpx.Response, status: int, code: str) -> str:
     error = response.json()["error"]
     assert error["code"] == code, error
     return str(error["message"])
+
+
+def follow_log(client: httpx.Client, url: str) -> str:
+    """A run's whole log, read as the API documents it: long polls from the next offset until complete.
+    Each answer comes within FOLLOW_SECONDS, with the bytes since the offset and where to read on."""
+    data, offset, reads = b"", 0, 0
+    while True:
+        answer = client.get(url, params={"follow": "true", "offset": offset}, timeout=FOLLOW_SECONDS + 30)
+        assert answer.status_code == 200, answer.text
+        data += answer.content
+        assert int(answer.headers[NEXT_OFFSET]) == offset + len(answer.content)
+        offset = int(answer.headers[NEXT_OFFSET])
+        if answer.headers[COMPLETE] == "true":
+            assert "link" not in answer.headers
+            return data.decode()
+        assert f"offset={offset}" in answer.headers["link"]
+        reads += 1
+        assert reads < 50, f"the log of {url} is still not complete after {reads} reads"
 
 
 def wait_for(client: httpx.Client, location: str, done: str, timeout: float = 120) -> dict[str, Any]:
@@ -374,10 +393,8 @@ def test_run_by_digest_and_follow_its_log(api: Api, built: dict[str, Any]) -> No
         )
         assert accepted.status_code == 202, accepted.text
         run_id = accepted.json()["runId"]
-        # Following returns once ACR marks the log complete: no polling on the caller's side.
-        log = client.get(f"/api/registries/{api.registry}/runs/{run_id}/log", params={"follow": "true"})
-        assert log.status_code == 200
-        assert "Hello from Dockmaster from the API" in log.text
+        log = follow_log(client, f"/api/registries/{api.registry}/runs/{run_id}/log")
+        assert "Hello from Dockmaster from the API" in log
         assert wait_for(client, accepted.headers["location"], "finished")["status"] == "Succeeded"
         by_tag = client.post(f"/api/registries/{api.registry}/runs", json={"image": "api/hello:v2"})
         assert by_tag.status_code == 202

@@ -177,12 +177,19 @@ def test_routes_parameters_and_methods(basic: RunningHost) -> None:
         assert (hello.status_code, hello.text) == (200, "hello world")
         assert hello.headers["content-type"] == "text/plain; charset=utf-8"
         assert client.get("/API/Hello/there").text == "hello there"  # literals match case-insensitively
-        posted = client.post("/api/items/42/parts?a=1&a=2&b=", content=b"payload").json()
+        posted = client.post(
+            "/api/items/42/parts?a=1&A=2&b=",
+            content=b"payload",
+            headers=[("X-Repeated", "1"), ("X-Repeated", "2")],
+        ).json()
         assert posted["route"] == {"id": "42", "part": "parts"}
         assert posted["method"] == "POST"
-        assert posted["params"] == {"a": "1,2", "b": ""}
+        # As the host sends them: one parameter per name in any case, values joined with ','; an empty
+        # value left out; a repeated header joined with ',' (StringValues.ToString).
+        assert posted["params"] == {"a": "1,2"}
+        assert posted["repeated"] == "1,2"
         assert posted["body"] == "payload"
-        assert posted["url"].endswith("/api/items/42/parts?a=1&a=2&b=")
+        assert posted["url"].endswith("/api/items/42/parts?a=1&A=2&b=")
         assert client.get("/api/items/7").json()["route"] == {"id": "7"}  # {part?} left out
         # {id:int} refuses "abc", so the request falls through to items/{slug}.
         assert client.get("/api/items/abc").json() == {"slug": "abc"}
@@ -191,6 +198,31 @@ def test_routes_parameters_and_methods(basic: RunningHost) -> None:
         assert client.get("/api/files").text == ""
         assert client.get("/api/nothing-here").status_code == 404
         assert client.get("/hello/world").status_code == 404  # outside the route prefix
+
+
+def test_a_chunked_request_body_does_not_reach_the_function(basic: RunningHost) -> None:
+    """The host copies a body only when the request declares a Content-Length (azure-functions-host#7930)."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b"pay"
+        yield b"load"
+
+    posted = httpx.post(basic.url + "/api/items/42", content=chunks())
+    assert posted.request.headers["transfer-encoding"] == "chunked"
+    assert posted.json()["body"] == ""
+
+
+def test_routes_are_tried_in_function_name_order(basic: RunningHost) -> None:
+    """azure-functions-host#9876: not ASP.NET's precedence. "order_a_any" (order/{*rest}) sorts before
+    "order_b_literal" (order/literal), so it answers order/literal too."""
+    assert httpx.get(basic.url + "/api/order/literal").text == "any"
+    assert httpx.get(basic.url + "/api/order/else").text == "any"
+
+
+def test_a_str_http_parameter_fails_as_in_the_worker(basic: RunningHost) -> None:
+    """`req: str` takes the worker's generic binding, which cannot decode an HTTP request: a 500."""
+    assert httpx.post(basic.url + "/api/as-text", content=b"text").status_code == 500
+    assert 'unexpected type of data received for the "generic" binding' in basic.log()
 
 
 def test_http_response_status_headers_and_context(basic: RunningHost) -> None:
@@ -215,8 +247,8 @@ def test_auth_levels_need_keys(basic: RunningHost) -> None:
         assert client.get("/api/default-level").status_code == 401
         assert client.get("/api/default-level", params={"code": basic.function_key}).status_code == 200
         # ADMIN takes the master key only.
-        assert client.get("/api/admin-only", params={"code": basic.function_key}).status_code == 401
-        assert client.get("/api/admin-only", params={"code": basic.master_key}).text == "admin"
+        assert client.get("/api/for-admins", params={"code": basic.function_key}).status_code == 401
+        assert client.get("/api/for-admins", params={"code": basic.master_key}).text == "admin"
 
 
 def test_keys_are_generated_private_and_printed(basic: RunningHost) -> None:
@@ -391,9 +423,16 @@ def test_run_on_startup_and_past_due(basic: RunningHost) -> None:
     assert startup[0]["past_due"] is False
     yearly = basic.wait_records("yearly", 1)
     assert yearly[0]["past_due"] is True
-    assert yearly[0]["status"]["Next"].startswith(f"{time.gmtime().tm_year + 1}-01-01T00:00:00")
+    # The status as it stood (TimerListener): Next is the missed occurrence, Last never set
+    # (DateTime.MinValue), as the host serializes TimerInfo for TimerRequestConverter.
+    assert yearly[0]["status"] == {
+        "Last": "0001-01-01T00:00:00+00:00",
+        "Next": "2020-01-01T00:00:00+00:00",
+        "LastUpdated": "0001-01-01T00:00:00+00:00",
+    }
     saved = json.loads((basic.state_dir / "timers" / "yearly.json").read_text())
-    assert saved["Next"] == yearly[0]["status"]["Next"]
+    assert saved["Next"].startswith(f"{time.gmtime().tm_year + 1}-01-01T00:00:00")
+    assert saved["Last"] is not None
 
 
 def test_admin_api_runs_a_timer_now(basic: RunningHost) -> None:
@@ -418,7 +457,7 @@ def test_sigterm_lets_running_invocations_finish(tmp_path: Path) -> None:
     assert "Host stopped" in host.log()
 
 
-# ---------------------------------------------------------------- ASGI (Starlette through AsgiFunctionApp)
+# ---------------------------------------------------------------- ASGI (Starlette through AsgiMiddleware)
 
 
 @pytest.fixture(scope="module")
@@ -432,13 +471,71 @@ def test_asgi_app_is_served_under_the_prefix(asgi: RunningHost) -> None:
     with httpx.Client(base_url=asgi.url, headers={"x-functions-key": asgi.function_key}) as client:
         item = client.get("/api/items/7", params={"x": "1"})
         assert item.status_code == 200
-        # As in Azure, the app sees the full path, route prefix included; lifespan state is passed on.
-        assert item.json() == {"path": "/api/items/7", "id": "7", "query": {"x": "1"}, "greeting": "started"}
+        # The worker invokes the function, which hands the request to AsgiMiddleware: the app sees the
+        # full path (route prefix included) and the invocation's function name.
+        assert item.json() == {
+            "path": "/api/items/7",
+            "id": "7",
+            "query": {"x": "1"},
+            "function": "http_app_func",
+        }
         echoed = client.post("/api/echo", content=b"\x00binary\xff")
         assert (echoed.status_code, echoed.content) == (201, b"\x00binary\xff")
         assert client.get("/api/not-a-route").status_code == 404  # Starlette's own 404
         assert client.get("/elsewhere").status_code == 404  # outside the prefix: the host's 404
     assert httpx.get(asgi.url + "/api/items/7").status_code == 401  # the function's FUNCTION auth level
+    assert "Executed 'Functions.http_app_func' (Succeeded" in asgi.log()
+
+
+def test_asgi_responses_and_requests_are_buffered(asgi: RunningHost) -> None:
+    """AsgiMiddleware collects the whole response before the function returns: a streaming response
+    arrives in one piece with its length; and a chunked request body never reaches the app."""
+    headers = {"x-functions-key": asgi.function_key}
+    streamed = httpx.get(asgi.url + "/api/stream", headers=headers)
+    assert streamed.text == "part 0\npart 1\npart 2\n"
+    assert "transfer-encoding" not in streamed.headers
+    assert streamed.headers["content-length"] == str(len(streamed.content))
+
+    def chunks() -> Iterator[bytes]:
+        yield b"not "
+        yield b"delivered"
+
+    echoed = httpx.post(asgi.url + "/api/echo", content=chunks(), headers=headers)
+    assert (echoed.status_code, echoed.content) == (201, b"")
+
+
+def test_asgi_function_app_route_stops_the_host(tmp_path: Path) -> None:
+    """func.AsgiFunctionApp registers "/{*route}": the host creates "api//{*route}", ASP.NET refuses it
+    and the host does not start (python-worker#1310, static-web-apps#1654), with the host's message."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devstack.host",
+            "--app",
+            "tests.hostapps.asgi_slash_app",
+            "--port",
+            str(free_port()),
+            "--host-json",
+            str(HOSTAPPS / "host.json"),
+            "--state-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "A host error has occurred during startup operation '" in result.stderr
+    assert (
+        "Microsoft.AspNetCore.Routing: An error occurred while creating the route with name 'http_app_func' "
+        "and template 'api//{*route}'. Microsoft.AspNetCore.Routing: The route template separator character "
+        "'/' cannot appear consecutively. It must be separated by either a parameter or a literal value. "
+        "(Parameter 'routeTemplate')." in result.stderr
+    )
+    assert "Host started" not in result.stdout
 
 
 # ---------------------------------------------------------------- queues (Azurite)
@@ -519,6 +616,20 @@ def test_queue_trigger_gets_the_decoded_message(queues: tuple[RunningHost, Queue
     assert seen["inserted"] < seen["expires"]
     done = json.loads(q.wait_done(lambda text: '"done": 1' in text))
     assert done == {"done": 1, "dequeue_count": 1}
+
+
+def test_queue_message_is_what_the_converter_makes_of_the_host_metadata(
+    queues: tuple[RunningHost, Queues],
+) -> None:
+    """QueueMessageInConverter over the host's trigger metadata: a JSON message's top-level properties
+    are binding data too (Utility.ApplyBindingData), so a property named Id is the message's id."""
+    host, q = queues
+    q.send({"n": 6, "Id": "named-by-the-body"})
+    (seen,) = host.wait_records("work", 1, lambda r: r["n"] == 6)
+    assert seen["id"] == "named-by-the-body"
+    assert seen["dequeue_count"] == 1
+    assert seen["inserted"] < seen["next_visible"] < seen["expires"]
+    assert seen["inserted"].endswith("+00:00")
 
 
 def test_failed_message_is_retried_with_a_higher_dequeue_count(queues: tuple[RunningHost, Queues]) -> None:

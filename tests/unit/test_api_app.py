@@ -17,8 +17,8 @@ from typing import Any, get_args
 import httpx
 import pytest
 
-from shared import services
-from shared.api import auth, limits, models
+from shared import services, tasks
+from shared.api import auth, limits, models, routes
 from shared.api.app import api
 from shared.api.limits import MAX_JSON_BYTES
 from shared.cleanup.planner import BLOCKED, DECISIONS, DELETE, INVALID_EXPIRY, KEEP, PlanItem
@@ -498,6 +498,125 @@ def test_anonymous_health_is_matched_before_the_asgi_catch_all() -> None:
     assert routes["health"]["authLevel"] == "ANONYMOUS"
     assert routes["health"]["methods"] == ["GET"]
     assert routes["http_app_func"]["authLevel"] == "FUNCTION"
-    assert routes["http_app_func"]["route"] == "/{*route}"
-    # Azure's host tries routes in function-name order, not by ASP.NET precedence.
-    assert sorted(routes) == ["health", "http_app_func"]
+    # Azure's host joins prefix and route as `prefix + "/" + route`: "{*route}" gives "api/{*route}".
+    assert routes["http_app_func"]["route"] == "{*route}"
+    # Azure's host tries routes in function-name order (ignoring case), not by ASP.NET precedence.
+    assert sorted(routes, key=str.upper) == ["health", "http_app_func"]
+
+
+def test_the_host_creates_the_apps_routes() -> None:
+    """The routes as devstack's host builds them with ASP.NET's rules: a template the real host refuses
+    (as it did "api//{*route}") fails here; FastAPI's paths stay under /api."""
+    import importlib
+
+    import function_app
+    from devstack.host.functions import index
+
+    importlib.reload(function_app)  # an app indexes once (get_functions refuses names it has seen)
+
+    settings = {
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "DOCKMASTER_RUNS_QUEUE": "runs",
+        "CLEANUP_SCHEDULE": "0 0 * * * *",
+    }
+    specs = index(function_app.app, settings, route_prefix="api")
+    http = [spec for spec in specs if spec.trigger_type == "httpTrigger"]
+    assert [(spec.name, spec.route.template if spec.route else None) for spec in http] == [
+        ("health", "api/health"),
+        ("http_app_func", "api/{*route}"),
+    ]
+    assert http[1].route is not None
+    assert http[1].route.match("/api/registries/abcde/runs/dm1") == {"route": "registries/abcde/runs/dm1"}
+
+
+class GrowingLog:
+    """A run's log blob: each properties read moves to the next (text, complete) state, the last stays."""
+
+    def __init__(self, *states: tuple[bytes, bool]) -> None:
+        self.states = list(states)
+        self.current = states[0]
+
+    def get_blob_properties(self) -> Any:
+        self.current = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        text, complete = self.current
+        return type("Props", (), {"size": len(text), "metadata": {"Complete": "true"} if complete else {}})()
+
+    def download_blob(self, offset: int, length: int) -> Any:
+        data = self.current[0][offset : offset + length]
+        return type("Download", (), {"chunks": lambda self: iter([data])})()
+
+
+@pytest.fixture
+def run_log(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The API's log endpoint over the real RunLog.chunks, on a blob the test scripts (no Azure)."""
+
+    def install(*states: tuple[bytes, bool]) -> None:
+        log = object.__new__(tasks.RunLog)
+        log.run_id = "dm1"
+        log._blob = GrowingLog(*states)  # type: ignore[assignment]  # a scripted stand-in for the blob
+
+        monkeypatch.setattr(services, "run_log", lambda name, run_id: log)
+
+    monkeypatch.setattr(routes, "LOG_POLL_SECONDS", 0.0)
+    return install
+
+
+LOG_URL = "/api/registries/abcde/runs/dm1/log"
+
+
+def test_a_complete_log_is_returned_whole_with_its_end(run_log: Any) -> None:
+    run_log((b"line 1\nline 2\n", True))
+    answer = call("GET", LOG_URL, params={"code": "secret-key"})
+    assert (answer.status_code, answer.content) == (200, b"line 1\nline 2\n")
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.headers[routes.NEXT_OFFSET] == "14"
+    assert answer.headers[routes.COMPLETE] == "true"
+    assert "link" not in answer.headers
+    later = call("GET", LOG_URL, params={"offset": "7"})
+    assert (later.content, later.headers[routes.NEXT_OFFSET]) == (b"line 2\n", "14")
+
+
+def test_following_returns_what_came_and_where_to_go_on(run_log: Any) -> None:
+    """A long poll: it answers once bytes past the offset are there (not when the run ends), with the
+    offset to read on from and a Link that does so; the code query parameter is never echoed."""
+    run_log((b"", False), (b"", False), (b"step 1\n", False), (b"step 1\nstep 2\n", True))
+    first = call("GET", LOG_URL, params={"follow": "true", "code": "secret-key"})
+    assert (first.content, first.headers[routes.NEXT_OFFSET], first.headers[routes.COMPLETE]) == (
+        b"step 1\n",
+        "7",
+        "false",
+    )
+    link = first.headers["link"]
+    assert link.startswith("<http://testserver/api/registries/abcde/runs/dm1/log?")
+    assert "offset=7" in link
+    assert "follow=true" in link
+    assert "secret-key" not in link
+    rest = call("GET", LOG_URL, params={"follow": "true", "offset": "7"})
+    assert (rest.content, rest.headers[routes.NEXT_OFFSET], rest.headers[routes.COMPLETE]) == (
+        b"step 2\n",
+        "14",
+        "true",
+    )
+
+
+def test_following_is_bounded_well_below_azures_http_limit(
+    run_log: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert routes.FOLLOW_SECONDS < 230 / 2  # Azure cuts an HTTP response that has not started by 230 s
+    monkeypatch.setattr(routes, "FOLLOW_SECONDS", 0.05)
+    run_log((b"started\n", False))
+    quiet = call("GET", LOG_URL, params={"follow": "true", "offset": "8"})
+    assert (quiet.status_code, quiet.content) == (200, b"")
+    assert (quiet.headers[routes.NEXT_OFFSET], quiet.headers[routes.COMPLETE]) == ("8", "false")
+    # Without follow it answers at once with what is there.
+    assert call("GET", LOG_URL).headers[routes.COMPLETE] == "false"
+
+
+def test_the_log_contract_is_in_the_openapi_document() -> None:
+    paths = call("GET", "/api/openapi.json").json()["paths"]
+    operation = paths["/api/registries/{registry}/runs/{runId}/log"]
+    answer = operation["get"]["responses"]["200"]
+    assert set(answer["headers"]) == {routes.NEXT_OFFSET, routes.COMPLETE, "Link"}
+    assert "text/plain" in answer["content"]
+    names = {parameter["name"] for parameter in operation["get"]["parameters"]}
+    assert {"offset", "follow"} <= names

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import azure.functions as func
 import pytest
+from azure.functions.meta import Datum
 
+from devstack.host.bindings import TriggerInput
 from devstack.host.errors import HostError
 from devstack.host.functions import FunctionFailed, Invoker, QueueTarget, index, queue_payloads
 
@@ -130,9 +132,26 @@ def test_routes_may_not_claim_the_host_routes() -> None:
 
         return app
 
-    assert index(make(), {})[0].route is not None  # under "api/" it is an ordinary route
-    with pytest.raises(HostError, match="the route 'admin/mine' conflicts with the host's built-in routes"):
-        index(make(), {}, route_prefix="")
+    # ScriptHost.ValidateHttpFunction checks the route itself, not the prefixed template.
+    for prefix in ("api", ""):
+        with pytest.raises(
+            HostError,
+            match=r"The 'reserved' function is in error: The specified route conflicts with one or more",
+        ):
+            index(make(), {}, route_prefix=prefix)
+
+
+def test_trigger_annotations_are_checked_as_the_worker_does() -> None:
+    app = func.FunctionApp()
+
+    @app.queue_trigger(arg_name="msg", queue_name="jobs", connection="AzureWebJobsStorage")
+    def wrong(msg: func.HttpRequest) -> None:
+        pass
+
+    with pytest.raises(
+        HostError, match=r'type of msg binding in function\.json "queueTrigger" does not match its Python'
+    ):
+        index(app, STORAGE)
 
 
 def test_identity_based_connections_are_named() -> None:
@@ -190,19 +209,22 @@ def test_outputs_are_sent_after_success_only() -> None:
     async def send(target: QueueTarget, payloads: list[bytes]) -> None:
         sent.append((target.queue_name, payloads))
 
+    def message(text: str) -> TriggerInput:
+        return TriggerInput(Datum(text, "string"))
+
     async def scenario() -> None:
         invoker = Invoker(timeout=0.2, send=send, function_directory=Path("."))
         try:
-            assert await invoker.invoke(spec, "hi", "test") == ["HI", "hi"]
+            assert await invoker.invoke(spec, message("hi"), "test") == ["HI", "hi"]
             assert sent == [("audit", [b"saw hi"]), ("results", [b"HI", b"hi"])]
             sent.clear()
-            assert await invoker.invoke(spec, "", "test") is None
+            assert await invoker.invoke(spec, message(""), "test") is None
             assert sent == [("audit", [b"saw "])]  # a None return sends nothing
             sent.clear()
             with pytest.raises(FunctionFailed, match="RuntimeError: refused"):
-                await invoker.invoke(spec, "fail", "test")
+                await invoker.invoke(spec, message("fail"), "test")
             with pytest.raises(FunctionFailed, match="timed out"):
-                await invoker.invoke(spec, "slow", "test")
+                await invoker.invoke(spec, message("slow"), "test")
             assert sent == []
             assert await invoker.drain(5)
         finally:

@@ -41,6 +41,11 @@ class PayloadTooLarge(InvalidInput):
     code = "PayloadTooLarge"
 
 
+class LengthRequired(InvalidInput):
+    status = 411
+    code = "LengthRequired"
+
+
 class UnsupportedMediaType(InvalidInput):
     status = 415
     code = "UnsupportedMediaType"

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, error_body
+from ..errors import InvalidInput, LengthRequired, PayloadTooLarge, UnsupportedMediaType, error_body
 
 __all__ = ["MAX_CONTEXT_BYTES", "MAX_JSON_BYTES", "PayloadTooLarge", "UnsupportedMediaType"]
 
@@ -48,9 +48,16 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = limit_for(scope["method"], scope["path"])
-        declared = next((v for k, v in scope.get("headers", []) if k.lower() == b"content-length"), None)
+        sent = {k.lower(): v for k, v in scope.get("headers", [])}
+        declared = sent.get(b"content-length")
         error: InvalidInput | None = None
-        if declared is not None:
+        if declared is None and b"chunked" in sent.get(b"transfer-encoding", b"").lower():
+            # The Functions host passes a request body to the worker only with a Content-Length
+            # (azure-functions-host#7930): a chunked body would arrive empty, so say so instead.
+            error = LengthRequired(
+                "send the request body with a Content-Length: chunked bodies are not supported"
+            )
+        elif declared is not None:
             if not declared.isdigit():
                 error = InvalidInput("the Content-Length header is not a number")
             elif int(declared) > limit:

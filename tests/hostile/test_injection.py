@@ -22,7 +22,7 @@ from azure.containerregistry import ContainerRegistryClient
 from shared.api.auth import OPERATE, READ
 from tests.conftest import group_of, unique
 from tests.hostile.conftest import Target, assert_refused, error_shape, requests_seen
-from tests.integration.test_api import wait_for
+from tests.integration.test_api import follow_log, wait_for
 from tests.integration.test_verification import build
 
 # What an injected command would create on this machine (the executor's host); unique per session.
@@ -98,11 +98,10 @@ def test_run_arguments_reach_the_container_verbatim(
         accepted = client.post(runs, json={"image": f"hostile/echo@{echo_image}", "args": SHELLISH})
         assert accepted.status_code == 202, accepted.text
         run_id = accepted.json()["runId"]
-        log = client.get(f"{runs}/{run_id}/log", params={"follow": "true"})
-        assert log.status_code == 200
+        log = follow_log(client, f"{runs}/{run_id}/log")
         assert wait_for(client, accepted.headers["location"], "finished")["status"] == "Succeeded"
     # busybox echo joins its argv with spaces: every argument arrived as one literal string.
-    assert "Hello from Dockmaster " + " ".join(SHELLISH) in log.text, log.text
+    assert "Hello from Dockmaster " + " ".join(SHELLISH) in log, log
     assert not Path(MARKER).exists()
 
 

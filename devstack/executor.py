@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -28,6 +29,19 @@ log = logging.getLogger("devstack.executor")
 RUNC = "/usr/sbin/runc"
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000")
 TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
+# What ACR's token service answers a client it does not authorize, as docker/podman print it.
+UNAUTHORIZED = (
+    "unauthorized: authentication required, visit https://aka.ms/acr/authorization for more information."
+)
+FROM_LINE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SourceRegistryTask(Task):
+    """A task with how its run logs in to its own registry (credentials.sourceRegistry): `denied` says
+    why it may not pull from or push to it (ABAC mode without the caller's identity), None if it may."""
+
+    denied: str | None = None
 
 
 class LogSink(Protocol):
@@ -230,6 +244,17 @@ class Executor:
         """Image names in a DockerBuildRequest are relative to the registry."""
         return image if image.startswith(job.login_server + "/") else f"{job.login_server}/{image}"
 
+    def _refuse(self, job: RunJob, what: str, image: str) -> None:
+        """A pull or push of the run's own registry that its login does not allow: the registry's 401, as
+        the engine prints it, and the step fails as the engine's exit status fails it."""
+        denied = job.task.denied if isinstance(job.task, SourceRegistryTask) else None
+        if denied is None:
+            return
+        action = "pushing" if what == "push" else "pulling"
+        job.log.write(f"{stamp()} Error {action} {image}: {UNAUTHORIZED}\n")
+        job.log.write(f"{stamp()} devstack: {denied}\n")
+        raise StepFailed(f"failed during {what}, err: exit status 125")
+
     async def _build(self, job: RunJob, step: Step, build: BuildArgs, workdir: Path, limit: float) -> None:
         context = (workdir / build.context).resolve()
         dockerfile = (context / build.dockerfile).resolve()
@@ -238,6 +263,9 @@ class Executor:
                 raise StepFailed(f"build: path '{path.name}' leaves the build context")
         if not dockerfile.is_file():
             raise StepFailed(f"build: Dockerfile '{build.dockerfile}' not found in the context")
+        for base in FROM_LINE.findall(dockerfile.read_text(errors="replace")):
+            if base.lower().startswith(job.login_server.lower() + "/"):
+                self._refuse(job, "build", base)
         args = [*self._buildah(job), "bud", "--runtime", RUNC, *ULIMITS, "--layers", "-f", str(dockerfile)]
         for tag in build.tags:
             args += ["-t", tag]
@@ -256,6 +284,7 @@ class Executor:
         target = self._backend_ref(job, image)
         if target is None:
             raise StepFailed(f"push: '{image}' is not in this registry ({job.login_server})")
+        self._refuse(job, "push", image)
         with tempfile.NamedTemporaryFile(dir=self._work_root, suffix=".digest") as digest_file:
             job.log.write(f"{stamp()} Pushing image: {image}, attempt 1\n")
             await self._process(
@@ -288,6 +317,8 @@ class Executor:
     async def _cmd(self, job: RunJob, step: Step, workdir: Path, limit: float) -> None:
         image, *arguments = step.args
         backend = self._backend_ref(job, image)
+        if backend is not None:
+            self._refuse(job, "container", image)
         # Run ids count from dm1 in every devstack, and podman's container names are machine-wide: two
         # stacks on one machine (make run beside make test) both running dm4 collided ("the container
         # name is already in use", exit 125). The suffix keeps the name unique; the log names the step.

@@ -8,6 +8,7 @@ in Azure, devstack's identity endpoint locally).
 from __future__ import annotations
 
 import functools
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from .config import RegistryRef, Settings, get_settings
@@ -111,11 +112,53 @@ def table_error(exc: BaseException, doing: str) -> DockmasterError:
     return from_azure(exc, doing, service="Table storage", role=TABLES_ROLE)
 
 
+PUBLIC_CLOUD_ARM = "management.azure.com"
+
+
 def _storage_endpoint(settings: Settings, service: str) -> str:
-    if settings.storage_account_name:
-        return f"https://{settings.storage_account_name}.{service}.core.windows.net"
+    """The `service` (blob, queue, table) endpoint of the identity-based AzureWebJobsStorage connection,
+    resolved so that the app and the Functions host's own triggers reach the same account.
+
+    Functions documents `__blobServiceUri`, `__queueServiceUri`, `__tableServiceUri`, or instead
+    `__accountName`, valid only in public Azure ("Connecting to host storage with an identity"); the
+    host derives `https://<account>.<service>.core.windows.net` from the account name and uses it before
+    any service URI (StorageClientProvider.TryGetServiceUri). `__serviceUri` is an alias for one service
+    only, and this connection serves queues and tables."""
+    prefix = "AzureWebJobsStorage__"
+    account = settings.storage_account_name.strip()
+    from_account = f"https://{account}.{service}.core.windows.net".lower() if account else None
+    configured = {
+        "blob": settings.storage_blob_uri,
+        "queue": settings.storage_queue_uri,
+        "table": settings.storage_table_uri,
+    }
+    uri = configured[service].strip().rstrip("/")
+    if uri:
+        parts = urllib.parse.urlsplit(uri)
+        if parts.scheme.lower() != "https" or not parts.hostname:
+            raise ConfigurationError(f"{prefix}{service}ServiceUri must be an https:// URI, not '{uri}'")
+        if from_account is not None and uri.lower() != from_account:
+            raise ConfigurationError(
+                f"{prefix}{service}ServiceUri is {uri}, but the Functions host uses {from_account}, which "
+                f"it derives from {prefix}accountName before any service URI: remove {prefix}accountName"
+            )
+        return uri
+    if from_account is not None:
+        cloud = urllib.parse.urlsplit(settings.resource_manager_endpoint).hostname or ""
+        if cloud.lower() != PUBLIC_CLOUD_ARM:
+            raise ConfigurationError(
+                f"{prefix}accountName is valid only in public Azure (the Functions host derives "
+                f"*.core.windows.net from it), and Resource Manager is {settings.resource_manager_endpoint}: "
+                f"set {prefix}blobServiceUri, {prefix}queueServiceUri and {prefix}tableServiceUri instead"
+            )
+        return from_account
+    if settings.storage_service_uri.strip():
+        raise ConfigurationError(
+            f"{prefix}serviceUri names a single storage service, and this connection serves queues and "
+            f"tables: set {prefix}queueServiceUri and {prefix}tableServiceUri"
+        )
     raise ConfigurationError(
-        "set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName"
+        f"set AzureWebJobsStorage (connection string), {prefix}{service}ServiceUri or {prefix}accountName"
     )
 
 

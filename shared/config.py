@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     authority_host: str = Field("", alias="AZURE_AUTHORITY_HOST")
     storage_connection: str = Field("", alias="AzureWebJobsStorage")
     storage_account_name: str = Field("", alias="AzureWebJobsStorage__accountName")
+    # The identity-based connection's service URIs (Functions: "Connecting to host storage with an
+    # identity"); the host's triggers read the same settings.
+    storage_blob_uri: str = Field("", alias="AzureWebJobsStorage__blobServiceUri")
+    storage_queue_uri: str = Field("", alias="AzureWebJobsStorage__queueServiceUri")
+    storage_table_uri: str = Field("", alias="AzureWebJobsStorage__tableServiceUri")
+    storage_service_uri: str = Field("", alias="AzureWebJobsStorage__serviceUri")
 
     registries_setting: str = Field("", alias="DOCKMASTER_REGISTRIES")
     policy_path: str = Field("policy.yaml", alias="DOCKMASTER_POLICY_PATH")

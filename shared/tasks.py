@@ -19,6 +19,16 @@ import yaml
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})
 LINUX_AMD64 = {"os": "Linux", "architecture": "amd64"}
 DEFAULT_TIMEOUT = 3600
+# How a run logs in to its own registry: as the caller (the app's identity), as `az acr run/build
+# --source-acr-auth-id [caller]` asks. On a registry in ABAC mode (roleAssignmentMode
+# AbacRepositoryPermissions) quick runs and builds have no default access to it; elsewhere the caller's
+# AcrPull/AcrPush grant the same access. `identity` is in the Tasks API from 2025-03-01-preview.
+CALLER = "[caller]"
+
+
+def caller_credentials() -> dict[str, Any]:
+    """The `credentials` of a run request: log in to the source registry as the caller."""
+    return {"sourceRegistry": {"identity": CALLER}}
 
 
 def cmd_task_yaml(command: str, timeout: int | None = None) -> str:
@@ -38,6 +48,7 @@ def encoded_cmd_request(command: str, timeout: int | None = None) -> dict[str, A
         "values": [],
         "platform": dict(LINUX_AMD64),
         "timeout": max(timeout or DEFAULT_TIMEOUT, 300),
+        "credentials": caller_credentials(),
     }
 
 
@@ -80,6 +91,7 @@ def docker_build_request(
         ],
         "platform": dict(platform or LINUX_AMD64),
         "timeout": timeout,
+        "credentials": caller_credentials(),
     }
 
 

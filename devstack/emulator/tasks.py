@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..executor import SourceRegistryTask
 from ..taskfile import RunContext, Step, Task, TaskError, parse
 from .errors import ArmError
+from .registries import ABAC
 from .resources import paged
 from .routing import ArmRouter, read_json
 
@@ -18,6 +20,14 @@ if TYPE_CHECKING:
     from .service import Emulator
 
 TASK_VERSIONS = {"2019-04-01", "2019-06-01-preview", "2025-03-01-preview"}
+# SourceRegistryCredentials.identity is in the Tasks API from 2025-03-01-preview; with an older
+# api-version ACR never sees it, and the run has no identity to log in with.
+IDENTITY_VERSIONS = {"2025-03-01-preview"}
+CALLER = "[caller]"
+LOGIN_MODES = ("None", "Default")
+# What the route hands build_task: why the run may not pull from or push to its own registry (private
+# to devstack, never stored).
+DENIAL = "_sourceRegistryDenied"
 MAX_TIMEOUT = 28800
 MIN_TIMEOUT = 300
 DEFAULT_TIMEOUT = 3600
@@ -52,8 +62,54 @@ def _values(body: dict[str, Any]) -> dict[str, str]:
     return values
 
 
+def source_registry_denial(registry: dict[str, Any], body: dict[str, Any], version: str) -> str | None:
+    """Why a run may not pull from or push to its own registry, or None when it may.
+
+    `credentials.sourceRegistry` says how the run logs in to it: `identity` `[caller]` (the identity that
+    scheduled the run), `[system]` or a client id (a task's managed identity: a quick run has none), and
+    `loginMode` None (no login at all). In ABAC mode (roleAssignmentMode AbacRepositoryPermissions)
+    quick runs and builds lose the default data-plane access they have otherwise (ACR docs, "Azure
+    ABAC repository permissions": effects on ACR Tasks, quick builds and quick runs). The caller's own
+    role assignments are not modelled: its identity is enough here."""
+    credentials = body.get("credentials")
+    if credentials is not None and not isinstance(credentials, dict):
+        raise ArmError(400, "InvalidParameter", "'credentials' must be an object.")
+    source = (credentials or {}).get("sourceRegistry")
+    if source is not None and not isinstance(source, dict):
+        raise ArmError(400, "InvalidParameter", "'credentials.sourceRegistry' must be an object.")
+    source = source or {}
+    login_mode = source.get("loginMode")
+    if login_mode is not None and login_mode not in LOGIN_MODES:
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            f"The value '{login_mode}' of credentials.sourceRegistry.loginMode is invalid. "
+            f"Allowed values: {', '.join(LOGIN_MODES)}.",
+        )
+    identity = source.get("identity") if version in IDENTITY_VERSIONS else None
+    if identity is not None and not isinstance(identity, str):
+        raise ArmError(400, "InvalidParameter", "'credentials.sourceRegistry.identity' must be a string.")
+    if login_mode == "None":
+        return "the run does not log in to the registry (credentials.sourceRegistry.loginMode None)"
+    if registry["properties"].get("roleAssignmentMode") != ABAC:
+        return None
+    if identity == CALLER:
+        return None
+    how = f"identity '{identity}', which a quick run does not have" if identity else "no identity"
+    return (
+        f"registry {registry['name']} is in ABAC mode (roleAssignmentMode {ABAC}) and the run "
+        f"logs in with {how}: set credentials.sourceRegistry.identity to '[caller]'"
+    )
+
+
 def build_task(body: dict[str, Any], context: RunContext) -> tuple[Task, int, bool]:
     """Turn a run request into task steps; returns (task, timeout, needs_source)."""
+    task, timeout, needs_source = _build_task(body, context)
+    denied = body.get(DENIAL)
+    return SourceRegistryTask(task.steps, task.env, denied=denied), timeout, needs_source
+
+
+def _build_task(body: dict[str, Any], context: RunContext) -> tuple[Task, int, bool]:
     kind = body.get("type")
     timeout = _timeout(body)
     try:
@@ -109,7 +165,8 @@ def register(router: ArmRouter, emu: Emulator) -> None:
     async def schedule_run(request: Request, sub: str, rg: str, name: str) -> Response:
         registry = emu.registry(sub, rg, name)
         body = await read_json(request)
-        return JSONResponse(await emu.schedule_run(registry, body))
+        denied = source_registry_denial(registry, body, request.query_params["api-version"])
+        return JSONResponse(await emu.schedule_run(registry, {**body, DENIAL: denied}))
 
     @router.add("GET", base + "/runs/{run}", TASK_VERSIONS, "registries/runs")
     async def get_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:

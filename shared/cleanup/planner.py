@@ -4,8 +4,8 @@ one decision per lab, each with its reason. No I/O here: the executor lists, sta
 A group is deleted only when every rule says yes. The checks, in order:
 
 1. not a lab (neither the marker tag nor a name pattern) → not in the plan at all;
-2. already deleting → `deleting`; the app's own group, a protected name or a protection tag →
-   `protected`; `managedBy` set → `managed`;
+2. already deleting → `deleting`; the app's own group, a protected name, a group holding a configured
+   registry or a protection tag → `protected`; `managedBy` set → `managed`;
 3. the expiry: the expiry tag (absolute, or relative such as `72h`, normalized to absolute on first
    sight), else a creation tag plus the TTL, else the first-seen tag plus the grace period (stamped on
    first sight). A tag that does not parse → `invalid-expiry`;
@@ -143,6 +143,8 @@ class Rules:
     protection_tags: tuple[str, ...] = ("do-not-delete",)
     protected_groups: tuple[str, ...] = ()  # names or globs
     app_group: str = ""
+    # (subscription, group, registry) of each configured registry: its group is never a lab to delete.
+    registry_groups: tuple[tuple[str, str, str], ...] = ()
     ttl: dt.timedelta = dt.timedelta(hours=72)
     grace: dt.timedelta = dt.timedelta(hours=24)
     warning: dt.timedelta = dt.timedelta(hours=12)
@@ -168,6 +170,15 @@ class Rules:
     def _protected(self) -> re.Pattern[str] | None:
         return _globs((*self.protected_groups, self.app_group))
 
+    @functools.cached_property
+    def _registries(self) -> dict[Key, tuple[str, ...]]:
+        # ARM compares subscription ids and group names without regard to case.
+        held: dict[Key, tuple[str, ...]] = {}
+        for subscription, group, registry in self.registry_groups:
+            key = key_of(subscription, group)
+            held[key] = (*held.get(key, ()), registry)
+        return held
+
     @property
     def server_filter(self) -> str | None:
         """ARM's `$filter` when one tag selects every lab; otherwise None (list all, filter here)."""
@@ -191,6 +202,10 @@ class Rules:
             return "the app's own resource group (DOCKMASTER_APP_RESOURCE_GROUP)"
         if self._protected is not None and self._protected.fullmatch(group.name.lower()):
             return "listed in CLEANUP_PROTECTED_GROUPS"
+        registries = self._registries.get(group.key)
+        if registries:
+            noun = "registry" if len(registries) == 1 else "registries"
+            return f"holds the configured {noun} {', '.join(registries)} (DOCKMASTER_REGISTRIES)"
         for name in self.protection_tags:
             found = group.tag(name)
             if found is not None:

@@ -216,6 +216,9 @@ class CleanupService:
                 protection_tags=split_list(settings.cleanup_protection_tag),
                 protected_groups=split_list(settings.cleanup_protected_groups),
                 app_group=settings.app_resource_group.strip(),
+                registry_groups=tuple(
+                    (ref.subscription, ref.group, ref.name) for ref in settings.registries.values()
+                ),
                 ttl=dt.timedelta(hours=settings.cleanup_ttl_hours),
                 grace=dt.timedelta(hours=settings.cleanup_grace_hours),
                 warning=dt.timedelta(hours=settings.cleanup_warning_hours),

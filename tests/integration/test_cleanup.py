@@ -623,3 +623,46 @@ def test_the_service_factory_reads_the_settings(env: Env, monkeypatch: pytest.Mo
         assert services.cleanup_service().get_run(run.run_id).run_id == run.run_id
     finally:
         services.reset()
+
+
+def test_the_group_of_a_configured_registry_is_never_deleted(
+    env: Env, acr_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in the sample settings: the verified registry sits in a group the lab pattern matches
+    # (az204-acr-rg under az204-*), long expired, cleanup on and for real, through the service the timer
+    # builds from the settings.
+    held = env.create("az204-acr-rg", {"expiresOn": env.at(days=-30)}, lab=False)
+    lab = env.create("az204-lab1", {"expiresOn": env.at(hours=-1)}, lab=False)
+    created = acr_client.registries.begin_create(
+        held, unique("cleanupacr"), {"location": LOCATION, "sku": {"name": "Basic"}}
+    ).result()
+    # ARM ignores the case of subscription ids and group names; the setting may spell them either way.
+    spelled = created.id.replace(env.devstack.subscription, env.devstack.subscription.upper())
+    spelled = spelled.replace(f"/resourceGroups/{held}/", f"/resourceGroups/{held.upper()}/")
+    for key, value in {
+        "AZURE_SUBSCRIPTION_ID": env.devstack.subscription,
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": env.devstack.arm,
+        "AzureWebJobsStorage": env.devstack.endpoints["storageConnectionString"],
+        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
+        "DOCKMASTER_REGISTRIES": spelled,
+        "CLEANUP_ENABLED": "true",
+        "CLEANUP_DRY_RUN": "false",
+        "CLEANUP_LAB_TAG": "",
+        "CLEANUP_NAME_PATTERNS": f"{env.prefix}az204-*",
+    }.items():
+        monkeypatch.setenv(key, value)
+    services.reset()
+    try:
+        run = services.cleanup_service().execute(confirm=True, trigger="timer")
+    finally:
+        services.reset()
+    assert not run.dry_run
+    protected = item_of(run.plan, held)
+    assert (protected.decision, protected.reason) == (
+        PROTECTED,
+        f"holds the configured registry {created.name} (DOCKMASTER_REGISTRIES)",
+    )
+    assert [(o.name, o.result) for o in run.outcomes] == [(lab, DELETED)], "the run is for real"
+    assert env.state(held) == "Succeeded"
+    assert acr_client.registries.get(held, created.name).provisioning_state == "Succeeded"
+    assert env.tags(held) == {"expiresOn": env.at(days=-30)}, "nothing stamped on it either"

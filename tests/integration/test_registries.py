@@ -75,6 +75,54 @@ def test_admin_credentials(acr_client: Any, group: str) -> None:
     assert len({p.value for p in credentials.passwords}) == 2
 
 
+ABAC = "AbacRepositoryPermissions"
+LEGACY = "LegacyRegistryPermissions"
+
+
+def basic(**properties: Any) -> dict[str, Any]:
+    return {"location": "westeurope", "sku": {"name": "Basic"}, "properties": properties}
+
+
+def test_role_assignment_mode_at_create_and_update(acr_client: Any, group: str) -> None:
+    abac = acr_client.registries.begin_create(group, unique("abac"), basic(roleAssignmentMode=ABAC)).result()
+    assert abac.role_assignment_mode == ABAC
+    assert acr_client.registries.get(group, abac.name).role_assignment_mode == ABAC
+    legacy = acr_client.registries.begin_create(group, unique("legacy"), basic()).result()
+    assert legacy.role_assignment_mode == LEGACY, "the spec's default"
+    switched = acr_client.registries.begin_update(
+        group, legacy.name, {"properties": {"roleAssignmentMode": ABAC}}
+    ).result()
+    assert switched.role_assignment_mode == ABAC
+    with pytest.raises(HttpResponseError) as caught:
+        acr_client.registries.begin_create(group, unique("bad"), basic(roleAssignmentMode="Abac"))
+    assert (caught.value.status_code, error_code(caught.value)) == (400, "InvalidParameter")
+
+
+@pytest.mark.parametrize("version", ["2023-07-01", "2025-04-01"])
+def test_role_assignment_mode_needs_an_api_version_that_has_it(
+    devstack: Any, credential: Any, acr_client: Any, group: str, version: str
+) -> None:
+    """roleAssignmentMode is not in RegistryProperties of these versions: a request that sets it is refused,
+    never answered with a registry in the legacy mode."""
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    old = ContainerRegistryManagementClient(
+        credential, devstack.subscription, api_version=version, **devstack.arm_kwargs()
+    )
+    name = unique("old")
+    with pytest.raises(HttpResponseError) as caught:
+        old.registries.begin_create(group, name, basic(roleAssignmentMode=ABAC))
+    assert (caught.value.status_code, error_code(caught.value)) == (400, "InvalidRequestContent")
+    assert "roleAssignmentMode" in str(caught.value.message)
+    with pytest.raises(ResourceNotFoundError):
+        acr_client.registries.get(group, name)
+    old.registries.begin_create(group, name, basic()).result()
+    with pytest.raises(HttpResponseError) as caught:
+        old.registries.begin_update(group, name, {"properties": {"roleAssignmentMode": ABAC}})
+    assert (caught.value.status_code, error_code(caught.value)) == (400, "InvalidRequestContent")
+    assert acr_client.registries.get(group, name).role_assignment_mode == LEGACY
+
+
 def test_delete_registry(acr_client: Any, group: str) -> None:
     name = unique("gone")
     acr_client.registries.begin_create(

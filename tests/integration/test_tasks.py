@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient
 
+from shared import services
 from shared.tasks import docker_build_request, encoded_cmd_request, pack_context
-from tests.conftest import error_code, group_of, wait_for_run
+from shared.verdicts import Verdict
+from tests.conftest import error_code, group_of, new_registry, wait_for_run
 
 
 def schedule(tasks_client: Any, registry: Any, body: dict[str, Any]) -> Any:
@@ -184,6 +188,127 @@ def test_oversize_source_fails_the_build(tasks_client: Any, registry: Any, tmp_p
     finished = wait_for_run(tasks_client, registry, run.run_id)
     assert finished.status == "Failed"
     assert "more than the limit" in finished.run_error_message
+
+
+# A registry in ABAC mode (roleAssignmentMode AbacRepositoryPermissions) ----------------------------------
+
+DENIED_RUN = "failed during container, err: exit status 125"
+DENIED_PUSH = "failed during push, err: exit status 125"
+UNAUTHORIZED = "unauthorized: authentication required"
+
+
+@pytest.fixture(scope="module")
+def abac_registry(resource_client: Any, acr_client: Any) -> Iterator[Any]:
+    created = new_registry(
+        resource_client, acr_client, "abac", roleAssignmentMode="AbacRepositoryPermissions"
+    )
+    assert created.role_assignment_mode == "AbacRepositoryPermissions"
+    yield created
+    resource_client.resource_groups.begin_delete(group_of(created.id), polling=False)
+
+
+def build_into(tasks_client: Any, registry: Any, context: Path, image: str) -> str:
+    """`image` built and pushed by the build the app asks for (it logs in as the caller); its digest."""
+    source = upload(tasks_client, registry, context)
+    run = schedule(tasks_client, registry, docker_build_request(source, [image]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Succeeded", log_of(tasks_client, registry, run.run_id)[0]
+    return str(finished.output_images[0].digest)
+
+
+@pytest.fixture(scope="module")
+def abac_image(tasks_client: Any, abac_registry: Any, hello_context: Path) -> str:
+    build_into(tasks_client, abac_registry, hello_context, "tests/hello:v1")
+    return f"{abac_registry.login_server}/tests/hello:v1"
+
+
+def without_credentials(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "credentials"}
+
+
+def denied(tasks_client: Any, registry: Any, body: dict[str, Any], error: str) -> None:
+    run = schedule(tasks_client, registry, body)
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    log = log_of(tasks_client, registry, run.run_id)[0]
+    assert (finished.status, finished.run_error_message) == ("Failed", error), log
+    assert UNAUTHORIZED in log
+    assert finished.output_images in (None, [])
+
+
+def test_an_abac_registry_refuses_a_run_without_the_callers_identity(
+    tasks_client: Any, abac_registry: Any, abac_image: str
+) -> None:
+    body = encoded_cmd_request(abac_image)
+    assert body["credentials"] == {"sourceRegistry": {"identity": "[caller]"}}, "what the app sends"
+    allowed = schedule(tasks_client, abac_registry, body)
+    assert wait_for_run(tasks_client, abac_registry, allowed.run_id).status == "Succeeded"
+    for credentials in (
+        None,  # no default data-plane access in ABAC mode
+        {"sourceRegistry": {"loginMode": "Default"}},
+        {"sourceRegistry": {"identity": "[system]"}},  # a quick run has no identity of its own
+    ):
+        request = without_credentials(body) | ({"credentials": credentials} if credentials else {})
+        denied(tasks_client, abac_registry, request, DENIED_RUN)
+
+
+def test_an_abac_build_without_the_callers_identity_cannot_push(
+    tasks_client: Any, abac_registry: Any, hello_context: Path
+) -> None:
+    source = upload(tasks_client, abac_registry, hello_context)
+    body = without_credentials(docker_build_request(source, ["tests/denied:v1"]))
+    denied(tasks_client, abac_registry, body, DENIED_PUSH)
+
+
+def test_the_callers_identity_needs_a_tasks_api_version_that_has_it(
+    devstack: Any, credential: Any, abac_registry: Any, abac_image: str
+) -> None:
+    """SourceRegistryCredentials.identity is in the Tasks API from 2025-03-01-preview: sent with an older
+    api-version it is not part of the request ACR reads, and the run has no identity."""
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
+
+    old = ContainerRegistryTasksMgmtClient(
+        credential, devstack.subscription, api_version="2019-06-01-preview", **devstack.arm_kwargs()
+    )
+    denied(old, abac_registry, encoded_cmd_request(abac_image), DENIED_RUN)
+
+
+def test_a_run_that_does_not_log_in_cannot_pull(tasks_client: Any, registry: Any, hello_image: str) -> None:
+    body = {**encoded_cmd_request(hello_image), "credentials": {"sourceRegistry": {"loginMode": "None"}}}
+    denied(tasks_client, registry, body, DENIED_RUN)
+    legacy = schedule(tasks_client, registry, without_credentials(encoded_cmd_request(hello_image)))
+    assert wait_for_run(tasks_client, registry, legacy.run_id).status == "Succeeded", "default access"
+
+
+def test_the_apps_smoke_run_passes_on_an_abac_registry(
+    devstack: Any, tasks_client: Any, abac_registry: Any, hello_context: Path
+) -> None:
+    from tests.integration.test_verification import POLICY, drain, pushed
+
+    digest = build_into(tasks_client, abac_registry, hello_context, "verify/abac:v1")
+    settings = {
+        "AZURE_SUBSCRIPTION_ID": devstack.subscription,
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
+        "AzureWebJobsStorage": devstack.endpoints["storageConnectionString"],
+        "DOCKMASTER_REGISTRIES": abac_registry.id,
+        "DOCKMASTER_POLICY_PATH": str(POLICY),
+        "DOCKMASTER_VERDICTS_TABLE": f"verdicts{uuid.uuid4().hex[:8]}",
+        "DOCKMASTER_RUNS_QUEUE": f"runs-{uuid.uuid4().hex[:8]}",
+        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        services.reset()
+        try:
+            verifier = services.verifier()
+            verdict = verifier.handle_event(pushed(abac_registry, "verify/abac", "v1", digest))
+            assert isinstance(verdict, Verdict)
+            assert verdict.status == "running"
+            verdict = drain(verifier, verdict)
+        finally:
+            services.reset()
+    assert verdict.status == "passed", verdict.checks
+    assert "Hello from Dockmaster" in verdict.log_excerpt
 
 
 def test_a_run_id_in_use_by_another_stack_on_this_machine(

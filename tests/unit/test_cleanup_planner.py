@@ -178,6 +178,38 @@ def test_never_deleted(g: Group, decision: str, reason: str) -> None:
     assert not item.tag_writes, "nothing is stamped on a group cleanup does not own"
 
 
+REGISTRY = (SUB.upper(), "AZ204-ACR-RG", "dockmasterlab")  # as DOCKMASTER_REGISTRIES spells it
+
+
+def test_the_group_of_a_configured_registry_is_protected() -> None:
+    # The sample settings: the verified registry sits in az204-acr-rg, which the lab pattern az204-* matches.
+    r = rules(lab_tag=None, name_patterns=("az204-*",), registry_groups=(REGISTRY,))
+    held = Group(SUB, "az204-acr-rg", {"expiresOn": at(hours=-1)})
+    item = decide(held, r, NOW, [])
+    assert (item.decision, item.reason) == (
+        PROTECTED,
+        "holds the configured registry dockmasterlab (DOCKMASTER_REGISTRIES)",
+    )
+    assert not item.tag_writes
+    first_sight = decide(Group(SUB, "az204-acr-rg", {}), r, NOW, [])
+    assert (first_sight.decision, first_sight.tag_writes) == (PROTECTED, {}), "nothing stamped either"
+    assert not needs_locks(held, r, NOW)
+    # The same name in another subscription holds no configured registry: an ordinary lab.
+    elsewhere = Group("11111111-1111-1111-1111-111111111111", "az204-acr-rg", {"expiresOn": at(hours=-1)})
+    assert decide(elsewhere, r, NOW, []).decision == DELETE
+    two = rules(registry_groups=(REGISTRY, (SUB, "az204-acr-rg", "second")))
+    assert decide(group("az204-acr-rg", EXPIRED), two, NOW, []).reason == (
+        "holds the configured registries dockmasterlab, second (DOCKMASTER_REGISTRIES)"
+    )
+
+
+def test_a_plan_never_deletes_a_registry_group() -> None:
+    groups = [Group(SUB, "az204-acr-rg", {"expiresOn": at(hours=-1)}), Group(SUB, "az204-lab", {})]
+    r = rules(lab_tag=None, name_patterns=("az204-*",), registry_groups=(REGISTRY,))
+    items = plan_labs(groups, r, NOW, {g.key: [] for g in groups})
+    assert [(i.name, i.decision) for i in items] == [("az204-acr-rg", PROTECTED), ("az204-lab", KEEP)]
+
+
 @pytest.mark.parametrize("level", ["CanNotDelete", "ReadOnly"])
 def test_any_lock_blocks(level: str) -> None:
     item = one(group("x", EXPIRED), locks=[Lock("keep", level)])

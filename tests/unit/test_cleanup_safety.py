@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
@@ -22,13 +22,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.cleanup import CleanupPublisher, CleanupService, RunStore
-from shared.cleanup.planner import DEFERRED, DELETE, FIRST_SEEN_TAG, Group, Lock, Rules, iso, plan_labs
+from shared.cleanup.planner import (
+    DEFERRED,
+    DELETE,
+    FIRST_SEEN_TAG,
+    PROTECTED,
+    Group,
+    Lock,
+    Rules,
+    iso,
+    plan_labs,
+)
 from shared.cleanup.records import DELETED, WOULD_DELETE
 from shared.clock import FixedClock
 from shared.config import Settings
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, 0, tzinfo=dt.UTC)
 SUB = "00000000-0000-0000-0000-000000000000"
+OTHER_SUB = "11111111-1111-1111-1111-111111111111"
 APP_GROUP = "rg-dockmaster"
 PROTECTED_GLOBS = ("rg-keep-*", "shared-infra")
 NAME_PATTERN = "az204-*"
@@ -54,6 +65,8 @@ class Spec:
     locks: tuple[Lock, ...]
     expiry: dt.datetime | None  # the effective expiry; None: the tag that decides does not parse
     created: dt.datetime | None  # the age source (creation or first-seen tag); None: absent/invalid
+    # A configured registry naming this group: (subscription, group) as its ARM id spells them.
+    registry: tuple[str, str] | None = None
 
     @property
     def group(self) -> Group:
@@ -102,11 +115,12 @@ def since_tag(draw: st.DrawFn) -> tuple[str, dt.datetime | None]:
     return draw(INVALID_TIME), None
 
 
+STEMS = ["az204-lab", "AZ204-Lab", "az204-acr-rg", "rg-keep-lab", "rg-team", "lab-az204", "shared-infra"]
+
+
 @st.composite
 def specs(draw: st.DrawFn, index: int) -> Spec:
-    stem = draw(
-        st.sampled_from(["az204-lab", "AZ204-Lab", "rg-keep-lab", "rg-team", "lab-az204", "shared-infra"])
-    )
+    stem = draw(st.sampled_from(STEMS))
     name = APP_GROUP.upper() if draw(st.integers(0, 30)) == 0 else f"{stem}-{index}"
     if stem == "shared-infra":
         name = stem if index == 0 else f"{stem}-{index}"
@@ -141,6 +155,12 @@ def specs(draw: st.DrawFn, index: int) -> Spec:
             created, age_decided = since, True
         if not decided:
             expiry, decided = (since + GRACE if since else None), True
+    registry = None
+    if draw(st.integers(0, 3)) == 0:  # in any case, as ARM ignores it; sometimes in another subscription
+        registry = (
+            draw(st.sampled_from([SUB, SUB.upper(), OTHER_SUB])),
+            draw(st.sampled_from([name, name.upper(), name.title()])),
+        )
     return Spec(
         name=name,
         tags=tags,
@@ -168,6 +188,7 @@ def specs(draw: st.DrawFn, index: int) -> Spec:
         ),
         expiry=expiry,
         created=created,
+        registry=registry,
     )
 
 
@@ -194,6 +215,21 @@ def rule_sets(draw: st.DrawFn) -> Rules:
 # The oracle ---------------------------------------------------------------------------------------------
 
 
+def with_registries(rules: Rules, world: Iterable[Spec]) -> Rules:
+    """The rules with DOCKMASTER_REGISTRIES naming the world's registries (names unique, as the
+    setting keys them by name)."""
+    found = [spec.registry for spec in world if spec.registry is not None]
+    return replace(rules, registry_groups=tuple((*ref, f"registry{n}") for n, ref in enumerate(found)))
+
+
+def holds_a_registry(spec: Spec, rules: Rules) -> bool:
+    """ARM ids name subscription and group in any case, and ARM ignores case in both."""
+    return any(
+        subscription.lower() == SUB and group.lower() == spec.name.lower()
+        for subscription, group, _ in rules.registry_groups
+    )
+
+
 def is_lab(spec: Spec, rules: Rules) -> bool:
     by_name = bool(rules.name_patterns) and fnmatch.fnmatchcase(spec.name.lower(), NAME_PATTERN)
     return spec.lab_marker or by_name
@@ -212,6 +248,8 @@ def protections(
         why.append("the app's own group")
     if any(fnmatch.fnmatchcase(spec.name.lower(), glob) for glob in PROTECTED_GLOBS):
         why.append("protected list")
+    if holds_a_registry(spec, rules):
+        why.append("holds a configured registry")
     if spec.protection_tag:
         why.append("protection tag")
     if spec.managed_by:
@@ -240,6 +278,7 @@ def test_the_planner_deletes_only_what_no_rule_protects(
     world: list[Spec], rules: Rules, checked: list[bool]
 ) -> None:
     world = list({spec.name.lower(): spec for spec in reversed(world)}.values())  # ARM names are unique
+    rules = with_registries(rules, world)
     locks = lock_map(world, checked)
     items = plan_labs([spec.group for spec in world], rules, NOW, locks)
     by_key = {item.key: item for item in items}
@@ -254,6 +293,8 @@ def test_the_planner_deletes_only_what_no_rule_protects(
             assert item is None, f"{spec.name} is not a lab but is in the plan: {item}"
             continue
         assert item is not None, f"{spec.name} is a lab but not in the plan"
+        if holds_a_registry(spec, rules) and spec.state.lower() != "deleting":
+            assert item.decision == PROTECTED, f"{spec.name} holds a configured registry: {item}"
         if why:
             assert item.decision not in (DELETE, DEFERRED), f"{spec.name} protected by {why}: {item}"
         else:
@@ -349,6 +390,10 @@ def service(arm: FakeArm, rules: Rules, dry_run: bool, cap: int) -> tuple[Cleanu
         "CLEANUP_NAME_PATTERNS": ",".join(rules.name_patterns),
         "CLEANUP_PROTECTED_GROUPS": ",".join(PROTECTED_GLOBS),
         "DOCKMASTER_APP_RESOURCE_GROUP": APP_GROUP,
+        "DOCKMASTER_REGISTRIES": ",".join(
+            f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.ContainerRegistry/registries/{name}"
+            for sub, group, name in rules.registry_groups
+        ),
         "CLEANUP_MAX_DELETIONS": cap,
         "CLEANUP_WARNING_HOURS": rules.warning.total_seconds() / 3600,
     }
@@ -414,6 +459,7 @@ def test_execute_deletes_a_subset_of_the_plan_at_most_the_cap(
 ) -> None:
     rules = replace(rules, older_than=None)  # a caller's filter, not a setting
     specs_by_name = {spec.name.lower(): spec for spec in reversed(world)}  # ARM names are unique
+    rules = with_registries(rules, specs_by_name.values())
     groups = {name: spec.group for name, spec in specs_by_name.items()}
     locks = {spec.name.lower(): list(spec.locks) for spec in world if spec.locks}
     arm = FakeArm(groups, locks)
@@ -452,6 +498,7 @@ def test_execute_deletes_a_subset_of_the_plan_at_most_the_cap(
             locks=tuple(locks_before.get(name, [])),
             expiry=NOW + dt.timedelta(hours=30) if name in extended else spec.expiry,
             created=spec.created,
+            registry=spec.registry,
         )
         why = protections(now_spec, rules, now_spec.locks, clock.now())
         assert not why, f"{name} deleted though {why}"

@@ -28,9 +28,6 @@ param identityId string
 @description('Client id of the app\'s user-assigned identity.')
 param identityClientId string
 
-@description('Name of the storage account (host storage, tables, queues).')
-param storageAccountName string
-
 @description('Blob endpoint of the storage account, with a trailing slash.')
 param storageBlobEndpoint string
 
@@ -227,8 +224,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   name: 'appsettings'
   properties: {
     // Functions host storage, by identity. The service URIs come from the
-    // account itself, so sovereign clouds work without a suffix table.
-    AzureWebJobsStorage__accountName: storageAccountName
+    // account itself, so sovereign clouds work without a suffix table. No
+    // __accountName: the host would read it before the URIs and derive
+    // core.windows.net endpoints from it (StorageClientProvider), wrong outside
+    // public Azure; the app refuses the combination (shared/clients.py).
     AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
     AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
     AzureWebJobsStorage__tableServiceUri: storageTableEndpoint

@@ -57,7 +57,7 @@ CLEANUP = MODULES / "cleanup-role.bicep"
 LOCAL_ONLY_SETTINGS = {
     "AzureWebJobsStorage": (
         "local connection string (Azurite); in Azure the host reaches storage by identity "
-        "through AzureWebJobsStorage__accountName/__credential/__clientId, with no key"
+        "through AzureWebJobsStorage__{blob,queue,table}ServiceUri/__credential/__clientId, with no key"
     ),
     "FUNCTIONS_WORKER_RUNTIME": (
         "Flex Consumption takes the language from functionAppConfig.runtime and does not "
@@ -242,7 +242,9 @@ def test_local_only_settings_are_not_set() -> None:
 
 def test_host_storage_is_reached_by_identity() -> None:
     settings = app_settings()
-    assert settings["AzureWebJobsStorage__accountName"] == "storageAccountName"
+    assert "AzureWebJobsStorage__accountName" not in settings, "the host would derive public-cloud URIs"
+    for service in ("blob", "queue", "table"):
+        assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == f"storage{service.title()}Endpoint"
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert (

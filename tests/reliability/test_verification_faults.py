@@ -18,7 +18,7 @@ import httpx
 import pytest
 from azure.data.tables import TableClient
 
-from shared.errors import Retryable
+from shared.errors import REGISTRY_ARM_ROLE, AccessDenied, DockmasterError, Retryable
 from shared.policy import parse_policy
 from shared.verdicts import Verdict, VerdictStore
 from shared.verification import Request, RunQueue, Verifier
@@ -384,3 +384,30 @@ def test_a_follow_up_that_could_not_be_queued_is_sent_by_the_redelivery(
     final = drain(verifier, again)
     assert final.status == "passed"
     assert final.run_id == running.run_id, "followed, not scheduled again"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"), [("throttle", Retryable), (403, AccessDenied)], ids=["429", "403"]
+)
+def test_reading_the_registrys_login_server_goes_through_the_table(
+    verifier: Verifier, admin: httpx.Client, registry: Any, answer: str | int, error: type[DockmasterError]
+) -> None:
+    """The login server comes from ARM (the only host a credential is sent to): a throttled read is worth a
+    retry, a refused one names the role — never a 'configured registry does not exist'."""
+    from shared import clients
+    from shared.config import RegistryRef
+
+    kind = (
+        {"kind": "throttle", "retry_after": 0}
+        if answer == "throttle"
+        else {"kind": "error", "status": answer}
+    )
+    fault(admin, target="arm", method="GET", path=f"/registries/{registry.name}$", count=None, **kind)
+    clients.login_server.cache_clear()
+    try:
+        with pytest.raises(error) as caught:
+            clients.login_server(RegistryRef.parse(registry.id))
+    finally:
+        clients.login_server.cache_clear()
+    if error is AccessDenied:
+        assert REGISTRY_ARM_ROLE in caught.value.message

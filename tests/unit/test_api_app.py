@@ -196,7 +196,7 @@ def test_builds_take_gzip_or_json_only() -> None:
     )
 
 
-def test_bodies_are_limited_declared_or_streamed() -> None:
+def test_bodies_are_limited_and_chunked_ones_need_a_length() -> None:
     runs = "/api/registries/abcde/runs"
     big = json.dumps({"image": "a:b", "args": ["x" * 1000] * 66}).encode()
     assert len(big) > MAX_JSON_BYTES
@@ -205,12 +205,14 @@ def test_bodies_are_limited_declared_or_streamed() -> None:
     )
     assert error["detail"] == {"limitBytes": MAX_JSON_BYTES}
 
-    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+    async def chunks() -> AsyncIterator[bytes]:  # chunked, no Content-Length
         for start in range(0, len(big), 8192):
             yield big[start : start + 8192]
 
+    # The Functions host hands the app no body without a Content-Length (azure-functions-host#7930):
+    # say so rather than answer as if the body were empty.
     streamed = call("POST", runs, content=chunks(), headers={"content-type": "application/json"})
-    error_of(streamed, 413, "PayloadTooLarge")
+    error_of(streamed, 411, "LengthRequired")
 
 
 def test_build_contexts_have_their_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,6 +37,16 @@ class EmulatorConfig:
     eventgrid_subscription_concurrency: int = 4  # in flight per subscription
     eventgrid_validation_window_seconds: float = 300.0  # a validationUrl stays valid this long
     eventgrid_ttl_minute_seconds: float = 60.0  # length of one eventTimeToLiveInMinutes minute
+    # Blob downloads: the login server answers 307 to a signed link on another host, as ACR sends them to
+    # its storage (`*.blob.core.windows.net`) or data endpoint. Another name than `host` (clients drop
+    # credentials only when the host changes) that the certificate covers; links last 20 minutes (ACR docs).
+    blob_host: str = "localhost"
+    blob_port: int = 0  # 0: any free port, chosen when the first registry front starts
+    blob_link_seconds: float = 1200.0
+
+    def __post_init__(self) -> None:
+        if self.blob_host.lower() == self.host.lower():
+            raise ValueError("blob_host must differ from host: redirected downloads must change host")
 
     @property
     def arm_endpoint(self) -> str:

@@ -4,16 +4,25 @@ Each registry's repositories live in docker-registry under a namespace named aft
 the registry. The front authenticates with ACR's token flow, proxies `/v2/`
 (streaming both ways, headers rewritten to the login server), serves `/acr/v1/`
 from docker-registry's storage, and enforces ACR's changeable attributes.
+
+A blob GET answers 307 with a signed, short-lived link on another host, as ACR sends
+downloads to its storage account (a SAS URL on `*.blob.core.windows.net`) or to a
+dedicated data endpoint: one more HTTPS listener, the storage stand-in, serves the
+bytes for a valid link and, as Azure Storage does, refuses any `Authorization` header.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import hashlib
 import hmac
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from xml.sax.saxutils import escape
 
 import httpx
 import jwt
@@ -48,6 +57,18 @@ PASS_RESPONSE = {
 }  # fmt: skip
 DEFAULT_PAGE_SIZE = 100  # listings page like ACR's: clients follow the Link header
 DENIED = "The operation is disallowed on this registry, repository or image."
+# The storage stand-in serves /{registry namespace}/{repository}/blobs/{digest}?sv&sr&sp&se&sig: ACR's
+# links carry a blob SAS, `sv=2018-03-28&sr=b&sp=r&se=<expiry>&sig=...` (MicrosoftDocs/azure-docs#116188).
+LINK_PATH = re.compile(r"^/(?P<ns>[a-z0-9]+)/(?P<name>.+)/blobs/(?P<digest>sha256:[a-f0-9]{64})$")
+LINK_TIME = "%Y-%m-%dT%H:%M:%SZ"
+SAS_VERSION = "2018-03-28"
+PASS_BLOB = {"content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified"}
+AUTH_FAILED = (
+    "Server failed to authenticate the request. Make sure the value of Authorization header is formed "
+    "correctly including the signature."
+)
+METHODS = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]
+INTERNAL = "Server encountered an internal error. Please try again after some time."
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -78,6 +99,35 @@ def check_repository(name: str) -> None:
         raise AcrError(400, "NAME_INVALID", "invalid repository name", detail={"name": name})
 
 
+def link_signature(key: str, namespace: str, repository: str, digest: str, expiry: str) -> str:
+    """The `sig` of a download link: an HMAC over what it grants (read, until when, which blob)."""
+    secret = hmac.new(key.encode(), b"devstack blob download links", hashlib.sha256).digest()
+    granted = "\n".join(("r", expiry, namespace, repository, digest)).encode()
+    return base64.b64encode(hmac.new(secret, granted, hashlib.sha256).digest()).decode()
+
+
+class StorageError(Exception):
+    """Azure Storage's error: an XML `<Error>` body, the code also in `x-ms-error-code`."""
+
+    def __init__(self, status: int, code: str, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.detail = status, code, message, detail
+
+    def response(self) -> Response:
+        request_id = str(uuid.uuid4())
+        time = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        detail = (
+            self.detail and f"<AuthenticationErrorDetail>{escape(self.detail)}</AuthenticationErrorDetail>"
+        )
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f"<Error><Code>{self.code}</Code><Message>{escape(self.message)}\n"
+            f"RequestId:{request_id}\nTime:{time}</Message>{detail or ''}</Error>"
+        )
+        headers = {"x-ms-error-code": self.code, "x-ms-request-id": request_id, "x-ms-version": SAS_VERSION}
+        return Response(body, status_code=self.status, media_type="application/xml", headers=headers)
+
+
 class Fronts:
     """Starts and stops the per-registry listeners inside the emulator's event loop."""
 
@@ -98,9 +148,14 @@ class Fronts:
             ]
         )
         self.app.add_exception_handler(AcrError, self._error)  # type: ignore[arg-type]
+        self.storage_app = Starlette(routes=[Route("/{rest:path}", self.download, methods=METHODS)])
+        self.storage_app.add_exception_handler(StorageError, self._error)  # type: ignore[arg-type]
+        self._downloads: tuple[asyncio.AbstractServer, ServerState] | None = None
+        self._downloads_port = 0
+        self._downloads_lock = asyncio.Lock()
 
     @staticmethod
-    async def _error(request: Request, exc: AcrError) -> Response:
+    async def _error(request: Request, exc: AcrError | StorageError) -> Response:
         return exc.response()
 
     @property
@@ -114,6 +169,7 @@ class Fronts:
         return self._http
 
     async def start(self, registry: dict[str, Any]) -> int:
+        await self._start_downloads()
         if registry["id"].lower() in self._servers:
             return int(registry["_port"])
         server, state = await listen(
@@ -137,8 +193,27 @@ class Fronts:
     async def close(self) -> None:
         for registry_id in list(self._servers):
             close(*self._servers.pop(registry_id))
+        if self._downloads is not None:
+            close(*self._downloads)
+            self._downloads = None
         if self._http is not None:
             await self._http.aclose()
+
+    async def _start_downloads(self) -> None:
+        """The storage stand-in's listener, once, with the first front. Its requests count and take
+        faults as `dataplane`'s: they are the second half of a registry download."""
+        async with self._downloads_lock:
+            if self._downloads is not None:
+                return
+            config = self.emu.config
+            self._downloads = await listen(
+                self.emu.faults.wrap(self.storage_app, "dataplane"),
+                config.host,
+                config.blob_port,
+                config.tls_cert,
+                config.tls_key,
+            )
+            self._downloads_port = int(self._downloads[0].sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
     # Registry, storage and attributes ------------------------------------------------
     def _registry(self, request: Request) -> dict[str, Any]:
@@ -319,6 +394,10 @@ class Fronts:
             raise denied()
         if kind == "manifests":
             await self._check_manifest(registry, storage, name, ref, method)
+        if kind == "blobs" and method == "GET" and DIGEST.match(ref):
+            redirect = await self._download_link(registry, name, ref)
+            if redirect is not None:
+                return redirect
         query = dict(request.query_params)
         if kind == "blobs/uploads" and "from" in query:
             check_repository(query["from"])
@@ -358,6 +437,113 @@ class Fronts:
                 not allowed(f"{name}:{t}", "deleteEnabled") for t in tagged
             ):
                 raise denied()
+
+    async def _download_link(self, registry: dict[str, Any], name: str, digest: str) -> Response | None:
+        """ACR's answer to a blob GET: 307 to a signed link on the storage host (a HEAD stays 200 here;
+        the spec allows a 307 for it as well, see FIDELITY.md). None when the repository has no such
+        blob: the backend's BLOB_UNKNOWN then answers on the login server, as ACR's does."""
+        namespace = self.emu.backend_namespace(registry)
+        try:
+            found = await self.http.head(f"/v2/{namespace}/{name}/blobs/{digest}")
+        except httpx.HTTPError as exc:
+            raise AcrError(503, "UNAVAILABLE", f"the registry backend is unreachable: {exc}") from exc
+        if found.status_code != 200:
+            return None
+        config = self.emu.config
+        expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=config.blob_link_seconds)).strftime(
+            LINK_TIME
+        )
+        query = {
+            "sv": SAS_VERSION,
+            "sr": "b",
+            "sp": "r",
+            "se": expiry,
+            "sig": link_signature(config.signing_key, namespace, name, digest, expiry),
+        }
+        link = f"https://{config.blob_host}:{self._downloads_port}/{namespace}/{name}/blobs/{digest}"
+        return Response(
+            status_code=307,
+            headers={
+                "Location": f"{link}?{urlencode(query)}",
+                "Docker-Distribution-Api-Version": "registry/2.0",
+            },
+        )
+
+    async def download(self, request: Request) -> Response:
+        """The storage stand-in: a blob for a valid, unexpired link, and never with `Authorization`.
+
+        Azure Storage takes any Authorization header for the request's credential (Shared Key, or a
+        Bearer token as Entra auth) and refuses a registry's token: ACR's FAQ quotes this 400 for
+        clients that follow the redirect with their headers (`curl -L`); see Azure/acr#217."""
+        if "authorization" in request.headers:
+            raise StorageError(
+                400,
+                "InvalidAuthenticationInfo",
+                "Authentication information is not given in the correct format. "
+                "Check the value of Authorization header.",
+            )
+        found = LINK_PATH.match(request.url.path)
+        if found is None:
+            raise StorageError(
+                400, "InvalidUri", "The requested URI does not represent any resource on the server."
+            )
+        namespace, name, digest = found.group("ns"), found.group("name"), found.group("digest")
+        query = request.query_params
+        expiry, signature = query.get("se", ""), query.get("sig", "")
+        try:
+            expires = dt.datetime.strptime(expiry, LINK_TIME).replace(tzinfo=dt.UTC)
+        except ValueError:
+            expires = None
+        if expires is None or not signature or query.get("sp") != "r" or query.get("sr") != "b":
+            raise StorageError(403, "AuthenticationFailed", AUTH_FAILED, "Signature fields not well formed.")
+        expected = link_signature(self.emu.config.signing_key, namespace, name, digest, expiry)
+        if not hmac.compare_digest(signature, expected):
+            raise StorageError(403, "AuthenticationFailed", AUTH_FAILED, "Signature did not match.")
+        now = dt.datetime.now(dt.UTC)
+        if now >= expires:
+            raise StorageError(
+                403,
+                "AuthenticationFailed",
+                AUTH_FAILED,
+                "Signature not valid in the specified time frame: "
+                f"Expiry [{expires:%a, %d %b %Y %H:%M:%S} GMT] - Current [{now:%a, %d %b %Y %H:%M:%S} GMT]",
+            )
+        if request.method not in ("GET", "HEAD"):  # the link grants read (`sp=r`) and nothing else
+            raise StorageError(
+                403,
+                "AuthorizationPermissionMismatch",
+                "This request is not authorized to perform this operation using this permission.",
+            )
+        headers = [("Range", request.headers["range"])] if "range" in request.headers else []
+        upstream_request = self.http.build_request(
+            request.method, f"/v2/{namespace}/{name}/blobs/{digest}", headers=headers
+        )
+        try:
+            upstream = await self.http.send(upstream_request, stream=True)
+        except httpx.HTTPError as exc:
+            raise StorageError(500, "InternalError", INTERNAL) from exc
+        if upstream.status_code not in (200, 206):
+            await upstream.aclose()
+            if upstream.status_code == 404:
+                raise StorageError(404, "BlobNotFound", "The specified blob does not exist.")
+            if upstream.status_code == 416:
+                raise StorageError(
+                    416,
+                    "InvalidRange",
+                    "The range specified is invalid for the current size of the resource.",
+                )
+            raise StorageError(500, "InternalError", INTERNAL)
+        response_headers = {k: v for k, v in upstream.headers.items() if k.lower() in PASS_BLOB}
+        response_headers.update({"x-ms-version": SAS_VERSION, "x-ms-blob-type": "BlockBlob"})
+        if request.method == "HEAD":
+            await upstream.aclose()
+            return Response(status_code=upstream.status_code, headers=response_headers)
+        return StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            headers=response_headers,
+            background=BackgroundTask(upstream.aclose),
+        )
 
     def _rewrite(self, registry: dict[str, Any], value: str) -> str:
         """Backend URLs (absolute or relative) → the same path on the login server, relative as ACR."""

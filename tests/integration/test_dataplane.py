@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -264,3 +265,93 @@ def test_manifest_round_trip_through_the_sdk(data_client: Any) -> None:
     fetched = data_client.get_manifest("sdk/made", "v1")
     assert fetched.digest == digest
     assert fetched.manifest["config"]["digest"] == config_digest
+
+
+def test_a_blob_get_is_redirected_to_a_signed_link_that_takes_no_token(
+    admin_registry: Any, data_client: Any, devstack: Any
+) -> None:
+    """ACR's GetBlob answers 307 with a Location on storage, another host (the spec's GetBlob.json); the
+    link carries its own short-lived signature, as a SAS does, and Azure Storage refuses a registry token."""
+    from devstack.emulator.dataplane import link_signature
+
+    payload = os.urandom(4096)
+    digest, _ = data_client.upload_blob("links/app", io.BytesIO(payload))
+    token = access_token(admin_registry, devstack, data_client, "repository:links/app:pull")
+    bearer = {"Authorization": f"Bearer {token}"}
+    front = f"https://{admin_registry.login_server}/v2/links/app/blobs"
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    with httpx.Client(verify=context) as client:
+        redirected = client.get(f"{front}/{digest}", headers=bearer)
+        assert redirected.status_code == 307
+        link = urlsplit(redirected.headers["Location"])
+        assert link.hostname != urlsplit(f"https://{admin_registry.login_server}").hostname
+        query = dict(parse_qsl(link.query))
+        assert {"se", "sig"} <= set(query)
+        assert (query["sp"], query["sr"]) == ("r", "b")
+        head = client.head(f"{front}/{digest}", headers=bearer)  # HEAD answers on the login server
+        assert (head.status_code, head.headers["Docker-Content-Digest"]) == (200, digest)
+        assert int(head.headers["Content-Length"]) == len(payload)
+        unknown = client.get(f"{front}/sha256:{'0' * 64}", headers=bearer)
+        assert (unknown.status_code, unknown.json()["errors"][0]["code"]) == (404, "BLOB_UNKNOWN")
+
+        url = redirected.headers["Location"]
+        assert client.get(url).content == payload
+        ranged = client.get(url, headers={"Range": "bytes=100-199"})
+        assert (ranged.status_code, ranged.content) == (206, payload[100:200])
+        with_token = client.get(url, headers=bearer)
+        assert with_token.status_code == 400
+        assert with_token.headers["x-ms-error-code"] == "InvalidAuthenticationInfo"
+        assert client.put(url, content=b"x").headers["x-ms-error-code"] == "AuthorizationPermissionMismatch"
+        other = link._replace(path=link.path.replace(digest.split(":")[1], "0" * 64)).geturl()
+        forged = client.get(other)
+        assert (forged.status_code, forged.headers["x-ms-error-code"]) == (403, "AuthenticationFailed")
+        key = json.loads((devstack.home / "emulator.json").read_text())["signing_key"]
+        namespace = link.path.split("/")[1]
+        past = "2020-01-01T00:00:00Z"
+        expired_query = {
+            **query,
+            "se": past,
+            "sig": link_signature(key, namespace, "links/app", digest, past),
+        }
+        expired = client.get(link._replace(query=urlencode(expired_query)).geturl())
+        assert expired.status_code == 403
+        assert "Signature not valid in the specified time frame" in expired.text
+
+
+def test_the_product_reads_a_config_through_the_redirect_and_keeps_its_token(
+    podman: Any,
+    local_image: str,
+    admin_registry: Any,
+    credential: Any,
+    devstack: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verification reads each image's config blob: through ACR's 307 to storage, with the registry
+    token sent to the login server only (as it goes on the wire: requests' Session.send, recorded)."""
+    import requests
+
+    from shared.registry import RegistryClient
+
+    assert push(podman, local_image, f"{admin_registry.login_server}/redirect/app:v1").returncode == 0
+    client = RegistryClient(admin_registry.login_server, credential, f"{devstack.arm}/.default")
+    digest = client.get_manifest("redirect/app", "v1").document["config"]["digest"]
+    sent: list[tuple[requests.PreparedRequest, requests.Response]] = []
+    original = requests.Session.send
+
+    def recorded(session: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        response = original(session, request, **kwargs)
+        sent.append((request, response))
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", recorded)
+    before = client.requests
+    config = client.get_json_blob("redirect/app", digest, 1024 * 1024)
+    assert (config["os"], config["architecture"]) == ("linux", "amd64")
+    (to_front, redirect), (to_storage, blob) = [(q, a) for q, a in sent if digest in str(q.url)]
+    assert urlsplit(str(to_front.url)).netloc == admin_registry.login_server
+    assert str(to_front.headers["Authorization"]).startswith("Bearer ")
+    assert redirect.status_code == 307
+    assert urlsplit(str(to_storage.url)).hostname != urlsplit(str(to_front.url)).hostname
+    assert "Authorization" not in to_storage.headers, "the registry token went to the storage host"
+    assert blob.status_code == 200
+    assert client.requests - before == 2, "a redirected read is two requests on the wire"

@@ -5,6 +5,9 @@ exchange, token, retry: four requests per call). Verification must stay within a
 handful of requests per image, so this client keeps ACR's refresh token and the
 per-repository access tokens until they expire, on top of azure-core's pipeline
 (retries with backoff, Retry-After, TLS from the environment's CA bundle).
+
+ACR answers a blob GET with 307 to its storage (a SAS link on `*.blob.core.windows.net` or a
+data endpoint): blob reads follow it, and the registry token never leaves the login server.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from azure.core import PipelineClient
 from azure.core.exceptions import AzureError
-from azure.core.pipeline.policies import HeadersPolicy, RetryPolicy, UserAgentPolicy
+from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.policies import (
+    HeadersPolicy,
+    RedirectPolicy,
+    RetryPolicy,
+    SansIOHTTPPolicy,
+    UserAgentPolicy,
+)
 from azure.core.rest import HttpRequest, HttpResponse
 
 from .errors import REGISTRY_DATA_ROLE, DockmasterError, InvalidInput, NotFound, from_azure, from_status
@@ -77,23 +87,43 @@ def _expiry(token: str) -> float:
         return time.time() + 300
 
 
+class _Sent(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
+    """Innermost policy: counts each request as it goes on the wire (every retry, every redirect hop)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_request(self, request: PipelineRequest[HttpRequest]) -> None:
+        self.count += 1
+
+
 class RegistryClient:
     def __init__(self, login_server: str, credential: TokenCredential, aad_scope: str) -> None:
         self.login_server = login_server
         self._credential = credential
         self._aad_scope = aad_scope
+        self._sent = _Sent()
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
             base_url=f"https://{login_server}",
             policies=[
                 HeadersPolicy(),
                 UserAgentPolicy(sdk_moniker="dockmaster"),
+                # Off unless a call permits it (blob reads): a 307 keeps method and body, and the token
+                # endpoints' bodies are credentials. On each hop the policy drops Authorization (set by
+                # _send, not by a policy that would set it again): the link's own SAS is the credential.
+                RedirectPolicy(permit_redirects=False, redirect_max=3),
                 RetryPolicy(retry_total=4, retry_backoff_factor=0.4, timeout=60),
+                self._sent,
             ],
         )
         self._lock = threading.Lock()
         self._refresh: tuple[str, float] | None = None
         self._access: dict[str, tuple[str, float]] = {}
-        self.requests = 0  # counted for the benchmark: every request this client sends
+
+    @property
+    def requests(self) -> int:
+        """For the benchmark: every HTTP request this client has sent (a followed redirect is two)."""
+        return self._sent.count
 
     # Token flow -----------------------------------------------------------------
     def _post_form(self, path: str, form: dict[str, str]) -> dict[str, Any]:
@@ -140,10 +170,9 @@ class RegistryClient:
             self._access[scope] = (token, _expiry(token))
             return token
 
-    def _run(self, request: HttpRequest) -> HttpResponse:
-        self.requests += 1
+    def _run(self, request: HttpRequest, *, follow: bool = False) -> HttpResponse:
         try:
-            response: HttpResponse = self._client.send_request(request)
+            response: HttpResponse = self._client.send_request(request, permit_redirects=follow)
             return response
         except AzureError as exc:  # no answer: refused, reset, timed out (after the pipeline's retries)
             service = f"the registry {self.login_server}"
@@ -154,16 +183,18 @@ class RegistryClient:
                 role=REGISTRY_DATA_ROLE,
             ) from exc
 
-    def _send(self, method: str, path: str, scope: str, **kwargs: Any) -> HttpResponse:
+    def _send(
+        self, method: str, path: str, scope: str, *, follow: bool = False, **kwargs: Any
+    ) -> HttpResponse:
         for attempt in (1, 2):
             request = HttpRequest(method, self._client.format_url(path), **kwargs)
             request.headers["Authorization"] = f"Bearer {self._access_token(scope)}"
-            response = self._run(request)
+            response = self._run(request, follow=follow)
             if response.status_code != 401 or attempt == 2:
                 break
             with self._lock:  # the token was revoked or expired early: forget it, ask once more
                 self._access.pop(scope, None)
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # a redirect not followed is no content either
             raise self._error(response, f"{method} {path}")
         return response
 
@@ -222,10 +253,12 @@ class RegistryClient:
         return [str(tag) for tag in tags]
 
     def get_json_blob(self, repository: str, digest: str, max_bytes: int) -> dict[str, Any]:
+        """Two requests in Azure: ACR's 307 (GetBlob in the data-plane spec), then the storage link."""
         response = self._send(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
             f"repository:{repository}:pull,metadata_read,metadata_write",
+            follow=True,
         )
         raw = response.content
         if len(raw) > max_bytes:
@@ -259,7 +292,6 @@ class RegistryClient:
 
     def ping(self, timeout: float) -> int:
         """GET /v2/ without a credential, once, with short timeouts: any answer (401 expected) is up."""
-        self.requests += 1
         request = HttpRequest("GET", self._client.format_url("/v2/"))
         response: HttpResponse = self._client.send_request(
             request, retry_total=0, connection_timeout=timeout, read_timeout=timeout

@@ -9,6 +9,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,21 @@ def podman(
     auth = home / "auth.json"
     credentials = acr_client.registries.list_credentials(group_of(admin_registry.id), admin_registry.name)
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = ["podman", "--runtime", RUNC, *args]
+    def run(*args: str, check: bool = True, store: Path | None = None) -> subprocess.CompletedProcess[str]:
+        command = ["podman", "--runtime", RUNC]
+        if store is not None:  # an empty image store of its own: a pull there fetches every blob
+            command += [
+                "--root",
+                str(store / "root"),
+                "--runroot",
+                str(store / "run"),
+                "--storage-driver",
+                "vfs",
+            ]
+        command.append(args[0])
         if args[0] in ("push", "pull"):
-            command[4:4] = ["--cert-dir", str(certs), "--authfile", str(auth)]
+            command += ["--cert-dir", str(certs), "--authfile", str(auth)]
+        command += args[1:]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(command)} failed: {result.stderr}")
@@ -103,6 +115,32 @@ def test_podman_push_and_pull_through_the_front(
     assert "Hello from Dockmaster" in run.stdout
     podman("rmi", target, check=False)
     assert "apps/hello" in list(data_client.list_repository_names())
+
+
+def test_podman_pulls_every_blob_through_the_storage_link(
+    podman: Any, local_image: str, admin_registry: Any, data_client: Any, devstack: Any
+) -> None:
+    """Into an empty store, each blob comes from the link the login server redirects to: podman follows
+    ACR's 307 and leaves its token behind on the host change (the link host refuses it)."""
+    target = f"{admin_registry.login_server}/pulled/app:v1"
+    assert push(podman, local_image, target).returncode == 0
+    manifest = data_client.get_manifest("pulled/app", "v1").manifest
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    admin = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
+    on_link_host = f"^/{admin_registry.name.lower()}/pulled/app/blobs/sha256:"  # paths there, not /v2/
+    watch = {"target": "dataplane", "kind": "latency", "delay_ms": 0, "method": "GET", "path": on_link_host}
+    with httpx.Client(base_url=devstack.arm, verify=context, headers=admin) as client:
+        rule = client.post("/_devstack/faults", json={**watch, "count": None}).json()
+        try:
+            with tempfile.TemporaryDirectory(prefix="pull-") as store:  # podman: a runroot under 50 chars
+                pulled = podman("pull", target, store=Path(store), check=False)
+        finally:
+            hits = next(
+                r["hits"] for r in client.get("/_devstack/faults").json()["value"] if r["id"] == rule["id"]
+            )
+            assert client.delete(f"/_devstack/faults/{rule['id']}").status_code == 204
+    assert pulled.returncode == 0, pulled.stderr
+    assert hits == len(manifest["layers"]) + 1, "the config and each layer, from the link host"
 
 
 def test_sdk_lists_pages_and_reads_properties(

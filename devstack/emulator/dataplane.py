@@ -148,8 +148,8 @@ class Fronts:
             ]
         )
         self.app.add_exception_handler(AcrError, self._error)  # type: ignore[arg-type]
-        self.storage_app = Starlette(routes=[Route("/{rest:path}", self.download, methods=METHODS)])
-        self.storage_app.add_exception_handler(StorageError, self._error)  # type: ignore[arg-type]
+        self.downloads_app = Starlette(routes=[Route("/{rest:path}", self.download, methods=METHODS)])
+        self.downloads_app.add_exception_handler(StorageError, self._error)  # type: ignore[arg-type]
         self._downloads: tuple[asyncio.AbstractServer, ServerState] | None = None
         self._downloads_port = 0
         self._downloads_lock = asyncio.Lock()
@@ -207,7 +207,7 @@ class Fronts:
                 return
             config = self.emu.config
             self._downloads = await listen(
-                self.emu.faults.wrap(self.storage_app, "dataplane"),
+                self.emu.faults.wrap(self.downloads_app, "dataplane"),
                 config.host,
                 config.blob_port,
                 config.tls_cert,

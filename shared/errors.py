@@ -93,7 +93,9 @@ class Retryable(DockmasterError):
 
 # The roles (as infra/ assigns them) that each kind of Azure operation needs, named in AccessDenied.
 TASKS_ROLE = "Container Registry Tasks Contributor on the registry"
-REGISTRY_ARM_ROLE = "Microsoft.ContainerRegistry/registries/read on the registry"
+REGISTRY_ARM_ROLE = (
+    "Microsoft.ContainerRegistry/registries/read on the registry (in Container Registry Tasks Contributor)"
+)
 REGISTRY_DATA_ROLE = (
     "AcrPull and AcrPush on the registry "
     "(Container Registry Repository Writer and Catalog Lister in ABAC mode)"

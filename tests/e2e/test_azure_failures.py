@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,17 @@ import httpx
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from tests.conftest import Devstack
 from tests.e2e.test_push_to_verdict import App, local_image, push
 from tests.e2e.test_push_to_verdict import app as app
-
-FAULTS = "/_devstack/faults"
-
-
-@pytest.fixture
-def admin(devstack: Devstack) -> Iterator[httpx.Client]:
-    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
-    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
-    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as client:
-        yield client
-        client.delete(FAULTS)
+from tests.reliability.test_verification_faults import FAULTS
+from tests.reliability.test_verification_faults import admin as admin
+from tests.reliability.test_verification_faults import fault as add_fault
 
 
 def fault(admin: httpx.Client, **rule: Any) -> dict[str, Any]:
-    response = admin.post(FAULTS, json={"count": None, "retry_after": 0, **rule})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
+    """Until removed, and answering at once (no Retry-After wait): the test removes it when it has seen
+    what it waits for."""
+    return add_fault(admin, **{"count": None, "retry_after": 0, **rule})
 
 
 def wait_hits(admin: httpx.Client, rule: dict[str, Any], at_least: int, timeout: float = 60) -> int:

@@ -95,6 +95,22 @@ class RunningHost:
         )
 
 
+def start_refused(app: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run `python -m devstack.host` for an app it must refuse to start; returns how it ended."""
+    return subprocess.run(
+        [
+            sys.executable,
+            *("-m", "devstack.host", "--app", app, "--port", str(free_port())),
+            *("--host-json", str(HOSTAPPS / "host.json"), "--state-dir", str(state_dir)),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def launch(tmp: Path, app: str, values: dict[str, str], *extra: str) -> RunningHost:
     """Start `python -m devstack.host` and wait until it answers."""
     record = tmp / "record.jsonl"
@@ -507,26 +523,7 @@ def test_asgi_responses_and_requests_are_buffered(asgi: RunningHost) -> None:
 def test_asgi_function_app_route_stops_the_host(tmp_path: Path) -> None:
     """func.AsgiFunctionApp registers "/{*route}": the host creates "api//{*route}", ASP.NET refuses it
     and the host does not start (python-worker#1310, static-web-apps#1654), with the host's message."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devstack.host",
-            "--app",
-            "tests.hostapps.asgi_slash_app",
-            "--port",
-            str(free_port()),
-            "--host-json",
-            str(HOSTAPPS / "host.json"),
-            "--state-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start_refused("tests.hostapps.asgi_slash_app", tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "A host error has occurred during startup operation '" in result.stderr
     assert (
@@ -678,24 +675,7 @@ def test_http_function_with_queue_output(queues: tuple[RunningHost, Queues]) -> 
 
 
 def test_unsupported_bindings_fail_startup_naming_them(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devstack.host",
-            "--app",
-            "tests.hostapps.unsupported_app",
-            "--port",
-            str(free_port()),
-            "--state-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start_refused("tests.hostapps.unsupported_app", tmp_path)
     assert result.returncode == 1
     assert "function 'on_upload'" in result.stderr
     assert "'blobTrigger'" in result.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient
 
-from shared import services
 from shared.tasks import docker_build_request, encoded_cmd_request, pack_context
 from shared.verdicts import Verdict
 from tests.conftest import error_code, group_of, new_registry, wait_for_run
@@ -282,31 +280,14 @@ def test_a_run_that_does_not_log_in_cannot_pull(tasks_client: Any, registry: Any
 def test_the_apps_smoke_run_passes_on_an_abac_registry(
     devstack: Any, tasks_client: Any, abac_registry: Any, hello_context: Path
 ) -> None:
-    from tests.integration.test_verification import POLICY, drain, pushed
+    from tests.integration.test_verification import app_verifier, drain, pushed
 
     digest = build_into(tasks_client, abac_registry, hello_context, "verify/abac:v1")
-    settings = {
-        "AZURE_SUBSCRIPTION_ID": devstack.subscription,
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
-        "AzureWebJobsStorage": devstack.endpoints["storageConnectionString"],
-        "DOCKMASTER_REGISTRIES": abac_registry.id,
-        "DOCKMASTER_POLICY_PATH": str(POLICY),
-        "DOCKMASTER_VERDICTS_TABLE": f"verdicts{uuid.uuid4().hex[:8]}",
-        "DOCKMASTER_RUNS_QUEUE": f"runs-{uuid.uuid4().hex[:8]}",
-        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in settings.items():
-            patch.setenv(key, value)
-        services.reset()
-        try:
-            verifier = services.verifier()
-            verdict = verifier.handle_event(pushed(abac_registry, "verify/abac", "v1", digest))
-            assert isinstance(verdict, Verdict)
-            assert verdict.status == "running"
-            verdict = drain(verifier, verdict)
-        finally:
-            services.reset()
+    with app_verifier(devstack, abac_registry) as verifier:
+        verdict = verifier.handle_event(pushed(abac_registry, "verify/abac", "v1", digest))
+        assert isinstance(verdict, Verdict)
+        assert verdict.status == "running"
+        verdict = drain(verifier, verdict)
     assert verdict.status == "passed", verdict.checks
     assert "Hello from Dockmaster" in verdict.log_excerpt
 

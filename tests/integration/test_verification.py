@@ -6,6 +6,7 @@ to `Verifier.follow_run` as the Functions host would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -28,8 +29,10 @@ from tests.conftest import group_of, wait_for_run
 POLICY = Path(__file__).parent.parent / "data" / "policy.yaml"
 
 
-@pytest.fixture(scope="module")
-def verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
+@contextlib.contextmanager
+def app_verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
+    """The app's verifier for `registry`, built in this process from settings as the host builds it, with a
+    verdict table and run queue of its own."""
     settings = {
         "AZURE_SUBSCRIPTION_ID": devstack.subscription,
         "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
@@ -44,8 +47,16 @@ def verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
         for key, value in settings.items():
             patch.setenv(key, value)
         services.reset()
-        yield services.verifier()
-        services.reset()
+        try:
+            yield services.verifier()
+        finally:
+            services.reset()
+
+
+@pytest.fixture(scope="module")
+def verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
+    with app_verifier(devstack, registry) as built:
+        yield built
 
 
 def build(tasks_client: Any, registry: Any, context: Path, image: str) -> str:

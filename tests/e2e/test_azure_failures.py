@@ -137,18 +137,22 @@ def test_a_follow_up_the_host_gave_up_on_is_sent_again(app: App) -> None:
     for queue in (runs, poison):
         with contextlib.suppress(ResourceExistsError):
             queue.create_queue()
+    run_id = f"dm-lost-{time.monotonic_ns()}"
     message = {
         "partition": "p",
         "row": "r",
         "registry": app.registry.name,
-        "runId": "dm-lost",
+        "runId": run_id,
         "deadline": "2026-12-04T00:00:00+00:00",
         "attempt": 3,
     }
     poison.send_message(json.dumps(message))
 
+    # Done when the function logged the revival and its invocation succeeded (the host deletes the poison
+    # message only then, i.e. after the send to the runs queue); the revived message waits there, invisible.
+    revived = f"follow-up of run {run_id} failed repeatedly; sent again (revival 1)"
     deadline = time.monotonic() + 60
-    while not runs.get_queue_properties().approximate_message_count:
+    while revived not in host_log(app) or poison.get_queue_properties().approximate_message_count:
         assert time.monotonic() < deadline, "the poisoned follow-up was not sent back"
         time.sleep(0.2)
-    assert "follow-up of run dm-lost failed repeatedly; sent again (revival 1)" in host_log(app)
+    assert runs.get_queue_properties().approximate_message_count

@@ -19,6 +19,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -36,6 +37,7 @@ from azure.core.pipeline.policies import (
 from azure.core.rest import HttpRequest, HttpResponse
 
 from .errors import REGISTRY_DATA_ROLE, DockmasterError, InvalidInput, NotFound, from_azure, from_status
+from .oci import Descriptor, Malformed
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -75,6 +77,22 @@ class Manifest:
     media_type: str
     document: dict[str, Any]
     size: int
+
+
+class OverBudget(InvalidInput):
+    """A read of an image's blobs went past the bytes it may read."""
+
+
+class ReadBudget:
+    """Bytes a read of several blobs may still take (layers scanned for /etc/passwd, say)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+
+    def spend(self, count: int, what: str) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise OverBudget(f"{what}: more than the {self.limit} bytes this read may take")
 
 
 def _expiry(token: str) -> float:
@@ -170,9 +188,11 @@ class RegistryClient:
             self._access[scope] = (token, _expiry(token))
             return token
 
-    def _run(self, request: HttpRequest, *, follow: bool = False) -> HttpResponse:
+    def _run(self, request: HttpRequest, *, follow: bool = False, stream: bool = False) -> HttpResponse:
         try:
-            response: HttpResponse = self._client.send_request(request, permit_redirects=follow)
+            response: HttpResponse = self._client.send_request(
+                request, permit_redirects=follow, stream=stream
+            )
             return response
         except AzureError as exc:  # no answer: refused, reset, timed out (after the pipeline's retries)
             service = f"the registry {self.login_server}"
@@ -184,17 +204,19 @@ class RegistryClient:
             ) from exc
 
     def _send(
-        self, method: str, path: str, scope: str, *, follow: bool = False, **kwargs: Any
+        self, method: str, path: str, scope: str, *, follow: bool = False, stream: bool = False, **kwargs: Any
     ) -> HttpResponse:
         for attempt in (1, 2):
             request = HttpRequest(method, self._client.format_url(path), **kwargs)
             request.headers["Authorization"] = f"Bearer {self._access_token(scope)}"
-            response = self._run(request, follow=follow)
+            response = self._run(request, follow=follow, stream=stream)
             if response.status_code != 401 or attempt == 2:
                 break
             with self._lock:  # the token was revoked or expired early: forget it, ask once more
                 self._access.pop(scope, None)
         if response.status_code >= 300:  # a redirect not followed is no content either
+            if stream:
+                response.read()
             raise self._error(response, f"{method} {path}")
         return response
 
@@ -230,6 +252,8 @@ class RegistryClient:
         announced = response.headers.get("Docker-Content-Digest")
         if announced and announced != digest:
             raise InvalidInput(f"the registry announced {announced} but the manifest hashes to {digest}")
+        if reference.startswith("sha256:") and reference != digest:
+            raise InvalidInput(f"the manifest {reference} of {repository} hashes to {digest}")
         try:
             document = json.loads(raw)
         except ValueError as exc:
@@ -252,23 +276,49 @@ class RegistryClient:
         tags = (response.json().get("manifest") or {}).get("tags") or []
         return [str(tag) for tag in tags]
 
-    def get_json_blob(self, repository: str, digest: str, max_bytes: int) -> dict[str, Any]:
-        """Two requests in Azure: ACR's 307 (GetBlob in the data-plane spec), then the storage link."""
+    def get_json_blob(self, repository: str, descriptor: Descriptor) -> Any:
+        """Two requests in Azure: ACR's 307 (GetBlob in the data-plane spec), then the storage link. The
+        blob must be exactly what its descriptor says (size and digest) and JSON: else the image is
+        Malformed."""
         response = self._send(
             "GET",
-            f"/v2/{repository}/blobs/{digest}",
+            f"/v2/{repository}/blobs/{descriptor.digest}",
             f"repository:{repository}:pull,metadata_read,metadata_write",
             follow=True,
         )
         raw = response.content
-        if len(raw) > max_bytes:
-            raise InvalidInput(f"blob {digest} is {len(raw)} bytes, more than {max_bytes}")
-        if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
-            raise InvalidInput(f"blob {digest} does not match its digest")
-        document = json.loads(raw)
-        if not isinstance(document, dict):
-            raise InvalidInput(f"blob {digest} is not a JSON object")
-        return document
+        if len(raw) != descriptor.size:
+            raise Malformed(
+                f"blob {descriptor.digest} is {len(raw)} bytes, its descriptor says {descriptor.size}"
+            )
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != descriptor.digest:
+            raise Malformed(f"blob {descriptor.digest} does not match its digest")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise Malformed(f"blob {descriptor.digest} is not JSON") from None
+
+    def blob_chunks(self, repository: str, descriptor: Descriptor, budget: ReadBudget) -> Iterator[bytes]:
+        """A blob's bytes as they arrive, counted against `budget` (shared by the blobs of one read);
+        the size and digest are checked when the blob ends."""
+        response = self._send(
+            "GET",
+            f"/v2/{repository}/blobs/{descriptor.digest}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+            follow=True,
+            stream=True,
+        )
+        hasher, seen = hashlib.sha256(), 0
+        try:
+            for chunk in response.iter_bytes():
+                seen += len(chunk)
+                budget.spend(len(chunk), f"blob {descriptor.digest}")
+                hasher.update(chunk)
+                yield chunk
+        finally:
+            response.close()
+        if seen != descriptor.size or "sha256:" + hasher.hexdigest() != descriptor.digest:
+            raise Malformed(f"blob {descriptor.digest} does not match its descriptor")
 
     # Listings (az acr repository list / show-tags --detail), one page per call ---------------
     def list_repositories(self, n: int, last: str | None = None) -> Page:
@@ -289,6 +339,19 @@ class RegistryClient:
         )
         tags = response.json().get("tags") or []
         return Page([tag for tag in tags if isinstance(tag, dict)], _next_last(response))
+
+    def tag_target(self, repository: str, tag: str) -> tuple[str | None, dict[str, Any]]:
+        """(the digest `tag` points to now, its changeable attributes); (None, {}) if there is no such tag."""
+        try:
+            response = self._send(
+                "GET",
+                f"/acr/v1/{repository}/_tags/{tag}",
+                f"repository:{repository}:pull,metadata_read,metadata_write",
+            )
+        except NotFound:
+            return None, {}
+        found = response.json().get("tag") or {}
+        return str(found.get("digest") or "") or None, dict(found.get("changeableAttributes") or {})
 
     def ping(self, timeout: float) -> int:
         """GET /v2/ without a credential, once, with short timeouts: any answer (401 expected) is up."""

@@ -102,6 +102,16 @@ def repositories(name: str, n: int, last: str | None = None) -> Page:
 class TagInfo:
     tag: dict[str, Any]  # ACR's view: name, digest, createdTime, lastUpdateTime, changeableAttributes
     verdict: Verdict | None
+    tag_rules: dict[str, str] | None = None  # the tag judged on the policy's tag rules (with a verdict)
+
+    @property
+    def status(self) -> str | None:
+        """The tag's status: its digest's verdict, failed when the tag breaks the tag rules."""
+        if self.verdict is None:
+            return None
+        if self.verdict.status == "passed" and self.tag_rules and self.tag_rules["status"] == "failed":
+            return "failed"
+        return self.verdict.status
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,21 @@ def tags(
     verdicts: dict[str, Verdict] = {}
     if page.items:
         verdicts = pipeline.store.for_policy(ref.name, repository, pipeline.policy.version)
-    found = [TagInfo(tag, verdicts.get(str(tag.get("digest")))) for tag in page.items]
+    from .checks import check_tag, tag_result
+
+    rule = pipeline.policy.rule_for(repository)
+    found = []
+    for tag in page.items:
+        verdict = verdicts.get(str(tag.get("digest")))
+        rules = None
+        if verdict is not None:
+            # Judged here as well as on its push: a tag pushed before the verdict existed, or whose
+            # result was not kept (Verdict.tag_results is bounded), shows what the rules say of it.
+            name = str(tag.get("name"))
+            rules = tag_result(check_tag(rule, name))
+            if action := verdict.tag_results.get(name, {}).get("action"):
+                rules["action"] = action
+        found.append(TagInfo(tag, verdict, rules))
     return TagListing(found, page.last, pipeline.policy.version)
 
 

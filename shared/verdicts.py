@@ -24,7 +24,12 @@ from .clients import ensure_table, table_error
 from .errors import EVENTS_ROLE, Conflict, NotFound, from_azure
 
 FINAL = {"passed", "failed", "superseded"}
-MAX_EXCERPT = 16 * 1024
+# One verdict is one Table entity: at most 64 KiB (UTF-16) a property and 1 MiB in all. Reasons are
+# bounded where checks are made (checks.MAX_REASON); what grows with the pushes is bounded here.
+MAX_PROPERTY_BYTES = 64 * 1024
+MAX_EXCERPT = 8 * 1024  # characters: up to 32 KiB in UTF-16 even where each takes a surrogate pair
+MAX_EVENTS = 100  # event ids kept (the first ones); `event_count` counts them all
+MAX_TAG_RESULTS = 100  # tags judged on their own (checks.check_tag) kept; the tag listing judges live
 
 
 def partition_key(registry: str, repository: str) -> str:
@@ -48,6 +53,11 @@ class Verdict:
     run_id: str | None = None
     log_excerpt: str = ""
     events: list[str] = field(default_factory=list)
+    event_count: int = 0  # every event recorded, kept in `events` or not (0: as many as `events`)
+    # tag → its own result ({"status", "reason", "action"}): tag rules belong to each tag pointing here
+    tag_results: dict[str, dict[str, str]] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # an index's images: digest → passed | failed
+    run_digest: str | None = None  # what the smoke run runs: the digest, or an index's runner image
     actions: list[str] = field(default_factory=list)
     pending_actions: list[str] = field(default_factory=list)
     published: bool = False
@@ -66,6 +76,28 @@ class Verdict:
     def final(self) -> bool:
         return self.status in FINAL
 
+    @property
+    def events_recorded(self) -> int:
+        return max(self.event_count, len(self.events))
+
+    def record_event(self, cause: str) -> bool:
+        """Count a delivery's cause once; only the first MAX_EVENTS are kept by id (a redelivery of a
+        later one is counted again: Event Grid delivers at least once)."""
+        if cause in self.events:
+            return False
+        self.event_count = self.events_recorded + 1
+        if len(self.events) < MAX_EVENTS:
+            self.events.append(cause)
+        return True
+
+    def record_tag(self, tag: str, result: dict[str, str]) -> bool:
+        if self.tag_results.get(tag) == result:
+            return False
+        if tag not in self.tag_results and len(self.tag_results) >= MAX_TAG_RESULTS:
+            return False
+        self.tag_results[tag] = result
+        return True
+
     def to_entity(self) -> dict[str, Any]:
         pk, rk = self.key
         entity: dict[str, Any] = {
@@ -81,6 +113,10 @@ class Verdict:
             "RunId": self.run_id or "",
             "LogExcerpt": self.log_excerpt[-MAX_EXCERPT:],
             "Events": json.dumps(self.events),
+            "EventCount": self.events_recorded,
+            "TagResults": json.dumps(self.tag_results),
+            "Images": json.dumps(self.images),
+            "RunDigest": self.run_digest or "",
             "Actions": json.dumps(self.actions),
             "PendingActions": json.dumps(self.pending_actions),
             "Published": self.published,
@@ -109,6 +145,10 @@ class Verdict:
             run_id=entity.get("RunId") or None,
             log_excerpt=entity.get("LogExcerpt") or "",
             events=json.loads(entity.get("Events") or "[]"),
+            event_count=int(entity.get("EventCount") or 0),
+            tag_results=json.loads(entity.get("TagResults") or "{}"),
+            images=json.loads(entity.get("Images") or "{}"),
+            run_digest=entity.get("RunDigest") or None,
             actions=json.loads(entity.get("Actions") or "[]"),
             pending_actions=json.loads(entity.get("PendingActions") or "[]"),
             published=bool(entity.get("Published")),
@@ -134,6 +174,10 @@ class Verdict:
             "actions": self.actions,
             "deleted": self.deleted,
             "events": self.events,
+            "eventCount": self.events_recorded,
+            "tagResults": self.tag_results,
+            "images": self.images,
+            "runDigest": self.run_digest,
             "createdAt": self.created_at.isoformat() if self.created_at else None,
             "completedAt": self.completed_at.isoformat() if self.completed_at else None,
         }

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import checks, events, tasks
+from . import checks, events, oci, rootfs, tasks
 from .checks import CheckResult
 from .clock import Clock
 from .config import RegistryRef, Settings
 from .errors import Conflict, DockmasterError, InvalidInput, NotFound, Retryable
 from .policy import LOCK, QUARANTINE, Policy, Rule
-from .registry import Manifest, RegistryClient
+from .registry import MAX_MANIFEST_BYTES, Manifest, ReadBudget, RegistryClient
 from .verdicts import Publisher, Verdict, VerdictStore
 
 log = logging.getLogger("dockmaster.verification")
@@ -37,6 +37,19 @@ DEADLINE_MARGIN_SECONDS = 120
 MAX_RETRY_POLL_SECONDS = 60
 GIVE_UP_AFTER_DEADLINE = dt.timedelta(hours=1)
 REVIVE_SECONDS = 60  # pause before a poisoned follow-up is tried again
+MAX_INDEX_IMAGES = 16  # an index listing more images is failed, not read
+MAX_LAYER_READ_BYTES = 512 * 1024 * 1024  # layers read to find /etc/passwd (compressed bytes)
+LOCKED = {"writeEnabled": False, "deleteEnabled": False}
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What reading an image found: its checks, an index's images (digest → passed | failed) and the
+    image the smoke run runs (None: an index with no image for the runner's platform)."""
+
+    results: list[CheckResult]
+    images: dict[str, str]
+    run_digest: str | None
 
 
 @dataclass(frozen=True)
@@ -149,7 +162,7 @@ class Verifier:
         if existing is not None:
             verdict, claimed = self._resume(existing, request, now)
             if not claimed:
-                return verdict
+                return self._judge_tag(verdict, request)
         try:
             if verdict.status == "running":  # taken over: its run was scheduled, its follow-up was lost
                 log.info("following again %s", context(verdict, request.cause))
@@ -251,13 +264,30 @@ class Verifier:
         on, a third recording its id), and giving up on it would lose this delivery's event id."""
 
         def recorded(current: Verdict) -> bool:
-            if request.cause in current.events:
+            if not current.record_event(request.cause):
                 return False
-            current.events.append(request.cause)
             current.updated_at = now
             return True
 
         existing = self._write(existing, recorded)
+        reopened = False
+
+        def reopen(current: Verdict) -> bool:
+            # Superseded said "no tag pointed here": a push naming the digest again may say otherwise,
+            # so it is verified afresh (and superseded again if nothing points to it still).
+            nonlocal reopened
+            reopened = current.status == "superseded"
+            if reopened:
+                current.status, current.tag, current.checks = "pending", request.tag, []
+                current.completed_at, current.published, current.pending_actions = None, False, []
+                current.claimed_at = current.updated_at = now
+            return reopened
+
+        if existing.status == "superseded":
+            existing = self._write(existing, reopen)
+            if reopened:
+                log.info("superseded digest pushed again: verifying %s", context(existing, request.cause))
+                return existing, True
         if existing.final:
             if existing.pending_actions or not existing.published:
                 existing = self._complete(existing, request.registry)
@@ -306,18 +336,83 @@ class Verifier:
         results = [checks.passed("tag-resolves", manifest.digest)] if request.tag else []
         if request.tag:
             results += checks.check_tag(rule, request.tag)
-        results += checks.check_manifest(rule, manifest.media_type, manifest.document)
-        descriptor = checks.config_descriptor(manifest.document)
-        if descriptor is not None:
-            digest, size = descriptor
-            if size > rule.max_config_bytes:
-                results += checks.check_config(rule, {}, size)
-            else:
-                config = client.get_json_blob(verdict.repository, digest, rule.max_config_bytes)
-                results += checks.check_config(rule, config, size)
+        inspection = self._inspect(client, rule, verdict.repository, manifest)
+        results += inspection.results
+        if checks.outcome(results) == "passed" and rule.smoke_run.enabled and inspection.run_digest is None:
+            results.append(
+                checks.failed("smoke-run", f"the index has no {checks.RUNNER_PLATFORM} image for the run")
+            )
         if checks.outcome(results) == "failed" or not rule.smoke_run.enabled:
-            return self._finalize(verdict, registry, rule, results, "")
-        return self._start_run(verdict, registry, rule, results)
+            return self._finalize(verdict, registry, rule, results, "", inspection=inspection)
+        return self._start_run(verdict, registry, rule, results, inspection)
+
+    def _inspect(self, client: RegistryClient, rule: Rule, repository: str, manifest: Manifest) -> Inspection:
+        """The manifest's checks; an index is as good as its worst image, each read and checked."""
+        try:
+            results = checks.check_manifest(rule, manifest.media_type, manifest.document)
+        except oci.Malformed as exc:
+            return Inspection([checks.failed("image", exc.message)], {}, manifest.digest)
+        if manifest.media_type not in oci.INDEX_TYPES:
+            results += self._image(client, rule, repository, manifest, in_index=False)
+            return Inspection(results, {}, manifest.digest)
+        children = checks.index_children(manifest.document)
+        if not children or len(children) > MAX_INDEX_IMAGES:
+            why = f"the index lists {len(children)} images: verification reads 1 to {MAX_INDEX_IMAGES}"
+            return Inspection([*results, checks.failed("index", why)], {}, None)
+        per_image: list[tuple[str, list[CheckResult]]] = []
+        images: dict[str, str] = {}
+        for child in children:
+            found = self._index_image(client, rule, repository, child)
+            per_image.append((f"{checks.platform_of(child)} {child.digest[:19]}", found))
+            images[child.digest] = checks.outcome(found)
+        runner = checks.runner_child(children)
+        return Inspection(results + checks.merge_images(per_image), images, runner.digest if runner else None)
+
+    def _index_image(
+        self, client: RegistryClient, rule: Rule, repository: str, child: oci.Descriptor
+    ) -> list[CheckResult]:
+        if child.media_type in oci.INDEX_TYPES:
+            return [checks.failed("image", "an index inside the index: not verified")]
+        if child.media_type not in rule.media_types:
+            return [checks.failed("image", f"media type '{child.media_type}' is not allowed")]
+        if child.size > MAX_MANIFEST_BYTES:
+            return [checks.failed("image", f"the manifest is over {MAX_MANIFEST_BYTES} bytes")]
+        try:
+            image = client.get_manifest(repository, child.digest)
+        except NotFound:
+            return [checks.failed("image", "not in the repository")]
+        except InvalidInput as exc:
+            return [checks.failed("image", exc.message)]
+        return self._image(client, rule, repository, image, in_index=True)
+
+    def _image(
+        self, client: RegistryClient, rule: Rule, repository: str, manifest: Manifest, *, in_index: bool
+    ) -> list[CheckResult]:
+        """An image manifest's own checks and its config's; a malformed one fails with why."""
+        try:
+            found = checks.check_image_manifest(manifest.document)
+            if found:
+                return found
+            descriptor = oci.image_manifest(manifest.document).config
+            if descriptor.size > rule.max_config_bytes:
+                return checks.check_config(rule, oci.ImageConfig(), descriptor.size)
+            config = oci.image_config(client.get_json_blob(repository, descriptor))
+            users: dict[str, int] | str | None = None
+            if rule.forbid_root_user and checks.user_to_resolve(config) is not None:
+                users = self._passwd(client, repository, oci.image_manifest(manifest.document).layers)
+            return checks.check_config(rule, config, descriptor.size, users, in_index=in_index)
+        except oci.Malformed as exc:
+            return [checks.failed("image", exc.message)]
+
+    def _passwd(
+        self, client: RegistryClient, repository: str, layers: list[oci.Descriptor]
+    ) -> dict[str, int] | str:
+        """The image's /etc/passwd users, or why they could not be read (bounded: MAX_LAYER_READ_BYTES)."""
+        budget = ReadBudget(MAX_LAYER_READ_BYTES)
+        try:
+            return rootfs.passwd_users(layers, lambda layer: client.blob_chunks(repository, layer, budget))
+        except (InvalidInput, NotFound) as exc:
+            return exc.message
 
     def _resolve(self, client: RegistryClient, request: Request) -> tuple[Request, Manifest | CheckResult]:
         """The manifest to verify: through the event's tag while it points to the digest, else through
@@ -342,11 +437,16 @@ class Verifier:
         return replace(request, tag=min(tags)), client.get_manifest(repository, digest)
 
     def _start_run(
-        self, verdict: Verdict, registry: RegistryRef, rule: Rule, results: list[CheckResult]
+        self,
+        verdict: Verdict,
+        registry: RegistryRef,
+        rule: Rule,
+        results: list[CheckResult],
+        inspection: Inspection,
     ) -> Verdict:
-        smoke = rule.smoke_run
+        smoke, run_digest = rule.smoke_run, inspection.run_digest or verdict.digest
         body = tasks.encoded_cmd_request(
-            tasks.smoke_command(verdict.repository, verdict.digest, smoke.args), timeout=smoke.timeout_seconds
+            tasks.smoke_command(verdict.repository, run_digest, smoke.args), timeout=smoke.timeout_seconds
         )
         client = self.tasks_client(registry.subscription)
         state = tasks.schedule(client, registry.group, registry.name, body)
@@ -357,6 +457,9 @@ class Verifier:
                 return False
             current.status, current.run_id, current.tag = "running", state.run_id, tag
             current.checks = [r.as_dict() for r in results]
+            current.images, current.run_digest = inspection.images, run_digest
+            if tag:
+                current.record_tag(tag, checks.tag_result(checks.check_tag(rule, tag)))
             current.updated_at = self.clock.now()
             return True
 
@@ -399,6 +502,7 @@ class Verifier:
         results: list[CheckResult],
         log_text: str,
         status: str | None = None,
+        inspection: Inspection | None = None,
     ) -> Verdict:
         outcome, tag = status or checks.outcome(results), verdict.tag
 
@@ -409,6 +513,13 @@ class Verifier:
             current.checks = [r.as_dict() for r in results]
             current.log_excerpt = log_text
             current.completed_at = current.updated_at = self.clock.now()
+            if inspection is not None:
+                current.images, current.run_digest = inspection.images, inspection.run_digest
+            smoke = next((r for r in results if r.name == "smoke-run"), None)
+            if smoke is not None and smoke.status == "failed" and current.run_digest in current.images:
+                current.images = {**current.images, current.run_digest: "failed"}
+            if tag and outcome != "superseded":
+                current.record_tag(tag, checks.tag_result(checks.check_tag(rule, tag)))
             if outcome == "passed" and rule.on_pass == LOCK:
                 current.pending_actions = [LOCK]
             elif outcome == "failed" and rule.on_fail == QUARANTINE:
@@ -425,15 +536,7 @@ class Verifier:
         while verdict.pending_actions:
             action = verdict.pending_actions[0]
             try:
-                if action == LOCK:
-                    locked = {"writeEnabled": False, "deleteEnabled": False}
-                    if verdict.tag:
-                        client.update_tag(verdict.repository, verdict.tag, locked)
-                    client.update_manifest(verdict.repository, verdict.digest, locked)
-                    done = f"locked {verdict.tag + ' and ' if verdict.tag else ''}{verdict.digest}"
-                else:
-                    client.update_manifest(verdict.repository, verdict.digest, {"readEnabled": False})
-                    done = f"quarantined {verdict.digest} (readEnabled=false)"
+                done = self._lock(client, verdict) if action == LOCK else self._quarantine(client, verdict)
             except (NotFound, InvalidInput) as exc:  # the image is gone, or the registry will never accept it
                 done = f"{action} not applied: {exc.message}"
                 log.warning("%s %s", done, context(verdict))
@@ -457,6 +560,68 @@ class Verifier:
                 return True
 
             verdict = self._write(verdict, published)
+        return verdict
+
+    def _lock(self, client: RegistryClient, verdict: Verdict) -> str:
+        """Lock the digest that passed (an index with its images), and each passed tag that still points
+        to it: a tag moved on to another image is left as it is, and said so."""
+        for digest in (verdict.digest, *verdict.images):
+            client.update_manifest(verdict.repository, digest, LOCKED)
+        done = [
+            f"locked {verdict.digest}" + (f" and its {len(verdict.images)} images" if verdict.images else "")
+        ]
+        passed = [t for t, r in verdict.tag_results.items() if r.get("status") == "passed"]
+        for tag in dict.fromkeys([*([verdict.tag] if verdict.tag else []), *passed]):
+            done.append(self._lock_tag(client, verdict.repository, tag, verdict.digest))
+        return "; ".join(done)
+
+    def _lock_tag(self, client: RegistryClient, repository: str, tag: str, digest: str) -> str:
+        """Lock `tag` only while it points to `digest`: read, lock, read again. A push between the first
+        read and the lock moved the tag: its attributes are put back as they were. Once locked, the tag
+        cannot move."""
+        current, attributes = client.tag_target(repository, tag)
+        if current != digest:
+            return f"tag {tag} not locked: it points to {current or 'nothing'} now"
+        client.update_tag(repository, tag, LOCKED)
+        after, _ = client.tag_target(repository, tag)
+        if after != digest:
+            client.update_tag(repository, tag, {key: bool(attributes.get(key, True)) for key in LOCKED})
+            return f"tag {tag} not locked: it moved to {after or 'nothing'} while being locked"
+        return f"locked tag {tag}"
+
+    def _quarantine(self, client: RegistryClient, verdict: Verdict) -> str:
+        """readEnabled=false on the digest and on each image of an index that failed its checks (an image
+        that passed may be shared with another index, and stays readable)."""
+        bad = [digest for digest, status in verdict.images.items() if status == "failed"]
+        for digest in (verdict.digest, *bad):
+            client.update_manifest(verdict.repository, digest, {"readEnabled": False})
+        return (
+            f"quarantined {verdict.digest}"
+            + (f" and {len(bad)} of its images" if bad else "")
+            + (" (readEnabled=false)")
+        )
+
+    def _judge_tag(self, verdict: Verdict, request: Request) -> Verdict:
+        """A tag pushed for a digest already verified: the tag rules are the tag's own, judged for each
+        tag while it points to the digest, with the rule's action on that tag."""
+        tag = request.tag
+        if tag is None or tag == verdict.tag:
+            return verdict
+        rule = self.policy.rule_for(verdict.repository)
+        client = self.registry_data(request.registry)
+        if client.tag_target(verdict.repository, tag)[0] != verdict.digest:
+            return verdict  # moved on: the event of the image it points to now judges it
+        result = checks.tag_result(checks.check_tag(rule, tag))
+        action = None
+        if result["status"] == "failed" and rule.on_fail == QUARANTINE:
+            client.update_tag(verdict.repository, tag, {"readEnabled": False})
+            action = f"quarantined tag {tag} (readEnabled=false)"
+        judged = {**result, **({"action": action} if action else {})}
+        verdict = self._write(verdict, lambda current: current.record_tag(tag, judged))
+        if result["status"] == "passed" and rule.on_pass == LOCK and verdict.status == "passed":
+            locked = {**result, "action": self._lock_tag(client, verdict.repository, tag, verdict.digest)}
+            verdict = self._write(verdict, lambda current: current.record_tag(tag, locked))
+        log.info("tag %s %s: %s %s", tag, judged["status"], action or "", context(verdict, request.cause))
         return verdict
 
     def _write(self, verdict: Verdict, change: Callable[[Verdict], bool]) -> Verdict:

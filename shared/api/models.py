@@ -76,9 +76,19 @@ class TagAttributes(BaseModel):
     listEnabled: bool | None = None
 
 
+class TagResult(BaseModel):
+    status: Literal["passed", "failed"]
+    reason: str
+    action: str | None = None
+
+
 class VerdictSummary(BaseModel):
     id: str
-    status: str
+    status: str = Field(
+        description="this tag's status: its digest's verdict, or failed when the tag breaks the tag rules"
+    )
+    digestStatus: str = Field(description="the verdict of the digest the tag points to")
+    tagRules: TagResult | None = Field(None, description="the tag judged on the policy's tag rules")
     policyVersion: str
     completedAt: str | None = None
 
@@ -193,7 +203,17 @@ class VerificationOut(BaseModel):
     actions: list[str] = Field(default_factory=list)
     pendingActions: list[str] = Field(default_factory=list)
     deleted: bool = False
-    events: list[str] = Field(default_factory=list, description="event ids and api:<id> causes")
+    events: list[str] = Field(
+        default_factory=list, description="event ids and api:<id> causes (the first 100: see eventCount)"
+    )
+    eventCount: int = Field(0, description="every event and api call recorded for this verdict")
+    tagResults: dict[str, TagResult] = Field(
+        default_factory=dict, description="each tag pushed for this digest, judged on the tag rules"
+    )
+    images: dict[str, Literal["passed", "failed"]] = Field(
+        default_factory=dict, description="an index's images (digest → result), checked with it"
+    )
+    runDigest: str | None = Field(None, description="the image the smoke run ran (an index's linux/amd64)")
     createdAt: str | None = None
     completedAt: str | None = None
 

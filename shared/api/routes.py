@@ -175,7 +175,9 @@ def list_tags(
         if verdict is not None:
             summary = models.VerdictSummary(
                 id=_verification(verdict).id,
-                status=verdict.status,
+                status=item.status or verdict.status,
+                digestStatus=verdict.status,
+                tagRules=models.TagResult.model_validate(item.tag_rules) if item.tag_rules else None,
                 policyVersion=verdict.policy_version,
                 completedAt=verdict.completed_at.isoformat() if verdict.completed_at else None,
             )

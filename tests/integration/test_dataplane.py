@@ -368,11 +368,13 @@ def test_the_product_reads_a_config_through_the_redirect_and_keeps_its_token(
     token sent to the login server only (as it goes on the wire: requests' Session.send, recorded)."""
     import requests
 
+    from shared.oci import image_manifest
     from shared.registry import RegistryClient
 
     assert push(podman, local_image, f"{admin_registry.login_server}/redirect/app:v1").returncode == 0
     client = RegistryClient(admin_registry.login_server, credential, f"{devstack.arm}/.default")
-    digest = client.get_manifest("redirect/app", "v1").document["config"]["digest"]
+    descriptor = image_manifest(client.get_manifest("redirect/app", "v1").document).config
+    digest = descriptor.digest
     sent: list[tuple[requests.PreparedRequest, requests.Response]] = []
     original = requests.Session.send
 
@@ -383,7 +385,7 @@ def test_the_product_reads_a_config_through_the_redirect_and_keeps_its_token(
 
     monkeypatch.setattr(requests.Session, "send", recorded)
     before = client.requests
-    config = client.get_json_blob("redirect/app", digest, 1024 * 1024)
+    config = client.get_json_blob("redirect/app", descriptor)
     assert (config["os"], config["architecture"]) == ("linux", "amd64")
     (to_front, redirect), (to_storage, blob) = [(q, a) for q, a in sent if digest in str(q.url)]
     assert urlsplit(str(to_front.url)).netloc == admin_registry.login_server

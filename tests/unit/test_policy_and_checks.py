@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from shared import checks
+from shared import checks, oci
 from shared.errors import ConfigurationError
 from shared.policy import parse_policy
 
@@ -67,19 +65,21 @@ def test_policy_errors_are_clear(text: str, message: str) -> None:
 
 
 def config(
-    user: str = "app", env: list[str] | None = None, labels: dict[str, str] | None = None
-) -> dict[str, Any]:
-    return {
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "User": user,
-            "Env": env or ["PATH=/bin"],
-            "Labels": {"org.opencontainers.image.source": "https://example.invalid/repo"}
-            if labels is None
-            else labels,
-        },
-    }
+    user: str = "1000", env: list[str] | None = None, labels: dict[str, str] | None = None
+) -> oci.ImageConfig:
+    return oci.image_config(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "User": user,
+                "Env": env or ["PATH=/bin"],
+                "Labels": {"org.opencontainers.image.source": "https://example.invalid/repo"}
+                if labels is None
+                else labels,
+            },
+        }
+    )
 
 
 def statuses(results: list[checks.CheckResult]) -> dict[str, str]:
@@ -108,17 +108,27 @@ def test_tag_checks() -> None:
     assert checks.outcome(checks.check_tag(prod, "feature-x")) == "failed"
 
 
+IMAGE = "application/vnd.oci.image.manifest.v1+json"
+
+
+def descriptor(media_type: str, digest: str = "sha256:" + "a" * 64, **more: object) -> dict[str, object]:
+    return {"mediaType": media_type, "digest": digest, "size": 10, **more}
+
+
 def test_manifest_checks() -> None:
     rule = parse_policy(
         "version: '1'\ndefault: {requiredPlatforms: [linux/amd64, linux/arm64]}"
     ).default_rule()
-    index = {"manifests": [{"platform": {"os": "linux", "architecture": "amd64"}}]}
+    index = {"manifests": [descriptor(IMAGE, platform={"os": "linux", "architecture": "amd64"})]}
     results = checks.check_manifest(rule, "application/vnd.oci.image.index.v1+json", index)
     assert statuses(results) == {"media-type": "passed", "platforms": "failed"}
-    artifact = {"config": {"mediaType": "application/vnd.cncf.helm.config.v1+json"}}
+    artifact = {"config": descriptor("application/vnd.cncf.helm.config.v1+json")}
     results = checks.check_manifest(rule, "application/vnd.oci.image.manifest.v1+json", artifact)
     assert statuses(results)["image"] == "failed"
-    assert statuses(checks.check_manifest(rule, "text/plain", {}))["media-type"] == "failed"
+    image = {"config": descriptor("application/vnd.oci.image.config.v1+json")}
+    assert statuses(checks.check_manifest(rule, "text/plain", image))["media-type"] == "failed"
+    with pytest.raises(oci.Malformed, match="config: Field required"):
+        checks.check_manifest(rule, IMAGE, {})
 
 
 @pytest.mark.parametrize(

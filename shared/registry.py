@@ -263,8 +263,8 @@ class RegistryClient:
         media_type = str(document.get("mediaType") or response.headers.get("Content-Type", "")).split(";")[0]
         return Manifest(digest, media_type, document, len(raw))
 
-    def manifest_tags(self, repository: str, digest: str) -> list[str]:
-        """The tags that point to `digest` now (ACR's manifest properties); none if it is gone."""
+    def manifest_properties(self, repository: str, digest: str) -> dict[str, Any] | None:
+        """ACR's manifest properties (tags, changeable attributes); None if the manifest is gone."""
         try:
             response = self._send(
                 "GET",
@@ -272,9 +272,14 @@ class RegistryClient:
                 f"repository:{repository}:pull,metadata_read,metadata_write",
             )
         except NotFound:
-            return []
-        tags = (response.json().get("manifest") or {}).get("tags") or []
-        return [str(tag) for tag in tags]
+            return None
+        found = response.json().get("manifest")
+        return found if isinstance(found, dict) else {}
+
+    def manifest_tags(self, repository: str, digest: str) -> list[str]:
+        """The tags that point to `digest` now; none if it is gone."""
+        properties = self.manifest_properties(repository, digest) or {}
+        return [str(tag) for tag in properties.get("tags") or []]
 
     def get_json_blob(self, repository: str, descriptor: Descriptor) -> Any:
         """Two requests in Azure: ACR's 307 (GetBlob in the data-plane spec), then the storage link. The

@@ -20,7 +20,7 @@ from . import checks, events, oci, rootfs, tasks
 from .checks import CheckResult
 from .clock import Clock
 from .config import RegistryRef, Settings
-from .errors import Conflict, DockmasterError, InvalidInput, NotFound, Retryable
+from .errors import AccessDenied, Conflict, DockmasterError, InvalidInput, NotFound, Retryable
 from .policy import LOCK, QUARANTINE, Policy, Rule
 from .registry import MAX_MANIFEST_BYTES, Manifest, ReadBudget, RegistryClient
 from .verdicts import Publisher, Verdict, VerdictStore
@@ -329,7 +329,13 @@ class Verifier:
         registry = request.registry
         rule = self.policy.rule_for(verdict.repository)
         client = self.registry_data(registry)
-        request, manifest = self._resolve(client, request)
+        try:
+            request, manifest = self._resolve(client, request)
+        except AccessDenied:
+            if not self._quarantined(client, request.repository, request.digest):
+                raise
+            refused = checks.failed("image", "quarantined (readEnabled=false): it cannot be pulled")
+            return self._finalize(verdict, registry, rule, [refused], "")
         if isinstance(manifest, CheckResult):
             return self._finalize(verdict, registry, rule, [manifest], "", status="superseded")
         verdict.tag = request.tag
@@ -383,7 +389,18 @@ class Verifier:
             return [checks.failed("image", "not in the repository")]
         except InvalidInput as exc:
             return [checks.failed("image", exc.message)]
+        except AccessDenied:
+            if not self._quarantined(client, repository, child.digest):
+                raise
+            return [checks.failed("image", "quarantined (readEnabled=false): it cannot be pulled")]
         return self._image(client, rule, repository, image, in_index=True)
+
+    @staticmethod
+    def _quarantined(client: RegistryClient, repository: str, digest: str) -> bool:
+        """A read refused while metadata reads go through: the image has readEnabled=false, which no
+        client can pull (a refusal of anything else is the app's access, and retried)."""
+        attributes = (client.manifest_properties(repository, digest) or {}).get("changeableAttributes")
+        return isinstance(attributes, dict) and attributes.get("readEnabled") is False
 
     def _image(
         self, client: RegistryClient, rule: Rule, repository: str, manifest: Manifest, *, in_index: bool
@@ -423,6 +440,10 @@ class Verifier:
             manifest = client.get_manifest(repository, request.tag or digest)
         except NotFound:
             manifest = None
+        except AccessDenied:
+            if request.tag is None:
+                raise
+            manifest = None  # the tag is quarantined (readEnabled=false): go through the digest
         if manifest is not None and manifest.digest == digest:
             return request, manifest
         tags = client.manifest_tags(repository, digest)

@@ -132,7 +132,7 @@ def test_a_pushed_image_passes_with_its_smoke_run_log(app: App, hello_context: P
     assert checks["smoke-run"]["status"] == "passed"
     assert verdict["RunId"]
     assert "Hello from Dockmaster" in verdict["LogExcerpt"]
-    assert json.loads(verdict["Actions"]) == [f"locked v1 and {verdict['Digest']}"]
+    assert json.loads(verdict["Actions"]) == [f"locked {verdict['Digest']}; locked tag v1"]
 
 
 def test_a_failing_image_is_quarantined(app: App, hello_context: Path, tmp_path: Path) -> None:

@@ -315,7 +315,7 @@ def test_verification_runs_the_push_pipeline(
     assert (verified["status"], verified["digest"], verified["tag"]) == ("passed", digest, "v1")
     assert {"tag-resolves", "smoke-run"} <= {check["name"] for check in verified["checks"]}
     assert verified["runId"]
-    assert verified["actions"] == [f"locked v1 and {digest}"]
+    assert verified["actions"] == [f"locked {digest}; locked tag v1"]
     assert verified["policyVersion"] == "test.1"
     assert [event.split(":")[0] for event in verified["events"]] == ["api"]
     # The same image again is the same verification: recorded, not re-run.

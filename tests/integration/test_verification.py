@@ -132,7 +132,7 @@ def test_a_good_image_passes_and_is_locked(
     assert verdict.status == "passed", verdict.checks
     assert "Hello from Dockmaster" in verdict.log_excerpt
     assert {c["name"] for c in verdict.checks} >= {"tag-resolves", "media-type", "env", "smoke-run"}
-    assert verdict.actions == [f"locked v1 and {digest}"]
+    assert verdict.actions == [f"locked {digest}; locked tag v1"]
     tag = data_client.get_tag_properties("verify/good", "v1")
     assert (tag.can_write, tag.can_delete) == (False, False)
 

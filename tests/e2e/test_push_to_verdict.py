@@ -82,11 +82,12 @@ def app(
     assert login.returncode == 0, login.stderr
 
     def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = ["podman", "--runtime", RUNC, args[0]]
-        if args[0] in ("push", "pull"):
+        verb = 2 if args[:2] == ("manifest", "push") else 1
+        command = ["podman", "--runtime", RUNC, *args[:verb]]
+        if args[:verb] in (("push",), ("pull",), ("manifest", "push")):
             command += auth
         result = subprocess.run(
-            [*command, *args[1:]], capture_output=True, text=True, timeout=120, check=False
+            [*command, *args[verb:]], capture_output=True, text=True, timeout=120, check=False
         )
         if check and result.returncode != 0:
             raise AssertionError(f"{command} failed: {result.stderr}")
@@ -224,3 +225,24 @@ def test_policy_violations_fail_with_reasons(app: App, hello_context: Path) -> N
     assert "runs as root" in failed["user"]
     assert "semantic version" in failed["tag-naming"]
     assert group_of(app.registry.id).startswith("rg-e2e-")
+
+
+def test_a_podman_index_is_verified_by_its_image(app: App, hello_context: Path) -> None:
+    """The index podman pushes for a manifest list: its root image fails it, as it fails alone."""
+    source = local_image(hello_context)  # FROM scratch, no USER: root
+    index = f"localhost/dockmaster-e2e/index-{uuid.uuid4().hex[:8]}"
+    app.podman("manifest", "create", index)
+    try:
+        app.podman("manifest", "add", index, f"containers-storage:{source}")
+        app.podman(
+            "manifest", "push", "--all", index, f"docker://{app.registry.login_server}/guarded/podman:v1"
+        )
+    finally:
+        app.podman("manifest", "rm", index, check=False)
+    verdict = app.verdict("guarded/podman", "v1")
+    assert verdict["Status"] == "failed", verdict["Checks"]
+    failed = {c["name"]: c["reason"] for c in json.loads(verdict["Checks"]) if c["status"] == "failed"}
+    assert "linux/amd64" in failed["user"]
+    assert "runs as root" in failed["user"]
+    refused = app.podman("pull", f"{app.registry.login_server}/guarded/podman:v1", check=False)
+    assert refused.returncode != 0

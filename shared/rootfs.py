@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from .errors import InvalidInput
 from .oci import Descriptor
 
-PASSWD = "etc/passwd"  # noqa: S105 (a path, not a password)
+USERS_FILE = "etc/passwd"
 MAX_PASSWD_BYTES = 1024 * 1024
 MAX_EXPANDED_BYTES = 2 * 1024**3
 MAX_ENTRIES = 200_000
@@ -76,9 +76,9 @@ def _scan(chunks: Iterator[bytes], what: str) -> bytes | bool | None:
                 name = _normal(member.name)
                 if name in ("etc/.wh.passwd", ".wh.etc", "etc/.wh..wh..opq"):
                     removed = True
-                elif name in (PASSWD, "etc") and not (member.isfile() or member.isdir()):
+                elif name in (USERS_FILE, "etc") and not (member.isfile() or member.isdir()):
                     raise Unreadable(f"/{name} is a link in {what}: not followed")
-                elif name == PASSWD:
+                elif name == USERS_FILE:
                     if member.size > MAX_PASSWD_BYTES:
                         raise Unreadable(f"/etc/passwd in {what} is larger than {MAX_PASSWD_BYTES} bytes")
                     extracted = archive.extractfile(member)

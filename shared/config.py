@@ -12,9 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigurationError
 
 REGISTRY_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[A-Za-z0-9]{5,50})$",
-    re.IGNORECASE,
+    r"/subscriptions/(?P<subscription>[^/\x00-\x1f\x7f]+)/resourceGroups/(?P<group>[^/\x00-\x1f\x7f]+)"
+    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[A-Za-z0-9]{5,50})",
+    re.IGNORECASE | re.ASCII,  # ASCII: under IGNORECASE alone, [a-z] also matches "ſ" and the Kelvin sign
 )
 
 
@@ -29,7 +29,7 @@ class RegistryRef:
 
     @classmethod
     def parse(cls, resource_id: str) -> RegistryRef:
-        found = REGISTRY_ID.match(resource_id.strip())
+        found = REGISTRY_ID.fullmatch(resource_id.strip())
         if not found:
             raise ConfigurationError(
                 f"'{resource_id}' is not a container registry resource id "

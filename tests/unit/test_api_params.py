@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -107,9 +108,9 @@ def test_build_options() -> None:
 
 
 def test_verification_ids_round_trip_and_are_url_safe() -> None:
-    vid = params.verification_id("MyRegistry", "team/app", DIGEST, "2026.11.1|odd")
+    vid = params.verification_id("MyRegistry", "team/app", DIGEST, "2026.11.1")
     assert all(c.isalnum() or c in "-_" for c in vid)
-    assert params.parse_verification_id(vid) == ("myregistry", "team/app", DIGEST, "2026.11.1|odd")
+    assert params.parse_verification_id(vid) == ("myregistry", "team/app", DIGEST, "2026.11.1")
     for bad in ("", "not base64!", "x" * 2000, base64.urlsafe_b64encode(b"a|b").decode().rstrip("=")):
         with pytest.raises(InvalidInput, match="not a verification id"):
             params.parse_verification_id(bad)
@@ -159,3 +160,79 @@ def test_source_upload_refuses_what_is_not_gzip_before_sending_anything() -> Non
     empty = SourceUpload("https://account.invalid/sources/y.tar.gz?sig=s", "y.tar.gz")
     with pytest.raises(InvalidInput, match="empty"):
         empty.finish()
+
+
+# Issue 14 (17): `$` matches before a trailing newline, `\d` any Unicode digit: names are full matches of
+# ASCII patterns. Issue 14 (16): every part of a verification id is checked before it becomes a Table key.
+SNEAKY_ENDINGS = ["\n", "\r", "\x00", "\u200b", "\uff21"]  # newline, CR, NUL, zero-width space, fullwidth A
+
+
+@pytest.mark.parametrize("ending", SNEAKY_ENDINGS)
+def test_names_refuse_trailing_control_and_look_alike_characters(ending: str) -> None:
+    checks: list[Callable[[str], object]] = [
+        lambda v: params.registry_name("Dockmaster01" + v),
+        lambda v: params.run_id("dm12" + v),
+        lambda v: params.build_args({"NAME" + v: "x"}),
+        lambda v: params.build_arg_pairs([f"NAME{v}=x"]),
+        lambda v: params.repository("team/app" + v),
+        lambda v: params.tag("v1" + v),
+        lambda v: params.digest(DIGEST + v),
+        lambda v: params.platform("linux/amd64" + v),
+    ]
+    for check in checks:
+        with pytest.raises(InvalidInput):
+            check(ending)
+
+
+def test_cleanup_ids_are_full_ascii_matches() -> None:
+    from shared.cleanup.records import check_id
+
+    good = "plan-20261204T120000Z-0123abcd"
+    assert check_id("plan", good) == good
+    for bad in (good + "\n", good + "\r", good + "\x00", "plan-２0261204T120000Z-0123abcd"):
+        with pytest.raises(InvalidInput, match="not a cleanup plan id"):
+            check_id("plan", bad)
+
+
+def test_registry_ids_in_settings_are_full_matches() -> None:
+    from shared.config import RegistryRef
+    from shared.errors import ConfigurationError
+
+    rid = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/dockmaster01"
+    assert RegistryRef.parse(rid).name == "dockmaster01"
+    kelvin = rid.replace("dockmaster01", "doc\u212amaster01")  # the Kelvin sign folds to k
+    for bad in (rid + "\nx", rid.replace("/g/", "/g\n/"), rid.replace("/s/", "/s\x00/"), kelvin):
+        with pytest.raises(ConfigurationError):
+            RegistryRef.parse(bad)
+
+
+def vid(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["v/1", "v\\1", "v#1", "v?1", "v\n", "v\x7f", "v\x85", "x" * 65, "v|1", "v 1", "v\u200b"],
+)
+def test_a_verification_id_whose_policy_version_cannot_be_a_table_key_is_refused(version: str) -> None:
+    with pytest.raises(InvalidInput, match="not a verification id"):
+        params.parse_verification_id(vid(f"myregistry|team/app|{DIGEST}|{version}"))
+
+
+def test_verification_id_policy_versions_follow_the_policy_files_rule() -> None:
+    from pydantic import ValidationError
+
+    from shared.policy import Policy
+
+    for version in ("2026.11.1", "v1_rc-2", "x" * 64, "v/1", "v\n", "", "x" * 65, "v 1"):
+        try:
+            Policy.model_validate({"version": version})
+            allowed = True
+        except ValidationError:
+            allowed = False
+        try:
+            params.parse_verification_id(vid(f"myregistry|team/app|{DIGEST}|{version}"))
+            parsed = True
+        except InvalidInput:
+            parsed = False
+        assert parsed == allowed, version

@@ -252,6 +252,22 @@ class RegistryClient:
         tags = (response.json().get("manifest") or {}).get("tags") or []
         return [str(tag) for tag in tags]
 
+    def digest_of(self, repository: str, reference: str) -> str:
+        """The digest a tag names, or a digest checked to exist: one metadata read (ACRDATA
+        GetTagProperties / GetManifestProperties), which a quarantined image (readEnabled=false) answers
+        too. NotFound when the tag or manifest is not there."""
+        kind = "_manifests" if reference.startswith("sha256:") else "_tags"
+        response = self._send(
+            "GET",
+            f"/acr/v1/{repository}/{kind}/{reference}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+        )
+        found = response.json().get("manifest" if kind == "_manifests" else "tag") or {}
+        digest = found.get("digest")
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            raise InvalidInput(f"the registry named no digest for {repository} {reference}")
+        return digest
+
     def get_json_blob(self, repository: str, digest: str, max_bytes: int) -> dict[str, Any]:
         """Two requests in Azure: ACR's 307 (GetBlob in the data-plane spec), then the storage link."""
         response = self._send(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import clients, telemetry
 from .clock import SystemClock
 from .config import RegistryRef, get_settings
-from .errors import AccessDenied, DockmasterError, InvalidInput, NotFound, from_azure
+from .errors import AccessDenied, DockmasterError, FailedVerification, InvalidInput, NotFound, from_azure
 
 if TYPE_CHECKING:
     from .cleanup import CleanupService, Plan, RunRecord
@@ -198,13 +198,46 @@ def start_build(plan: BuildPlan, source_location: str) -> RunState:
     return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
 
 
+def failed_verdict(ref: RegistryRef, repository: str, digest: str) -> Verdict | None:
+    """The verdict that fails this digest, if one does: its verdict under the current policy once final,
+    else its newest final verdict under any policy (a digest failed and quarantined before a policy change
+    stays refused until the new policy passes it)."""
+    pipeline = verifier()
+    verdicts = [v for v in pipeline.store.for_digest(ref.name, repository, digest) if v.final]
+    current = [v for v in verdicts if v.policy_version == pipeline.policy.version]
+    deciding = (current or verdicts or [None])[0]
+    return deciding if deciding is not None and deciding.status == "failed" else None
+
+
 def start_run(name: str, image: str, args: list[str], timeout: int) -> RunState:
-    """`az acr run --cmd`: one image of this registry (by tag or digest) with arguments."""
+    """`az acr run --cmd`: one image of this registry (by tag or digest) with arguments.
+
+    A tag is resolved to its digest first and the run names that digest, so the image whose verdict was
+    read is the image that runs (the tag may move meanwhile). An image that failed verification is refused.
+    """
     from . import tasks
+    from .api.params import verification_id
 
     ref = registry(name)
     found = _own_image(ref, image)
-    command = tasks.image_command(found.repository, args, tag=found.tag, digest=found.digest)
+    reference = found.digest or str(found.tag)
+    try:
+        digest = _data(ref).digest_of(found.repository, reference)
+    except NotFound as exc:
+        raise NotFound(
+            f"{found.repository}{'@' if found.digest else ':'}{reference} was not found in "
+            f"registry '{ref.name}'"
+        ) from exc
+    failed = failed_verdict(ref, found.repository, digest)
+    if failed is not None:
+        vid = verification_id(ref.name, found.repository, digest, failed.policy_version)
+        raise FailedVerification(
+            f"{found.repository}@{digest} failed verification {vid} under policy {failed.policy_version}"
+            f"{' (quarantined)' if any(a.startswith('quarantined') for a in failed.actions) else ''}: "
+            "Dockmaster does not run an image that failed verification",
+            detail={"verification": vid, "status": failed.status, "policyVersion": failed.policy_version},
+        )
+    command = tasks.image_command(found.repository, args, digest=digest)
     body = tasks.encoded_cmd_request(command, timeout)
     return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
 

@@ -47,6 +47,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": models.ErrorResponse, "description": "a dependency is unavailable; retry"},
 }
 
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": models.ErrorResponse, "description": description}
+
+
 read = [Depends(require(READ))]
 operate = [Depends(require(OPERATE))]
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -307,8 +312,18 @@ async def create_build(
     "/registries/{registry}/runs",
     status_code=202,
     response_model=models.RunAccepted,
+    responses={
+        404: _error("registry not configured, or no such tag or digest in it"),
+        409: _error(
+            "the image failed verification (`ImageFailedVerification`; it is quarantined): the message and "
+            "`detail` name the verification"
+        ),
+    },
     dependencies=operate,
     summary="Run an image of this registry with arguments (az acr run --cmd); 202 with the run",
+    description="A tag is resolved to its digest first and the run names that digest. An image whose "
+    "verdict is `failed` (under the current policy, or its newest verdict when the current policy has "
+    "none) is refused with 409.",
 )
 def create_run(request: Request, registry: Registry, body: models.RunRequest) -> Response:
     name = params.registry_name(registry)
@@ -458,10 +473,6 @@ def get_verification(
 
 
 # Cleanup ---------------------------------------------------------------------------------------------------
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": models.ErrorResponse, "description": description}
 
 
 CLEANUP_OFF = "cleanup is turned off (CLEANUP_ENABLED=false)"

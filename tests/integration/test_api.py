@@ -401,6 +401,44 @@ def test_run_by_digest_and_follow_its_log(api: Api, built: dict[str, Any]) -> No
         assert wait_for(client, by_tag.headers["location"], "finished")["status"] == "Succeeded"
 
 
+@pytest.fixture(scope="module")
+def failed(api: Api, hello_context: Path) -> dict[str, Any]:
+    """strict/hello:v1 built and verified: the policy's strict/* rule fails it (root user, `v1` is not
+    semver), and onFail quarantines its digest."""
+    with api.client(OPERATE, READ) as client:
+        accepted = client.post(
+            f"/api/registries/{api.registry}/builds",
+            params={"image": "strict/hello:v1"},
+            content=pack_context(hello_context),
+            headers={"content-type": "application/gzip"},
+        )
+        assert accepted.status_code == 202, accepted.text
+        assert wait_for(client, accepted.headers["location"], "finished")["status"] == "Succeeded"
+    verdict = verify(api, {"repository": "strict/hello", "tag": "v1"})
+    assert verdict["status"] == "failed", verdict
+    return verdict
+
+
+def test_an_image_that_failed_verification_is_not_run(api: Api, failed: dict[str, Any]) -> None:
+    runs = f"/api/registries/{api.registry}/runs"
+    digest = failed["digest"]
+    with api.client(OPERATE, READ) as client:
+        by_host = f"{api.login_server}/strict/hello@{digest}"
+        for image in ("strict/hello:v1", f"strict/hello@{digest}", by_host):
+            refused = client.post(runs, json={"image": image})
+            message = error_of(refused, 409, "ImageFailedVerification")
+            assert f"strict/hello@{digest} failed verification {failed['id']}" in message, message
+            assert "policy test.1" in message
+            assert refused.json()["error"]["detail"] == {
+                "verification": failed["id"],
+                "status": "failed",
+                "policyVersion": "test.1",
+            }
+        # A tag or digest that is not in the registry is a 404, before anything is scheduled.
+        error_of(client.post(runs, json={"image": "strict/hello:nosuchtag"}), 404, "NotFound")
+        error_of(client.post(runs, json={"image": f"strict/hello@sha256:{'0' * 64}"}), 404, "NotFound")
+
+
 def test_runs_refuse_images_of_other_hosts_and_bad_input(api: Api) -> None:
     runs = f"/api/registries/{api.registry}/runs"
     with api.client(OPERATE, READ) as client:

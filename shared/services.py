@@ -205,8 +205,8 @@ def failed_verdict(ref: RegistryRef, repository: str, digest: str) -> Verdict | 
     pipeline = verifier()
     verdicts = [v for v in pipeline.store.for_digest(ref.name, repository, digest) if v.final]
     current = [v for v in verdicts if v.policy_version == pipeline.policy.version]
-    deciding = (current or verdicts or [None])[0]
-    return deciding if deciding is not None and deciding.status == "failed" else None
+    deciding = (current or verdicts)[:1]
+    return deciding[0] if deciding and deciding[0].status == "failed" else None
 
 
 def start_run(name: str, image: str, args: list[str], timeout: int) -> RunState:

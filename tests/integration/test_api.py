@@ -479,3 +479,21 @@ def test_cleanup_turned_off_answers_409(api: Api) -> None:
         error_of(client.post("/api/cleanup/execute", json={"filters": {}}), 400, "InvalidInput")
         # Records of earlier runs stay readable; there are none here.
         error_of(client.get("/api/cleanup/runs/run-20260101T000000Z-00000000"), 404, "NotFound")
+
+
+def test_key_parts_that_table_storage_refuses_are_bad_input_not_an_outage(api: Api) -> None:
+    # Each would reach Table storage as a PartitionKey or RowKey it refuses (`/ \ # ?`, control
+    # characters): the read would fail and the API answer 503 with Retry-After, an outage any caller
+    # could cause. They are refused before any storage call.
+    digest = "sha256:" + "0" * 64
+    with api.client(READ) as client:
+        for version in ("v/1", "v\\1", "v#1", "v?1", "v\x01", "x" * 1100):
+            raw = f"{api.registry.lower()}|api/hello|{digest}|{version}"
+            vid = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+            answer = client.get(f"/api/verifications/{vid}")
+            assert "retry-after" not in answer.headers
+            error_of(answer, 400, "InvalidInput")
+        for path in ("/api/cleanup/plans/plan-20261204T120000Z-0123abcd%0A", "/api/cleanup/runs/run-1%23x"):
+            answer = client.get(path)
+            assert "retry-after" not in answer.headers
+            error_of(answer, 400, "InvalidInput")

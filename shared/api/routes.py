@@ -545,12 +545,17 @@ def get_cleanup_run(runId: Annotated[str, Path(max_length=64)]) -> models.Cleanu
     responses={
         400: _error("invalid input, not a lab, or the expiry would pass CLEANUP_MAX_EXTENSION_HOURS"),
         404: _error("no such resource group"),
-        409: _error(f"{CLEANUP_OFF}, the group is being deleted, or a ReadOnly lock keeps its tags"),
+        409: _error(
+            f"{CLEANUP_OFF}, the group is being deleted, a ReadOnly lock keeps its tags, or cleanup never "
+            "deletes it (protected, managed, or an expiry tag that does not parse: the message gives the "
+            "plan's reason)"
+        ),
     },
     dependencies=operate,
     summary="Extend a lab: push its expiry out by some hours, within CLEANUP_MAX_EXTENSION_HOURS from now",
-    description="From the current expiry, or from now when that has passed. The new expiry is written to "
-    "the lab's expiry tag (CLEANUP_EXPIRY_TAG); the lab's other tags are left as they are.",
+    description="From the current expiry, or from now when that has passed; never earlier than the current "
+    "expiry. The new expiry is written to the lab's expiry tag (CLEANUP_EXPIRY_TAG); the lab's other tags "
+    "are left as they are. `hours` is a JSON number.",
 )
 def extend_lab(
     name: Annotated[str, Path(min_length=1, max_length=90, description="the lab's resource group")],

@@ -414,6 +414,10 @@ def test_cleanup_validates_its_body_before_the_service(
         ("lab", {"hours": -2}, "greater than 0"),
         ("lab", {"hours": 1e9}, "less than or equal to 100000"),
         ("lab", {"hours": "soon"}, "valid number"),
+        # Issue 14 (10): hours is a JSON number, nothing converted: `true` is not 1, "2" is not 2.
+        ("lab", {"hours": True}, "body.hours"),
+        ("lab", {"hours": "2"}, "body.hours"),
+        ("lab", {"hours": [1]}, "body.hours"),
         ("lab", {}, "body.hours: Field required"),
     ],
 )

@@ -497,3 +497,22 @@ def test_key_parts_that_table_storage_refuses_are_bad_input_not_an_outage(api: A
             answer = client.get(path)
             assert "retry-after" not in answer.headers
             error_of(answer, 400, "InvalidInput")
+
+
+def test_the_anonymous_health_route_reaches_nothing_else(api: Api) -> None:
+    """Issue 14 (9): a Host header carrying a path made the URL the health function gets name another
+    endpoint, served without a key. The host refuses such a header (as Kestrel does), and the function
+    serves /api/health whatever URL it is given (tests/unit/test_api_app.py shows that half alone)."""
+    from tests.integration.test_host import raw_http
+
+    port = api.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}/api/registries?x=", f"127.0.0.1:{port}/api/openapi.json#"):
+        request = f"GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        status, reply = raw_http(api.url, request)
+        assert status == 400, reply
+        assert b"registries" not in reply
+        assert b"openapi" not in reply
+    request = f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    status, reply = raw_http(api.url, request)
+    assert status == 200, reply
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {"status": "ok", "checks": []}

@@ -626,3 +626,26 @@ def test_the_log_contract_is_in_the_openapi_document() -> None:
     assert "text/plain" in answer["content"]
     names = {parameter["name"] for parameter in operation["get"]["parameters"]}
     assert {"offset", "follow"} <= names
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # What the host builds from a Host header carrying a path (`Host: 127.0.0.1:7071/api/openapi.json?x=`
+        # + `GET /api/health`): scheme + Host + path + query. Only GET api/health matched, without a key.
+        "http://127.0.0.1:7071/api/openapi.json?x=/api/health",
+        "http://127.0.0.1:7071/api/registries?x=/api/health",
+        "http://127.0.0.1:7071/api/docs#/api/health",
+        "http://127.0.0.1:7071/api/health/../registries",
+    ],
+)
+def test_the_anonymous_health_function_serves_health_whatever_url_it_is_given(url: str) -> None:
+    """Issue 14 (9): the health function hands FastAPI GET /api/health, nothing of the URL but `deep`."""
+    import azure.functions as func
+
+    import function_app
+
+    request = func.HttpRequest("GET", url, headers={"host": url.split("/")[2]}, params={}, body=b"")
+    answer = asyncio.run(function_app.health(request, None))
+    assert answer.status_code == 200
+    assert json.loads(answer.get_body()) == {"status": "ok", "checks": []}

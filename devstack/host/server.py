@@ -52,13 +52,33 @@ Receive = Any  # Callable[[], Awaitable[Message]]; kept loose so any ASGI server
 Send = Any
 
 
+# The host's request body limit: "The request length is limited to 100 MB (104,857,600 bytes)" (FN-HTTP,
+# limits); Kestrel answers 413 past MaxRequestBodySize, whether the length is declared or chunked.
+MAX_REQUEST_BODY = 104_857_600
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _declared_too_large(headers: dict[str, str]) -> bool:
+    length = headers.get("content-length", "")
+    return length.isdigit() and int(length) > MAX_REQUEST_BODY
+
+
 async def _read_body(receive: Receive) -> bytes:
+    """The whole body, at most MAX_REQUEST_BODY bytes (_BodyTooLarge past it: nothing more is buffered)."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BODY:
+            raise _BodyTooLarge
+        chunks.append(chunk)
         if not message.get("more_body"):
             break
     return b"".join(chunks)
@@ -385,6 +405,24 @@ class Host:
         path = request_path(raw.decode("latin-1")) if raw else str(scope["path"])
         method: str = scope["method"].upper()
         headers, query = _headers(scope), _query(scope)
+        try:
+            await self._route(scope, path, method, headers, query, receive, send)
+        except _BodyTooLarge:
+            log.info("413 for %s %s: the body is over %d bytes", method, path, MAX_REQUEST_BODY)
+            await _respond(send, 413, headers=[("connection", "close")])
+
+    async def _route(
+        self,
+        scope: Scope,
+        path: str,
+        method: str,
+        headers: dict[str, str],
+        query: dict[str, str],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Keys are checked before any body is read (the host authenticates a request before an endpoint
+        reads it), and a body is read only up to MAX_REQUEST_BODY."""
         if path.rstrip("/") == eventgrid.PATH:
             await self._eventgrid(method, headers, query, receive, send)
             return
@@ -427,6 +465,8 @@ class Host:
         send: Send,
     ) -> None:
         assert self._invoker is not None
+        if _declared_too_large(headers):
+            raise _BodyTooLarge
         body = await _read_body(receive)
         length = headers.get("content-length", "")
         request = http_input(
@@ -455,10 +495,15 @@ class Host:
         self, method: str, headers: dict[str, str], query: dict[str, str], receive: Receive, send: Send
     ) -> None:
         assert self._invoker is not None
-        body = await _read_body(receive)
         authorized = not self.require_webhook_key or self.keys.allows_webhook(
             self._presented_key(headers, query)
         )
+        if not authorized:
+            await _respond(send, 401)  # before the body: nothing of an unauthenticated caller is buffered
+            return
+        if _declared_too_large(headers):
+            raise _BodyTooLarge
+        body = await _read_body(receive)
         reply = await eventgrid.handle(
             method=method,
             headers=headers,
@@ -480,10 +525,12 @@ class Host:
         send: Send,
     ) -> None:
         """The two admin APIs worth having locally: host status, and running a timer function now."""
-        await _read_body(receive)
         if not self.keys.allows("ADMIN", self._presented_key(headers, query)):
-            await _respond(send, 401)
+            await _respond(send, 401)  # before the body: nothing of an unauthenticated caller is buffered
             return
+        if _declared_too_large(headers):
+            raise _BodyTooLarge
+        await _read_body(receive)
         if path.rstrip("/") == "/admin/host/status" and method == "GET":
             uptime = int((time.monotonic() - self._started_at) * 1000)
             body = f'{{"state": "Running", "version": "devstack", "processUptime": {uptime}}}'.encode()

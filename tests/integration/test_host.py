@@ -288,6 +288,48 @@ def test_the_url_a_function_gets_is_scheme_host_path_and_query(basic: RunningHos
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["url"] == "http://example.com:8080/api/items/42/p?q=1"
 
 
+MAX_BODY = 104_857_600  # the host's request body limit (100 MB)
+
+
+def head_only(url: str, request_line: bytes, length: int, key: str | None = None) -> int:
+    """Send a request's headers announcing `length` body bytes and none of the body: the status the host
+    answers without it (a host that waited for the body would never answer: the socket times out)."""
+    headers = b"Host: 127.0.0.1\r\nContent-Length: %d\r\naeg-event-type: Notification\r\n" % length
+    if key is not None:
+        headers += b"x-functions-key: " + key.encode() + b"\r\n"
+    return raw_http(url, request_line + b"\r\n" + headers + b"Connection: close\r\n\r\n")[0]
+
+
+def test_keys_are_checked_before_a_body_is_read(basic: RunningHost) -> None:
+    """Issue 14 (11): the webhook and the admin API refuse a caller without the key at once, as the host's
+    authentication runs before any endpoint reads the body; nothing is buffered for them."""
+    webhook = WEBHOOK.encode() + b"?functionName=on_event"
+    assert head_only(basic.url, b"POST " + webhook + b" HTTP/1.1", 50_000_000) == 401
+    assert head_only(basic.url, b"POST /admin/functions/yearly HTTP/1.1", 50_000_000) == 401
+    assert head_only(basic.url, b"POST /api/secret HTTP/1.1", 50_000_000) == 401
+
+
+def test_bodies_over_100_mb_are_413(basic: RunningHost) -> None:
+    """The host takes at most 100 MB of request body (FN-HTTP limits; Kestrel's MaxRequestBodySize): a
+    declared length over it is refused before a byte is read, on every route."""
+    webhook = WEBHOOK.encode() + b"?functionName=on_event"
+    over = MAX_BODY + 1
+    assert head_only(basic.url, b"POST " + webhook + b" HTTP/1.1", over, basic.webhook_key) == 413
+    assert head_only(basic.url, b"POST /admin/functions/yearly HTTP/1.1", over, basic.master_key) == 413
+    assert head_only(basic.url, b"POST /api/items/1 HTTP/1.1", over) == 413
+
+
+def test_a_chunked_body_over_100_mb_is_413(basic: RunningHost) -> None:
+    piece = b"x" * (1 << 20)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(MAX_BODY // len(piece) + 1):
+            yield piece
+
+    answer = httpx.post(basic.url + "/api/items/1", content=chunks(), timeout=120)
+    assert answer.status_code == 413
+
+
 def test_routes_are_tried_in_function_name_order(basic: RunningHost) -> None:
     """azure-functions-host#9876: not ASP.NET's precedence. "order_a_any" (order/{*rest}) sorts before
     "order_b_literal" (order/literal), so it answers order/literal too."""

@@ -126,6 +126,10 @@ def build_arg_pairs(pairs: list[str]) -> dict[str, str]:
 def source_url(value: str) -> str:
     """A build context the registry fetches itself: an https URL (tarball or git repository)."""
     parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  # urlsplit checks the port only when asked
+    except ValueError:
+        raise InvalidInput(f"sourceUrl has an invalid port: '{value[:64]}'") from None
     if (
         len(value) > MAX_SOURCE_URL
         or parts.scheme != "https"

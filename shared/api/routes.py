@@ -269,7 +269,8 @@ async def create_build(
                 "with a JSON body, give the build options in the body, not as query parameters"
             )
         spec = models.BuildFromUrl.model_validate_json(await read_limited(request, MAX_JSON_BYTES))
-        source_url = params.source_url(spec.sourceUrl)
+        # Syntax first, then where it points (a name is resolved: that blocks, so off the loop).
+        source_url = await run_in_threadpool(services.check_build_source, params.source_url(spec.sourceUrl))
         options = services.BuildOptions(
             images=spec.images,
             dockerfile=params.dockerfile(spec.dockerfile),

@@ -127,6 +127,9 @@ def api(devstack: Devstack, registry: Any, tmp_path_factory: pytest.TempPathFact
         "DOCKMASTER_RUNS_QUEUE": f"api-runs-{uuid.uuid4().hex[:8]}",
         "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
         "DOCKMASTER_API_ROLES": "true",
+        # Build sources from this host only: it resolves nowhere, so devstack's ACR Tasks gets the build
+        # (and fails it: it builds from uploaded sources only). tests/hostile/ runs without the list.
+        "DOCKMASTER_BUILD_SOURCE_HOSTS": "example.invalid",
         "CLEANUP_SCHEDULE": "0 0 * * * *",  # cleanup is off here (CLEANUP_ENABLED defaults to false)
     }
     with local_host(devstack, tmp_path_factory.mktemp("api-host"), settings) as (url, key, log_path):
@@ -265,6 +268,12 @@ def test_build_from_a_source_url(api: Api) -> None:
     # devstack's ACR builds only from uploaded sources (it never fetches from the network): the run fails.
     assert run["status"] in ("Failed", "Error"), run
     assert "uploaded sources" in (run["error"] or "")
+    with api.client(OPERATE, READ) as client:
+        elsewhere = {"sourceUrl": "https://example.com/context.tar.gz", "images": ["api/fromurl:v1"]}
+        refused = client.post(f"/api/registries/{api.registry}/builds", json=elsewhere)
+    assert "not one of DOCKMASTER_BUILD_SOURCE_HOSTS (example.invalid)" in error_of(
+        refused, 400, "InvalidInput"
+    )
 
 
 def test_repositories_are_paged(api: Api, built: dict[str, Any]) -> None:

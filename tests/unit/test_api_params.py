@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -105,6 +106,9 @@ def test_build_options() -> None:
     for bad in ("http://example.com/x", "file:///etc", "https://", "https://a/b c", "https://" + "a" * 3000):
         with pytest.raises(InvalidInput, match="https URL"):
             params.source_url(bad)
+    for port in ("99999", "x", "-1"):
+        with pytest.raises(InvalidInput, match="invalid port"):
+            params.source_url(f"https://example.com:{port}/x")
 
 
 def test_verification_ids_round_trip_and_are_url_safe() -> None:
@@ -236,3 +240,62 @@ def test_verification_id_policy_versions_follow_the_policy_files_rule() -> None:
         except InvalidInput:
             parsed = False
         assert parsed == allowed, version
+
+
+# Issue 14 (18): ACR's build agent fetches a build's sourceUrl; one naming an internal address would have
+# it fetch from inside Azure's network (the instance metadata service at 169.254.169.254, loopback, …).
+INTERNAL_SOURCES = [
+    "https://127.0.0.1/ctx.tar.gz",
+    "https://127.1/ctx.tar.gz",  # inet_aton's short form
+    "https://2130706433/ctx.tar.gz",  # 127.0.0.1 as one number
+    "https://0x7f000001/ctx.tar.gz",
+    "https://localhost/ctx.tar.gz",
+    "https://LOCALHOST./ctx.tar.gz",
+    "https://0.0.0.0/ctx.tar.gz",
+    "https://10.1.2.3/ctx.tar.gz",
+    "https://172.16.0.1:8443/ctx.tar.gz",
+    "https://192.168.1.1/ctx.tar.gz",
+    "https://100.64.0.1/ctx.tar.gz",  # shared address space (carrier NAT)
+    "https://169.254.169.254/metadata/instance",
+    "https://224.0.0.1/ctx.tar.gz",
+    "https://[::1]/ctx.tar.gz",
+    "https://[::]/ctx.tar.gz",
+    "https://[::ffff:127.0.0.1]/ctx.tar.gz",
+    "https://[::127.0.0.1]/ctx.tar.gz",  # IPv4-compatible
+    "https://[::ffff:169.254.169.254]/ctx.tar.gz",
+    "https://[fe80::1]/ctx.tar.gz",
+    "https://[fd00::1]/ctx.tar.gz",
+    "https://[64:ff9b::a9fe:a9fe]/ctx.tar.gz",  # NAT64 of 169.254.169.254
+    "https://[2002:a9fe:a9fe::1]/ctx.tar.gz",  # 6to4 of 169.254.169.254
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL_SOURCES)
+def test_a_source_url_naming_an_internal_address_is_refused(url: str) -> None:
+    from shared import services
+
+    with pytest.raises(InvalidInput, match="internal address"):
+        services.check_build_source(url, allowed_hosts=())
+
+
+def test_public_sources_pass_and_the_allow_list_restricts_to_its_hosts() -> None:
+    import socket
+
+    from shared import services
+
+    public = "https://93.184.215.14/ctx.tar.gz"
+    assert services.check_build_source(public, allowed_hosts=()) == public
+    v6 = "https://[2606:2800:220:1:248:1893:25c8:1946]/ctx.tar.gz"
+    assert services.check_build_source(v6, allowed_hosts=()) == v6
+    # An allow-list names the only hosts sources may come from; the operator vouches for them, so their
+    # addresses are not checked (devstack's tests list one that resolves nowhere).
+    listed = "https://Sources.Example.Invalid/ctx.tar.gz"
+    assert services.check_build_source(listed, allowed_hosts=("sources.example.invalid",)) == listed
+    with pytest.raises(InvalidInput, match="DOCKMASTER_BUILD_SOURCE_HOSTS"):
+        services.check_build_source(public, allowed_hosts=("sources.example.invalid",))
+
+    def unknown(*_: object, **__: object) -> list[tuple[Any, ...]]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with pytest.raises(InvalidInput, match="does not resolve"):
+        services.check_build_source("https://nowhere.example/x", allowed_hosts=(), resolve=unknown)

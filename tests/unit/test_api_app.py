@@ -133,11 +133,12 @@ def test_validation_errors_are_400_in_the_one_shape() -> None:
     assert "not a registry name" in error["message"]
     error = error_of(call("GET", "/api/registries/abcde/repositories/UPPER/tags"), 400, "InvalidInput")
     assert "not a valid OCI repository name" in error["message"]
-    error_of(
-        call("GET", "/api/registries/abcde/repositories/a/tags", params={"orderby": "name"}),
-        400,
-        "InvalidInput",
-    )
+    for orderby in ("name", "timedesc\n", "timedesc\x00"):  # pydantic's patterns match the whole value
+        error_of(
+            call("GET", "/api/registries/abcde/repositories/a/tags", params={"orderby": orderby}),
+            400,
+            "InvalidInput",
+        )
     runs = "/api/registries/abcde/runs"
     error = error_of(call("POST", runs, json={"image": "a:b", "timeoutSeconds": 5}), 400, "InvalidInput")
     assert error["detail"][0]["field"] == "body.timeoutSeconds"

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api import asgi
+from shared.api import asgi, health_request
 from triggers import events, queues, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -24,11 +24,12 @@ async def http_app_func(req: func.HttpRequest, context: func.Context) -> func.Ht
     return response
 
 
-# Liveness must answer without a key, so GET api/health is its own ANONYMOUS function handing the request
+# Liveness must answer without a key, so GET api/health is its own ANONYMOUS function handing a request
 # to the same FastAPI route (one implementation). It must be tried before the catch-all: Azure's host tries
 # routes in function-name order, ignoring case (azure-functions-host#9876), and "health" sorts before
-# "http_app_func". Keep both names so (tests/unit/test_api_app.py checks it).
+# "http_app_func". Keep both names so (tests/unit/test_api_app.py checks it). It hands FastAPI GET
+# /api/health whatever URL arrived (health_request): the URL carries the caller's Host header.
 @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    response: func.HttpResponse = await http.handle_async(req, context)
+    response: func.HttpResponse = await http.handle_async(health_request(req), context)
     return response

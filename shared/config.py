@@ -12,9 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigurationError
 
 REGISTRY_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[A-Za-z0-9]{5,50})$",
-    re.IGNORECASE,
+    r"/subscriptions/(?P<subscription>[^/\x00-\x1f\x7f]+)/resourceGroups/(?P<group>[^/\x00-\x1f\x7f]+)"
+    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[A-Za-z0-9]{5,50})",
+    re.IGNORECASE | re.ASCII,  # ASCII: under IGNORECASE alone, [a-z] also matches "ſ" and the Kelvin sign
 )
 
 
@@ -29,7 +29,7 @@ class RegistryRef:
 
     @classmethod
     def parse(cls, resource_id: str) -> RegistryRef:
-        found = REGISTRY_ID.match(resource_id.strip())
+        found = REGISTRY_ID.fullmatch(resource_id.strip())
         if not found:
             raise ConfigurationError(
                 f"'{resource_id}' is not a container registry resource id "
@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     events_topic_endpoint: str = Field("", alias="DOCKMASTER_EVENTS_TOPIC_ENDPOINT")
     app_resource_group: str = Field("", alias="DOCKMASTER_APP_RESOURCE_GROUP")
     api_roles: bool = Field(False, alias="DOCKMASTER_API_ROLES")
+    # Hosts a build's sourceUrl may name (comma- or space-separated); empty: any host whose addresses are
+    # all public. Off in Azure; devstack's tests list a host that resolves nowhere.
+    build_source_hosts_setting: str = Field("", alias="DOCKMASTER_BUILD_SOURCE_HOSTS")
 
     cleanup_enabled: bool = Field(False, alias="CLEANUP_ENABLED")
     cleanup_schedule: str = Field("0 0 * * * *", alias="CLEANUP_SCHEDULE")
@@ -97,6 +100,10 @@ class Settings(BaseSettings):
         """Configured registries by lowercase name (ARM ids, comma- or whitespace-separated)."""
         refs = [RegistryRef.parse(item) for item in re.split(r"[,\s]+", self.registries_setting) if item]
         return {ref.key: ref for ref in refs}
+
+    @property
+    def build_source_hosts(self) -> tuple[str, ...]:
+        return tuple(h.rstrip(".").lower() for h in re.split(r"[,\s]+", self.build_source_hosts_setting) if h)
 
     @property
     def arm_scope(self) -> str:

@@ -81,6 +81,12 @@ class Conflict(DockmasterError):
     code = "Conflict"
 
 
+class FailedVerification(Conflict):
+    """The image's verdict is `failed` (it is quarantined): Dockmaster will not run it."""
+
+    code = "ImageFailedVerification"
+
+
 class Retryable(DockmasterError):
     """A dependency failed in a way worth retrying (unreachable, throttled, 5xx).
 

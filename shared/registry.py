@@ -281,6 +281,22 @@ class RegistryClient:
         properties = self.manifest_properties(repository, digest) or {}
         return [str(tag) for tag in properties.get("tags") or []]
 
+    def digest_of(self, repository: str, reference: str) -> str:
+        """The digest a tag names, or a digest checked to exist: one metadata read (ACRDATA
+        GetTagProperties / GetManifestProperties), which a quarantined image (readEnabled=false) answers
+        too. NotFound when the tag or manifest is not there."""
+        kind = "_manifests" if reference.startswith("sha256:") else "_tags"
+        response = self._send(
+            "GET",
+            f"/acr/v1/{repository}/{kind}/{reference}",
+            f"repository:{repository}:pull,metadata_read,metadata_write",
+        )
+        found = response.json().get("manifest" if kind == "_manifests" else "tag") or {}
+        digest = found.get("digest")
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            raise InvalidInput(f"the registry named no digest for {repository} {reference}")
+        return digest
+
     def get_json_blob(self, repository: str, descriptor: Descriptor) -> Any:
         """Two requests in Azure: ACR's 307 (GetBlob in the data-plane spec), then the storage link. The
         blob must be exactly what its descriptor says (size and digest) and JSON: else the image is

@@ -11,16 +11,27 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import functools
+import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from . import clients, telemetry
 from .clock import SystemClock
 from .config import RegistryRef, get_settings
-from .errors import AccessDenied, DockmasterError, InvalidInput, NotFound, from_azure
+from .errors import (
+    AccessDenied,
+    DockmasterError,
+    FailedVerification,
+    InvalidInput,
+    NotFound,
+    Retryable,
+    from_azure,
+)
 
 if TYPE_CHECKING:
     from .cleanup import CleanupService, Plan, RunRecord
@@ -205,6 +216,71 @@ def source_upload(plan: BuildPlan) -> SourceUpload:
     return tasks.SourceUpload(url, relative)
 
 
+Resolve = Callable[..., list[tuple[Any, ...]]]
+
+# IPv6 prefixes that carry an IPv4 address a gateway would reach: NAT64 (RFC 6052) and 6to4 (RFC 3056).
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def internal_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address is not one a build source may come from (None: a public unicast address)."""
+    if isinstance(address, ipaddress.IPv6Address) and not (address.is_loopback or address.is_unspecified):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and (address in NAT64 or int(address) >> 32 == 0):  # NAT64, IPv4-compatible
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return internal_reason(embedded)
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local (the instance metadata service lives there)"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_unspecified:
+        return "unspecified"
+    if not address.is_global:
+        return "private or reserved"
+    return None
+
+
+def check_build_source(
+    url: str, allowed_hosts: tuple[str, ...] | None = None, resolve: Resolve = socket.getaddrinfo
+) -> str:
+    """A build's sourceUrl that ACR's build agent may fetch: its host in DOCKMASTER_BUILD_SOURCE_HOSTS when
+    that is set (the operator vouches for those hosts), else a host whose every address is public. The
+    agent runs inside Azure: an internal address (loopback, private, link-local with the metadata
+    service) would have it fetch from there. The app never fetches the URL itself, so redirects the agent
+    follows are beyond this check: set the allow-list to exclude them too."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if allowed_hosts is None:
+        allowed_hosts = get_settings().build_source_hosts
+    if allowed_hosts:
+        if host not in allowed_hosts:
+            listed = ", ".join(allowed_hosts)
+            raise InvalidInput(
+                f"sourceUrl host '{host}' is not one of DOCKMASTER_BUILD_SOURCE_HOSTS ({listed})"
+            )
+        return url
+    try:
+        found = resolve(host, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            raise InvalidInput(f"sourceUrl host '{host}' does not resolve") from None
+        raise Retryable(f"sourceUrl host '{host}' could not be resolved now ({exc.strerror})") from None
+    except (UnicodeError, ValueError):
+        raise InvalidInput(f"sourceUrl host '{host}' is not a host name") from None
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        reason = internal_reason(address)
+        if reason is not None:
+            raise InvalidInput(
+                f"sourceUrl host '{host}' is {address}, an internal address ({reason}): ACR's build agent "
+                "must not fetch from it (DOCKMASTER_BUILD_SOURCE_HOSTS lists hosts to allow)"
+            )
+    return url
+
+
 def start_build(plan: BuildPlan, source_location: str) -> RunState:
     from . import tasks
 
@@ -222,13 +298,46 @@ def start_build(plan: BuildPlan, source_location: str) -> RunState:
     return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
 
 
+def failed_verdict(ref: RegistryRef, repository: str, digest: str) -> Verdict | None:
+    """The verdict that fails this digest, if one does: its verdict under the current policy once final,
+    else its newest final verdict under any policy (a digest failed and quarantined before a policy change
+    stays refused until the new policy passes it)."""
+    pipeline = verifier()
+    verdicts = [v for v in pipeline.store.for_digest(ref.name, repository, digest) if v.final]
+    current = [v for v in verdicts if v.policy_version == pipeline.policy.version]
+    deciding = (current or verdicts)[:1]
+    return deciding[0] if deciding and deciding[0].status == "failed" else None
+
+
 def start_run(name: str, image: str, args: list[str], timeout: int) -> RunState:
-    """`az acr run --cmd`: one image of this registry (by tag or digest) with arguments."""
+    """`az acr run --cmd`: one image of this registry (by tag or digest) with arguments.
+
+    A tag is resolved to its digest first and the run names that digest, so the image whose verdict was
+    read is the image that runs (the tag may move meanwhile). An image that failed verification is refused.
+    """
     from . import tasks
+    from .api.params import verification_id
 
     ref = registry(name)
     found = _own_image(ref, image)
-    command = tasks.image_command(found.repository, args, tag=found.tag, digest=found.digest)
+    reference = found.digest or str(found.tag)
+    try:
+        digest = _data(ref).digest_of(found.repository, reference)
+    except NotFound as exc:
+        raise NotFound(
+            f"{found.repository}{'@' if found.digest else ':'}{reference} was not found in "
+            f"registry '{ref.name}'"
+        ) from exc
+    failed = failed_verdict(ref, found.repository, digest)
+    if failed is not None:
+        vid = verification_id(ref.name, found.repository, digest, failed.policy_version)
+        raise FailedVerification(
+            f"{found.repository}@{digest} failed verification {vid} under policy {failed.policy_version}"
+            f"{' (quarantined)' if any(a.startswith('quarantined') for a in failed.actions) else ''}: "
+            "Dockmaster does not run an image that failed verification",
+            detail={"verification": vid, "status": failed.status, "policyVersion": failed.policy_version},
+        )
+    command = tasks.image_command(found.repository, args, digest=digest)
     body = tasks.encoded_cmd_request(command, timeout)
     return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
 

@@ -18,13 +18,17 @@ MIN_POLLING_INTERVAL = 0.1
 # Flex Consumption's default; the real host refuses to run without some timeout on consumption plans.
 DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0
 
-_TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d{1,7})?)$")
+# .NET's TimeSpan.Parse takes ASCII digits (with surrounding white space, stripped below); `\d` would also
+# take any Unicode digit.
+_TIMESPAN = re.compile(
+    r"(?:(?P<days>[0-9]+)\.)?(?P<h>[0-9]{1,2}):(?P<m>[0-9]{1,2}):(?P<s>[0-9]{1,2}(?:\.[0-9]{1,7})?)"
+)
 _SETTING = re.compile(r"%([^%]+)%")
 
 
 def parse_timespan(value: str, what: str) -> float:
     """Seconds in a .NET TimeSpan string (`[d.]hh:mm:ss[.fffffff]`), as host.json writes durations."""
-    match = _TIMESPAN.match(value.strip())
+    match = _TIMESPAN.fullmatch(value.strip())
     if match is None:
         raise HostError(f"host.json: {what} must be a TimeSpan such as '00:00:30', got {value!r}")
     days = int(match["days"] or 0)

@@ -49,7 +49,7 @@ RESERVED_PREFIXES = ("admin", "runtime")
 RESERVED_ROUTE = "The specified route conflicts with one or more built in routes."
 CONFLICTING_ROUTE = "The route specified conflicts with the route defined by function '{0}'."
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
-_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+_QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")  # fullmatch: `$` passes a final \n
 _IDENTITY_SUFFIXES = ("__queueServiceUri", "__serviceUri", "__accountName", "__credential")
 
 
@@ -135,7 +135,7 @@ def _queue_target(binding: Mapping[str, Any], environ: Mapping[str, str], where:
         raise HostError(f"{where}: binding expressions in queue names ({raw!r}) are not supported")
     # The storage extension lower-cases the resolved name, then validates it.
     name = resolve_expression(raw, environ, where).lower()
-    if not _QUEUE_NAME.match(name):
+    if not _QUEUE_NAME.fullmatch(name):
         raise HostError(f"{where}: {name!r} is not a valid queue name")
     setting, connection = _connection(str(binding.get("connection") or "AzureWebJobsStorage"), environ, where)
     return QueueTarget(setting, connection, name)

@@ -52,13 +52,33 @@ Receive = Any  # Callable[[], Awaitable[Message]]; kept loose so any ASGI server
 Send = Any
 
 
+# The host's request body limit: "The request length is limited to 100 MB (104,857,600 bytes)" (FN-HTTP,
+# limits); Kestrel answers 413 past MaxRequestBodySize, whether the length is declared or chunked.
+MAX_REQUEST_BODY = 104_857_600
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _declared_too_large(headers: dict[str, str]) -> bool:
+    length = headers.get("content-length", "")
+    return length.isdigit() and int(length) > MAX_REQUEST_BODY
+
+
 async def _read_body(receive: Receive) -> bytes:
+    """The whole body, at most MAX_REQUEST_BODY bytes (_BodyTooLarge past it: nothing more is buffered)."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BODY:
+            raise _BodyTooLarge
+        chunks.append(chunk)
         if not message.get("more_body"):
             break
     return b"".join(chunks)
@@ -100,9 +120,49 @@ def _query(scope: Scope) -> dict[str, str]:
     return params
 
 
+# Kestrel's HttpCharacters: the characters of a Host header's host part (RFC 3986 reg-name as Http.Sys
+# allows it: no "*+,;=" and no %-escapes), ASCII letters and digits.
+_HOST_CHARS = frozenset("!$&'()-._~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _port_valid(text: str) -> bool:
+    return len(text) > 1 and text[0] == ":" and all("0" <= ch <= "9" for ch in text[1:])
+
+
+def host_header_valid(text: str) -> bool:
+    """Kestrel's HttpUtilities.IsHostHeaderValid: empty, or host[:port] with the host a reg-name of
+    allowed characters or an IPv6 literal `[hex:.]` of at least `[::1]`, and the port digits only."""
+    if not text:
+        return True  # "The spec allows empty values"
+    if text[0] == "[":
+        end = text.find("]")
+        if end < 4 or any(ch not in _HEX and ch not in ":." for ch in text[1:end]):
+            return False
+        return end + 1 == len(text) or _port_valid(text[end + 1 :])
+    if text[0] == ":":
+        return False  # only a port
+    invalid = next((i for i, ch in enumerate(text) if ch not in _HOST_CHARS), None)
+    return invalid is None or _port_valid(text[invalid:])
+
+
+def host_problem(scope: Scope) -> str | None:
+    """Why Kestrel would answer 400 before any routing (Http1Connection.EnsureHostHeaderExists), or None:
+    no Host on HTTP/1.1, more than one, or one IsHostHeaderValid refuses."""
+    hosts = [value for name, value in scope.get("headers", []) if name.lower() == b"host"]
+    if not hosts:
+        return None if scope.get("http_version") == "1.0" else "MissingHostHeader"
+    if len(hosts) > 1:
+        return "MultipleHostHeaders"
+    if not host_header_valid(hosts[0].decode("latin-1")):
+        return "InvalidHostHeader"
+    return None
+
+
 def _url(scope: Scope, headers: dict[str, str]) -> str:
-    server = scope.get("server") or (ADDRESS, DEFAULT_PORT)
-    host = headers.get("host") or f"{server[0]}:{server[1]}"
+    """As the host's ToRpcHttp builds it: `{scheme}://{request.Host}{request.Path}{request.QueryString}`,
+    the Host as the caller sent it (Kestrel has checked it: host_problem), empty when HTTP/1.0 sent none."""
+    host = headers.get("host", "")
     path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
     query = scope.get("query_string", b"").decode("latin-1")
     return f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
@@ -335,10 +395,34 @@ class Host:
         return headers.get("x-functions-key") or query.get("code")
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = host_problem(scope)
+        if problem is not None:
+            # Kestrel's bad-request answer: 400, no body, the connection closed; nothing is routed.
+            log.info("400 for %s %s: %s", scope["method"], scope.get("path"), problem)
+            await _respond(send, 400, headers=[("connection", "close")])
+            return
         raw = scope.get("raw_path")
         path = request_path(raw.decode("latin-1")) if raw else str(scope["path"])
         method: str = scope["method"].upper()
         headers, query = _headers(scope), _query(scope)
+        try:
+            await self._route(scope, path, method, headers, query, receive, send)
+        except _BodyTooLarge:
+            log.info("413 for %s %s: the body is over %d bytes", method, path, MAX_REQUEST_BODY)
+            await _respond(send, 413, headers=[("connection", "close")])
+
+    async def _route(
+        self,
+        scope: Scope,
+        path: str,
+        method: str,
+        headers: dict[str, str],
+        query: dict[str, str],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Keys are checked before any body is read (the host authenticates a request before an endpoint
+        reads it), and a body is read only up to MAX_REQUEST_BODY."""
         if path.rstrip("/") == eventgrid.PATH:
             await self._eventgrid(method, headers, query, receive, send)
             return
@@ -381,6 +465,8 @@ class Host:
         send: Send,
     ) -> None:
         assert self._invoker is not None
+        if _declared_too_large(headers):
+            raise _BodyTooLarge
         body = await _read_body(receive)
         length = headers.get("content-length", "")
         request = http_input(
@@ -409,10 +495,15 @@ class Host:
         self, method: str, headers: dict[str, str], query: dict[str, str], receive: Receive, send: Send
     ) -> None:
         assert self._invoker is not None
-        body = await _read_body(receive)
         authorized = not self.require_webhook_key or self.keys.allows_webhook(
             self._presented_key(headers, query)
         )
+        if not authorized:
+            await _respond(send, 401)  # before the body: nothing of an unauthenticated caller is buffered
+            return
+        if _declared_too_large(headers):
+            raise _BodyTooLarge
+        body = await _read_body(receive)
         reply = await eventgrid.handle(
             method=method,
             headers=headers,
@@ -434,10 +525,12 @@ class Host:
         send: Send,
     ) -> None:
         """The two admin APIs worth having locally: host status, and running a timer function now."""
-        await _read_body(receive)
         if not self.keys.allows("ADMIN", self._presented_key(headers, query)):
-            await _respond(send, 401)
+            await _respond(send, 401)  # before the body: nothing of an unauthenticated caller is buffered
             return
+        if _declared_too_large(headers):
+            raise _BodyTooLarge
+        await _read_body(receive)
         if path.rstrip("/") == "/admin/host/status" and method == "GET":
             uptime = int((time.monotonic() - self._started_at) * 1000)
             body = f'{{"state": "Running", "version": "devstack", "processUptime": {uptime}}}'.encode()

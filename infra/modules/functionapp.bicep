@@ -253,6 +253,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DOCKMASTER_APP_RESOURCE_GROUP: appResourceGroupName
     // App roles are read from X-MS-CLIENT-PRINCIPAL, which only App Service authentication can vouch for.
     DOCKMASTER_API_ROLES: authEnabled ? 'true' : 'false'
+    // Empty: a build's sourceUrl may name any host whose addresses are all public (none internal).
+    DOCKMASTER_BUILD_SOURCE_HOSTS: ''
 
     CLEANUP_ENABLED: cleanupEnabled ? 'true' : 'false'
     CLEANUP_SCHEDULE: cleanupSchedule

@@ -8,6 +8,11 @@ add most of a second to each (import function_app: ~0.2 s without them, ~0.9 s w
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
+
+import azure.functions as func
+
+HEALTH_PATH = "/api/health"
 
 
 class LazyAsgi:
@@ -39,4 +44,15 @@ class LazyAsgi:
 
 asgi = LazyAsgi()
 
-__all__ = ["LazyAsgi", "asgi"]
+
+def health_request(req: func.HttpRequest) -> func.HttpRequest:
+    """The anonymous health function's request as the API must see it: GET /api/health with `deep` and
+    nothing else of what arrived. The host builds a request's URL from the caller's Host header
+    (scheme://Host + path + query), so a path in that header would otherwise route to any endpoint,
+    without a key; headers are dropped too (health reads none)."""
+    query = {"deep": req.params["deep"]} if "deep" in req.params else {}
+    url = f"http://localhost{HEALTH_PATH}" + (f"?{urlencode(query)}" if query else "")
+    return func.HttpRequest("GET", url, headers={}, params=query, body=b"")
+
+
+__all__ = ["HEALTH_PATH", "LazyAsgi", "asgi", "health_request"]

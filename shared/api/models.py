@@ -338,7 +338,14 @@ class CleanupRunOut(BaseModel):
 
 
 class ExtendRequest(Strict):
-    hours: float = Field(gt=0, le=100_000, description="push the expiry out by this many hours")
+    # strict: a JSON number only (`true` is not 1, "2" is not 2); no NaN or infinity.
+    hours: float = Field(
+        gt=0,
+        le=100_000,
+        strict=True,
+        allow_inf_nan=False,
+        description="push the expiry out by this many hours",
+    )
     subscription: str | None = Field(
         None, max_length=64, description="the lab's subscription; default: the first configured for cleanup"
     )

@@ -13,15 +13,19 @@ from urllib.parse import urlsplit
 from ..errors import InvalidInput
 from ..events import validate_digest, validate_repository, validate_tag
 
-REGISTRY_NAME = re.compile(r"^[A-Za-z0-9]{5,50}$")  # ACR's rule for a registry name
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,49}$")
+# Names are checked with fullmatch, never match + `$`: `$` also matches before a trailing newline.
+REGISTRY_NAME = re.compile(r"[A-Za-z0-9]{5,50}")  # ACR's rule for a registry name
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,49}")
 # ARM's rule (resources.json: `^[-\w\._\(\)]+$`, 1-90 characters, \w Unicode), and no trailing period.
 RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]")
-BUILD_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PLATFORM = re.compile(
-    r"^(?P<os>linux|windows)/(?P<arch>amd64|arm64|arm|386|ppc64le|s390x|riscv64)(?:/(?P<variant>v[5-8]))?$"
+    r"(?P<os>linux|windows)/(?P<arch>amd64|arm64|arm|386|ppc64le|s390x|riscv64)(?:/(?P<variant>v[5-8]))?"
 )
+# The policy file's rule for its version (shared/policy.py, Policy.version): also a safe Table key part
+# (Table storage refuses / \ # ? and control characters in PartitionKey and RowKey).
+POLICY_VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_BUILD_ARGS = 32
 MAX_BUILD_ARG_VALUE = 4096
 MAX_DOCKERFILE = 256
@@ -64,7 +68,7 @@ def resource_group(value: str) -> str:
 
 def platform(value: str) -> dict[str, str]:
     """`linux/amd64`, `linux/arm/v7`, … as ACR's PlatformProperties."""
-    found = PLATFORM.match(value.lower())
+    found = PLATFORM.fullmatch(value.lower())
     if found is None:
         raise InvalidInput(
             f"'{value[:64]}' is not a platform: write os/architecture[/variant], e.g. linux/amd64"
@@ -97,7 +101,7 @@ def build_args(values: dict[str, str]) -> dict[str, str]:
     if len(values) > MAX_BUILD_ARGS:
         raise InvalidInput(f"at most {MAX_BUILD_ARGS} build arguments")
     for name, value in values.items():
-        if not BUILD_ARG_NAME.match(name):
+        if not BUILD_ARG_NAME.fullmatch(name):
             raise InvalidInput(f"'{name[:64]}' is not a build argument name")
         if len(value) > MAX_BUILD_ARG_VALUE or CONTROL.search(value):
             raise InvalidInput(
@@ -122,6 +126,10 @@ def build_arg_pairs(pairs: list[str]) -> dict[str, str]:
 def source_url(value: str) -> str:
     """A build context the registry fetches itself: an https URL (tarball or git repository)."""
     parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  # urlsplit checks the port only when asked
+    except ValueError:
+        raise InvalidInput(f"sourceUrl has an invalid port: '{value[:64]}'") from None
     if (
         len(value) > MAX_SOURCE_URL
         or parts.scheme != "https"
@@ -153,7 +161,9 @@ def parse_verification_id(value: str) -> tuple[str, str, str, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise invalid from None
     parts = raw.split(ID_SEPARATOR, 3)
-    if len(parts) != 4 or not parts[3] or CONTROL.search(parts[3]):
+    # The policy version becomes part of a RowKey: one Table storage refuses would fail the read, an
+    # outage (503) any caller could trigger; it must be a version a policy file can have.
+    if len(parts) != 4 or not POLICY_VERSION.fullmatch(parts[3]):
         raise invalid
     name, repo, sha, policy_version = parts
     try:

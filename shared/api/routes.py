@@ -47,6 +47,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": models.ErrorResponse, "description": "a dependency is unavailable; retry"},
 }
 
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": models.ErrorResponse, "description": description}
+
+
 read = [Depends(require(READ))]
 operate = [Depends(require(OPERATE))]
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -266,7 +271,8 @@ async def create_build(
                 "with a JSON body, give the build options in the body, not as query parameters"
             )
         spec = models.BuildFromUrl.model_validate_json(await read_limited(request, MAX_JSON_BYTES))
-        source_url = params.source_url(spec.sourceUrl)
+        # Syntax first, then where it points (a name is resolved: that blocks, so off the loop).
+        source_url = await run_in_threadpool(services.check_build_source, params.source_url(spec.sourceUrl))
         options = services.BuildOptions(
             images=spec.images,
             dockerfile=params.dockerfile(spec.dockerfile),
@@ -309,8 +315,18 @@ async def create_build(
     "/registries/{registry}/runs",
     status_code=202,
     response_model=models.RunAccepted,
+    responses={
+        404: _error("registry not configured, or no such tag or digest in it"),
+        409: _error(
+            "the image failed verification (`ImageFailedVerification`; it is quarantined): the message and "
+            "`detail` name the verification"
+        ),
+    },
     dependencies=operate,
     summary="Run an image of this registry with arguments (az acr run --cmd); 202 with the run",
+    description="A tag is resolved to its digest first and the run names that digest. An image whose "
+    "verdict is `failed` (under the current policy, or its newest verdict when the current policy has "
+    "none) is refused with 409.",
 )
 def create_run(request: Request, registry: Registry, body: models.RunRequest) -> Response:
     name = params.registry_name(registry)
@@ -462,10 +478,6 @@ def get_verification(
 # Cleanup ---------------------------------------------------------------------------------------------------
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": models.ErrorResponse, "description": description}
-
-
 CLEANUP_OFF = "cleanup is turned off (CLEANUP_ENABLED=false)"
 
 
@@ -536,12 +548,17 @@ def get_cleanup_run(runId: Annotated[str, Path(max_length=64)]) -> models.Cleanu
     responses={
         400: _error("invalid input, not a lab, or the expiry would pass CLEANUP_MAX_EXTENSION_HOURS"),
         404: _error("no such resource group"),
-        409: _error(f"{CLEANUP_OFF}, the group is being deleted, or a ReadOnly lock keeps its tags"),
+        409: _error(
+            f"{CLEANUP_OFF}, the group is being deleted, a ReadOnly lock keeps its tags, or cleanup never "
+            "deletes it (protected, managed, or an expiry tag that does not parse: the message gives the "
+            "plan's reason)"
+        ),
     },
     dependencies=operate,
     summary="Extend a lab: push its expiry out by some hours, within CLEANUP_MAX_EXTENSION_HOURS from now",
-    description="From the current expiry, or from now when that has passed. The new expiry is written to "
-    "the lab's expiry tag (CLEANUP_EXPIRY_TAG); the lab's other tags are left as they are.",
+    description="From the current expiry, or from now when that has passed; never earlier than the current "
+    "expiry. The new expiry is written to the lab's expiry tag (CLEANUP_EXPIRY_TAG); the lab's other tags "
+    "are left as they are. `hours` is a JSON number.",
 )
 def extend_lab(
     name: Annotated[str, Path(min_length=1, max_length=90, description="the lab's resource group")],

@@ -40,7 +40,8 @@ DECISIONS = (DELETE, DEFERRED, WARN, KEEP, BLOCKED, PROTECTED, MANAGED, DELETING
 FIRST_SEEN_TAG = "dockmaster-first-seen"
 WARNED_TAG = "dockmaster-warned"
 
-RELATIVE = re.compile(r"^\s*\+?(\d+(?:\.\d+)?)\s*([mhdw])\s*$", re.IGNORECASE)
+# fullmatch, ASCII: `\d` would take any Unicode digit (float() reads them too), IGNORECASE non-ASCII folds.
+RELATIVE = re.compile(r"\s*\+?([0-9]+(?:\.[0-9]+)?)\s*([mhdw])\s*", re.IGNORECASE | re.ASCII)
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 Key = tuple[str, str]  # (subscription, group name), both lower-case
@@ -71,7 +72,7 @@ def parse_time(text: str) -> dt.datetime | None:
 
 def parse_relative(text: str) -> dt.timedelta | None:
     """`90m`, `72h`, `3d`, `2w` (also `+72h`, `1.5d`); None when the text is not one of these."""
-    found = RELATIVE.match(text)
+    found = RELATIVE.fullmatch(text)
     if not found:
         return None
     return dt.timedelta(**{UNITS[found.group(2).lower()]: float(found.group(1))})

@@ -24,7 +24,7 @@ from ..errors import InvalidInput, NotFound
 from .planner import BLOCKED, DECISIONS, DELETE, KEEP, PlanItem, iso, parse_time
 
 RUNS_TABLE = "cleanupruns"
-ID = re.compile(r"^(plan|run)-\d{8}T\d{6}Z-[0-9a-f]{8}$")
+ID = re.compile(r"(plan|run)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")  # fullmatch; ASCII digits only
 CHUNK = 60_000  # bytes per binary property (the limit is 64 KiB)
 MAX_CHUNKS = 15  # an entity holds at most 1 MiB
 
@@ -43,7 +43,7 @@ def new_id(kind: str, now: dt.datetime) -> str:
 
 
 def check_id(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not ID.match(value) or not value.startswith(f"{kind}-"):
+    if not isinstance(value, str) or not ID.fullmatch(value) or not value.startswith(f"{kind}-"):
         raise InvalidInput(f"'{value}' is not a cleanup {kind} id ({kind}-YYYYMMDDTHHMMSSZ-xxxxxxxx)")
     return value
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,6 +41,9 @@ from ..errors import (
 from .planner import (
     BLOCKED,
     DELETE,
+    INVALID_EXPIRY,
+    MANAGED,
+    PROTECTED,
     WARN,
     WARNED_TAG,
     Group,
@@ -553,15 +557,35 @@ class CleanupService:
         if found.state.lower() == "deleting":
             raise Conflict(f"'{group}' is already being deleted")
         now = self.clock.now()
+        # A lab cleanup never deletes (protected, managed, an expiry that does not parse) has no expiry to
+        # push out: writing one would make it deletable. Refused with the plan's own reason.
+        before = decide(found, rules, now, ())
+        if before.decision in (PROTECTED, MANAGED, INVALID_EXPIRY):
+            advice = "; write a valid expiry to its tag instead" if before.decision == INVALID_EXPIRY else ""
+            raise Conflict(
+                f"'{group}' cannot be extended: cleanup never deletes it ({before.decision}: "
+                f"{before.reason}){advice}"
+            )
         current = expiry_of(found, rules, now).at
-        new = (max(current or now, now) + dt.timedelta(hours=hours)).replace(microsecond=0)
+        if current is None:  # decide() said invalid-expiry above; kept for the type checker
+            raise Conflict(f"'{group}' cannot be extended: its expiry does not parse")
+        start = max(current, now)
+        exact = start + dt.timedelta(hours=hours)
         maximum = dt.timedelta(hours=self.settings.cleanup_max_extension_hours)
-        if new > now + maximum:
-            room = max(0.0, (now + maximum - max(current or now, now)).total_seconds() / 3600)
+        if exact > now + maximum:
+            room = max(0.0, (now + maximum - start).total_seconds() / 3600)
+            limit = maximum.total_seconds() / 3600
             raise InvalidInput(
-                f"the expiry would be {iso(new)}, beyond the maximum of {maximum.total_seconds() / 3600:g}h "
+                f"the expiry would be {iso(exact)}, beyond the maximum of {limit:g}h "
                 f"from now (CLEANUP_MAX_EXTENSION_HOURS): extend by at most {room:.1f}h"
             )
+        # Whole seconds, rounded up: rounding down could write an expiry before the current one.
+        new = exact if exact.microsecond == 0 else exact.replace(microsecond=0) + dt.timedelta(seconds=1)
+        after = decide(
+            dataclasses.replace(found, tags={**found.tags, rules.expiry_tag: iso(new)}), rules, now, ()
+        )
+        if new <= current or (after.decision == DELETE and before.decision != DELETE):
+            raise Conflict(f"'{group}': extending to {iso(new)} would bring its deletion closer")
         try:
             self.merge_tags(found, {rules.expiry_tag: iso(new)})
         except HttpResponseError as exc:

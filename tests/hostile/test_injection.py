@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from azure.containerregistry import ContainerRegistryClient
 
 from shared.api.auth import OPERATE, READ
@@ -163,3 +164,32 @@ def test_labels_with_yaml_and_shell_text_are_only_read(
     assert runs_of(tasks_client, registry) - runs == {verdict["runId"]}
     assert "Hello from Dockmaster\n" in log, log
     assert not Path(MARKER).exists()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "https://169.254.169.254/metadata/instance?api-version=2021-02-01",
+        "https://[::ffff:169.254.169.254]/metadata/instance",
+        "https://localhost:8443/ctx.tar.gz",
+        "https://127.1/ctx.tar.gz",
+        "https://[::1]/ctx.tar.gz",
+        "https://10.0.0.4/ctx.tar.gz",
+        "https://[fd12:3456::1]/ctx.tar.gz",
+    ],
+)
+def test_a_build_source_at_an_internal_address_is_refused(
+    target: Target, admin: httpx.Client, source: str
+) -> None:
+    """Issue 14 (18): ACR's build agent would fetch the sourceUrl from inside Azure. An address that is
+    not public, named or resolved, is refused before anything is scheduled."""
+    before = requests_seen(admin)
+    with target.api.client(OPERATE, READ) as client:
+        answer = client.post(
+            f"/api/registries/{target.api.registry}/builds",
+            json={"sourceUrl": source, "images": ["hostile/fromurl:v1"]},
+        )
+    error = error_shape(answer.status_code, answer.content)
+    assert (answer.status_code, error["code"]) == (400, "InvalidInput")
+    assert "an internal address" in error["message"], error
+    assert requests_seen(admin)["arm"] == before["arm"], "nothing was scheduled"

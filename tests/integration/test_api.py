@@ -127,6 +127,9 @@ def api(devstack: Devstack, registry: Any, tmp_path_factory: pytest.TempPathFact
         "DOCKMASTER_RUNS_QUEUE": f"api-runs-{uuid.uuid4().hex[:8]}",
         "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
         "DOCKMASTER_API_ROLES": "true",
+        # Build sources from this host only: it resolves nowhere, so devstack's ACR Tasks gets the build
+        # (and fails it: it builds from uploaded sources only). tests/hostile/ runs without the list.
+        "DOCKMASTER_BUILD_SOURCE_HOSTS": "example.invalid",
         "CLEANUP_SCHEDULE": "0 0 * * * *",  # cleanup is off here (CLEANUP_ENABLED defaults to false)
     }
     with local_host(devstack, tmp_path_factory.mktemp("api-host"), settings) as (url, key, log_path):
@@ -265,6 +268,12 @@ def test_build_from_a_source_url(api: Api) -> None:
     # devstack's ACR builds only from uploaded sources (it never fetches from the network): the run fails.
     assert run["status"] in ("Failed", "Error"), run
     assert "uploaded sources" in (run["error"] or "")
+    with api.client(OPERATE, READ) as client:
+        elsewhere = {"sourceUrl": "https://example.com/context.tar.gz", "images": ["api/fromurl:v1"]}
+        refused = client.post(f"/api/registries/{api.registry}/builds", json=elsewhere)
+    assert "not one of DOCKMASTER_BUILD_SOURCE_HOSTS (example.invalid)" in error_of(
+        refused, 400, "InvalidInput"
+    )
 
 
 def test_repositories_are_paged(api: Api, built: dict[str, Any]) -> None:
@@ -401,6 +410,44 @@ def test_run_by_digest_and_follow_its_log(api: Api, built: dict[str, Any]) -> No
         assert wait_for(client, by_tag.headers["location"], "finished")["status"] == "Succeeded"
 
 
+@pytest.fixture(scope="module")
+def failed(api: Api, hello_context: Path) -> dict[str, Any]:
+    """strict/hello:v1 built and verified: the policy's strict/* rule fails it (root user, `v1` is not
+    semver), and onFail quarantines its digest."""
+    with api.client(OPERATE, READ) as client:
+        accepted = client.post(
+            f"/api/registries/{api.registry}/builds",
+            params={"image": "strict/hello:v1"},
+            content=pack_context(hello_context),
+            headers={"content-type": "application/gzip"},
+        )
+        assert accepted.status_code == 202, accepted.text
+        assert wait_for(client, accepted.headers["location"], "finished")["status"] == "Succeeded"
+    verdict = verify(api, {"repository": "strict/hello", "tag": "v1"})
+    assert verdict["status"] == "failed", verdict
+    return verdict
+
+
+def test_an_image_that_failed_verification_is_not_run(api: Api, failed: dict[str, Any]) -> None:
+    runs = f"/api/registries/{api.registry}/runs"
+    digest = failed["digest"]
+    with api.client(OPERATE, READ) as client:
+        by_host = f"{api.login_server}/strict/hello@{digest}"
+        for image in ("strict/hello:v1", f"strict/hello@{digest}", by_host):
+            refused = client.post(runs, json={"image": image})
+            message = error_of(refused, 409, "ImageFailedVerification")
+            assert f"strict/hello@{digest} failed verification {failed['id']}" in message, message
+            assert "policy test.1" in message
+            assert refused.json()["error"]["detail"] == {
+                "verification": failed["id"],
+                "status": "failed",
+                "policyVersion": "test.1",
+            }
+        # A tag or digest that is not in the registry is a 404, before anything is scheduled.
+        error_of(client.post(runs, json={"image": "strict/hello:nosuchtag"}), 404, "NotFound")
+        error_of(client.post(runs, json={"image": f"strict/hello@sha256:{'0' * 64}"}), 404, "NotFound")
+
+
 def test_runs_refuse_images_of_other_hosts_and_bad_input(api: Api) -> None:
     runs = f"/api/registries/{api.registry}/runs"
     with api.client(OPERATE, READ) as client:
@@ -441,3 +488,40 @@ def test_cleanup_turned_off_answers_409(api: Api) -> None:
         error_of(client.post("/api/cleanup/execute", json={"filters": {}}), 400, "InvalidInput")
         # Records of earlier runs stay readable; there are none here.
         error_of(client.get("/api/cleanup/runs/run-20260101T000000Z-00000000"), 404, "NotFound")
+
+
+def test_key_parts_that_table_storage_refuses_are_bad_input_not_an_outage(api: Api) -> None:
+    # Each would reach Table storage as a PartitionKey or RowKey it refuses (`/ \ # ?`, control
+    # characters): the read would fail and the API answer 503 with Retry-After, an outage any caller
+    # could cause. They are refused before any storage call.
+    digest = "sha256:" + "0" * 64
+    with api.client(READ) as client:
+        for version in ("v/1", "v\\1", "v#1", "v?1", "v\x01", "x" * 1100):
+            raw = f"{api.registry.lower()}|api/hello|{digest}|{version}"
+            vid = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+            answer = client.get(f"/api/verifications/{vid}")
+            assert "retry-after" not in answer.headers
+            error_of(answer, 400, "InvalidInput")
+        for path in ("/api/cleanup/plans/plan-20261204T120000Z-0123abcd%0A", "/api/cleanup/runs/run-1%23x"):
+            answer = client.get(path)
+            assert "retry-after" not in answer.headers
+            error_of(answer, 400, "InvalidInput")
+
+
+def test_the_anonymous_health_route_reaches_nothing_else(api: Api) -> None:
+    """Issue 14 (9): a Host header carrying a path made the URL the health function gets name another
+    endpoint, served without a key. The host refuses such a header (as Kestrel does), and the function
+    serves /api/health whatever URL it is given (tests/unit/test_api_app.py shows that half alone)."""
+    from tests.integration.test_host import raw_http
+
+    port = api.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}/api/registries?x=", f"127.0.0.1:{port}/api/openapi.json#"):
+        request = f"GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        status, reply = raw_http(api.url, request)
+        assert status == 400, reply
+        assert b"registries" not in reply
+        assert b"openapi" not in reply
+    request = f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    status, reply = raw_http(api.url, request)
+    assert status == 200, reply
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {"status": "ok", "checks": []}

@@ -187,6 +187,27 @@ def test_extend_within_and_beyond_the_maximum(api: Api, labs: Env) -> None:
         assert "ReadOnly" in error_of(client.post(extend, json={"hours": 1}), 409, "Conflict")
 
 
+def test_extend_never_brings_a_deletion_closer(api: Api, labs: Env) -> None:
+    # Issue 14 (10): a lab whose expiry does not parse is never deleted ("Dockmaster does not guess");
+    # extend read the missing expiry as now, so a tiny extension made it `delete`. Such labs, and
+    # protected ones, are refused with the reason the plan gives, and nothing is written.
+    unparsable = labs.create("unparsable", {"expiresOn": "next tuesday"})
+    past = labs.at(hours=-1)
+    protected = labs.create("protected", {"expiresOn": past, "do-not-delete": "yes"})
+    with api.client(OPERATE) as client:
+        answer = client.post(f"/api/resource-groups/{unparsable}/extend", json={"hours": 0.001})
+        message = error_of(answer, 409, "Conflict")
+        assert "cleanup never deletes it (invalid-expiry: tag expiresOn='next tuesday'" in message, message
+        answer = client.post(f"/api/resource-groups/{protected}/extend", json={"hours": 0.001})
+        message = error_of(answer, 409, "Conflict")
+        assert "cleanup never deletes it (protected: protection tag 'do-not-delete=yes')" in message, message
+        assert labs.tags(unparsable) == {"expiresOn": "next tuesday"}
+        assert labs.tags(protected) == {"expiresOn": past, "do-not-delete": "yes"}
+        items = {item["name"]: item["decision"] for item in plan_of(client, labs)["groups"]}
+        assert items[unparsable] == "invalid-expiry"
+        assert items[protected] == "protected"
+
+
 def test_cleanup_roles(api: Api, labs: Env) -> None:
     with api.client(READ) as reader:
         error_of(reader.post("/api/cleanup/plan", json={"filters": own(labs)}), 403, "Forbidden")

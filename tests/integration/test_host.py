@@ -228,6 +228,108 @@ def test_a_chunked_request_body_does_not_reach_the_function(basic: RunningHost) 
     assert posted.json()["body"] == ""
 
 
+def raw_http(url: str, request: bytes) -> tuple[int, bytes]:
+    """One request as bytes on a socket (clients refuse to send malformed headers): (status, whole reply)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):  # every request here says Connection: close
+            reply += chunk
+    return int(reply.split(b" ", 2)[1]), reply
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        b"127.0.0.1:7071/api/items/1?x=",  # a path: the URL the function sees would be another route's
+        b"127.0.0.1:7071?x",
+        b"127.0.0.1:7071#x",
+        b"127.0.0.1 :7071",
+        b"user@127.0.0.1",
+        b":7071",
+        b"127.0.0.1:",
+        b"127.0.0.1:70a1",
+        b"[::1",
+        b"[zz::1]",
+        b"h\xc3\xa9te",
+    ],
+)
+def test_a_malformed_host_header_is_refused_before_any_function(basic: RunningHost, host: bytes) -> None:
+    """Kestrel answers 400 (InvalidHostHeader) to a Host that is not host[:port] (HttpUtilities
+    .IsHostHeaderValid): the request never reaches routing, keys or a function."""
+    request = b"GET /api/hello/world HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    status, reply = raw_http(basic.url, request)
+    assert status == 400, reply
+    assert b"hello world" not in reply
+
+
+def test_missing_or_repeated_host_headers_are_refused(basic: RunningHost) -> None:
+    one = b"Host: 127.0.0.1\r\n"
+    for headers, status in (
+        (b"", 400),  # HTTP/1.1 needs a Host
+        (one + one, 400),  # Kestrel: MultipleHostHeaders
+        (one, 200),
+    ):
+        request = b"GET /api/hello/world HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n"
+        assert raw_http(basic.url, request)[0] == status
+    # HTTP/1.0 may leave the Host out (the host then closes the connection itself).
+    assert raw_http(basic.url, b"GET /api/hello/world HTTP/1.0\r\n\r\n")[0] == 200
+
+
+def test_the_url_a_function_gets_is_scheme_host_path_and_query(basic: RunningHost) -> None:
+    """As the host's ToRpcHttp builds it: `{scheme}://{request.Host}{request.Path}{request.QueryString}`."""
+    request = b"GET /api/items/42/p?q=1 HTTP/1.1\r\nHost: example.com:8080\r\nConnection: close\r\n\r\n"
+    status, reply = raw_http(basic.url, request)
+    assert status == 200, reply
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["url"] == "http://example.com:8080/api/items/42/p?q=1"
+
+
+MAX_BODY = 104_857_600  # the host's request body limit (100 MB)
+
+
+def head_only(url: str, request_line: bytes, length: int, key: str | None = None) -> int:
+    """Send a request's headers announcing `length` body bytes and none of the body: the status the host
+    answers without it (a host that waited for the body would never answer: the socket times out)."""
+    headers = b"Host: 127.0.0.1\r\nContent-Length: %d\r\naeg-event-type: Notification\r\n" % length
+    if key is not None:
+        headers += b"x-functions-key: " + key.encode() + b"\r\n"
+    return raw_http(url, request_line + b"\r\n" + headers + b"Connection: close\r\n\r\n")[0]
+
+
+def test_keys_are_checked_before_a_body_is_read(basic: RunningHost) -> None:
+    """Issue 14 (11): the webhook and the admin API refuse a caller without the key at once, as the host's
+    authentication runs before any endpoint reads the body; nothing is buffered for them."""
+    webhook = WEBHOOK.encode() + b"?functionName=on_event"
+    assert head_only(basic.url, b"POST " + webhook + b" HTTP/1.1", 50_000_000) == 401
+    assert head_only(basic.url, b"POST /admin/functions/yearly HTTP/1.1", 50_000_000) == 401
+    assert head_only(basic.url, b"POST /api/secret HTTP/1.1", 50_000_000) == 401
+
+
+def test_bodies_over_100_mb_are_413(basic: RunningHost) -> None:
+    """The host takes at most 100 MB of request body (FN-HTTP limits; Kestrel's MaxRequestBodySize): a
+    declared length over it is refused before a byte is read, on every route."""
+    webhook = WEBHOOK.encode() + b"?functionName=on_event"
+    over = MAX_BODY + 1
+    assert head_only(basic.url, b"POST " + webhook + b" HTTP/1.1", over, basic.webhook_key) == 413
+    assert head_only(basic.url, b"POST /admin/functions/yearly HTTP/1.1", over, basic.master_key) == 413
+    assert head_only(basic.url, b"POST /api/items/1 HTTP/1.1", over) == 413
+
+
+def test_a_chunked_body_over_100_mb_is_413(basic: RunningHost) -> None:
+    piece = b"x" * (1 << 20)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(MAX_BODY // len(piece) + 1):
+            yield piece
+
+    answer = httpx.post(basic.url + "/api/items/1", content=chunks(), timeout=120)
+    assert answer.status_code == 413
+
+
 def test_routes_are_tried_in_function_name_order(basic: RunningHost) -> None:
     """azure-functions-host#9876: not ASP.NET's precedence. "order_a_any" (order/{*rest}) sorts before
     "order_b_literal" (order/literal), so it answers order/literal too."""

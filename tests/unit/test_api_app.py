@@ -133,11 +133,12 @@ def test_validation_errors_are_400_in_the_one_shape() -> None:
     assert "not a registry name" in error["message"]
     error = error_of(call("GET", "/api/registries/abcde/repositories/UPPER/tags"), 400, "InvalidInput")
     assert "not a valid OCI repository name" in error["message"]
-    error_of(
-        call("GET", "/api/registries/abcde/repositories/a/tags", params={"orderby": "name"}),
-        400,
-        "InvalidInput",
-    )
+    for orderby in ("name", "timedesc\n", "timedesc\x00"):  # pydantic's patterns match the whole value
+        error_of(
+            call("GET", "/api/registries/abcde/repositories/a/tags", params={"orderby": orderby}),
+            400,
+            "InvalidInput",
+        )
     runs = "/api/registries/abcde/runs"
     error = error_of(call("POST", runs, json={"image": "a:b", "timeoutSeconds": 5}), 400, "InvalidInput")
     assert error["detail"][0]["field"] == "body.timeoutSeconds"
@@ -414,6 +415,10 @@ def test_cleanup_validates_its_body_before_the_service(
         ("lab", {"hours": -2}, "greater than 0"),
         ("lab", {"hours": 1e9}, "less than or equal to 100000"),
         ("lab", {"hours": "soon"}, "valid number"),
+        # Issue 14 (10): hours is a JSON number, nothing converted: `true` is not 1, "2" is not 2.
+        ("lab", {"hours": True}, "body.hours"),
+        ("lab", {"hours": "2"}, "body.hours"),
+        ("lab", {"hours": [1]}, "body.hours"),
         ("lab", {}, "body.hours: Field required"),
     ],
 )
@@ -622,3 +627,26 @@ def test_the_log_contract_is_in_the_openapi_document() -> None:
     assert "text/plain" in answer["content"]
     names = {parameter["name"] for parameter in operation["get"]["parameters"]}
     assert {"offset", "follow"} <= names
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # What the host builds from a Host header carrying a path (`Host: 127.0.0.1:7071/api/openapi.json?x=`
+        # + `GET /api/health`): scheme + Host + path + query. Only GET api/health matched, without a key.
+        "http://127.0.0.1:7071/api/openapi.json?x=/api/health",
+        "http://127.0.0.1:7071/api/registries?x=/api/health",
+        "http://127.0.0.1:7071/api/docs#/api/health",
+        "http://127.0.0.1:7071/api/health/../registries",
+    ],
+)
+def test_the_anonymous_health_function_serves_health_whatever_url_it_is_given(url: str) -> None:
+    """Issue 14 (9): the health function hands FastAPI GET /api/health, nothing of the URL but `deep`."""
+    import azure.functions as func
+
+    import function_app
+
+    request = func.HttpRequest("GET", url, headers={"host": url.split("/")[2]}, params={}, body=b"")
+    answer = asyncio.run(function_app.health(request, None))
+    assert answer.status_code == 200
+    assert json.loads(answer.get_body()) == {"status": "ok", "checks": []}

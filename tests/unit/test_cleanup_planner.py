@@ -91,6 +91,8 @@ def test_parse_time(text: str, expected: dt.datetime | None) -> None:
         ("-3d", None),
         ("3y", None),
         ("h", None),
+        ("３d", None),  # a fullwidth digit: float() would take it, Dockmaster does not guess
+        ("3\u0570", None),  # Armenian ho, a look-alike of h
     ],
 )
 def test_parse_relative(text: str, expected: dt.timedelta | None) -> None:

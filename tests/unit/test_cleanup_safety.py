@@ -502,3 +502,49 @@ def test_execute_deletes_a_subset_of_the_plan_at_most_the_cap(
         )
         why = protections(now_spec, rules, now_spec.locks, clock.now())
         assert not why, f"{name} deleted though {why}"
+
+
+# Extend, through the service with the same fakes -----------------------------------------------------------
+
+
+@PROPERTIES
+@given(
+    world=worlds(),
+    rules=rule_sets(),
+    hours=st.floats(min_value=1e-6, max_value=168, allow_nan=False),
+    micros=st.integers(0, 999_999),
+)
+def test_extend_never_makes_a_group_deletable_or_its_expiry_earlier(
+    world: list[Spec], rules: Rules, hours: float, micros: int
+) -> None:
+    """Issue 14 (10): whatever the group, an extension either is refused and writes nothing, or moves the
+    expiry strictly later and leaves the group not deletable now (a lab whose expiry does not parse, and a
+    protected or managed one, are refused: cleanup never deletes them, an expiry would make it)."""
+    from shared.cleanup.planner import INVALID_EXPIRY, MANAGED, decide, expiry_of
+    from shared.errors import DockmasterError
+
+    specs_by_name = {spec.name.lower(): spec for spec in reversed(world)}
+    rules = with_registries(replace(rules, older_than=None), specs_by_name.values())
+    arm = FakeArm({name: spec.group for name, spec in specs_by_name.items()}, {})
+    svc, clock = service(arm, rules, dry_run=False, cap=10)
+    clock.current = NOW + dt.timedelta(microseconds=micros)  # sub-second clocks: no rounding down
+    effective = svc.rules()
+    for name, spec in specs_by_name.items():
+        before = arm.groups[name]
+        if not effective.is_lab(before):
+            continue
+        was = decide(before, effective, clock.now(), ())
+        try:
+            svc.extend(spec.name, hours)
+        except DockmasterError:
+            assert arm.groups[name] == before, "a refused extension wrote nothing"
+            continue
+        assert was.decision not in (PROTECTED, MANAGED, INVALID_EXPIRY), f"{name} extended though {was}"
+        after = arm.groups[name]
+        old = expiry_of(before, effective, clock.now()).at
+        new = expiry_of(after, effective, clock.now()).at
+        assert old is not None
+        assert new is not None
+        assert new > old
+        assert new > clock.now()
+        assert decide(after, effective, clock.now(), ()).decision != DELETE

@@ -27,7 +27,7 @@ def test_timespan(text: str, seconds: float) -> None:
     assert parse_timespan(text, "x") == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["30", "5m", "00:00", "aa:bb:cc"])
+@pytest.mark.parametrize("text", ["30", "5m", "00:00", "aa:bb:cc", "00:00:３0", "00:00:30\x00"])
 def test_bad_timespan(text: str) -> None:
     with pytest.raises(HostError, match="TimeSpan"):
         parse_timespan(text, "x")

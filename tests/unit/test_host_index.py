@@ -231,3 +231,12 @@ def test_outputs_are_sent_after_success_only() -> None:
             invoker.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("name", ["jobs\n", "jobs\x00", "job\u0455"])  # \u0455: Cyrillic dze, like 's'
+def test_queue_names_are_full_ascii_matches(name: str) -> None:
+    from devstack.host.functions import _queue_target
+
+    assert _queue_target({"queueName": "jobs"}, {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, "f")
+    with pytest.raises(HostError, match="not a valid queue name"):
+        _queue_target({"queueName": name}, {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, "f")

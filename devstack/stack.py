@@ -217,6 +217,7 @@ def up(home: Path | None = None) -> dict[str, object]:
             home,
         )
 
+        max_source_bytes = int(os.environ.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024)))
         config = EmulatorConfig(
             state_dir=home,
             host=HOST,
@@ -235,7 +236,11 @@ def up(home: Path | None = None) -> dict[str, object]:
             agents=int(os.environ.get("DEVSTACK_AGENTS", "2")),
             delete_delay_seconds=float(os.environ.get("DEVSTACK_DELETE_DELAY", "1")),
             page_size=int(os.environ.get("DEVSTACK_PAGE_SIZE", "100")),
-            max_source_bytes=int(os.environ.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024))),
+            max_source_bytes=max_source_bytes,
+            max_source_expanded_bytes=int(
+                os.environ.get("DEVSTACK_MAX_SOURCE_EXPANDED_BYTES", str(10 * max_source_bytes))
+            ),
+            max_source_entries=int(os.environ.get("DEVSTACK_MAX_SOURCE_ENTRIES", "100000")),
             **EmulatorConfig.eventgrid_from_env(os.environ),
         )
         config.dump(home / "emulator.json")

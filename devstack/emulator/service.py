@@ -10,7 +10,7 @@ from typing import Any
 
 from ..executor import Executor, RunJob
 from ..taskfile import RunContext
-from .blobs import Blobs, SourceError
+from .blobs import Blobs, SourceError, SourceLimits
 from .config import EmulatorConfig
 from .delivery import EventGridEngine
 from .errors import ArmError, not_found
@@ -258,7 +258,11 @@ class Emulator:
                     registry["name"],
                     str(source),
                     workdir,
-                    self.config.max_source_bytes,
+                    SourceLimits(
+                        self.config.max_source_bytes,
+                        self.config.max_source_expanded_bytes,
+                        self.config.max_source_entries,
+                    ),
                 )
             except SourceError as exc:
                 from ..executor import StepFailed

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import tarfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,19 +50,24 @@ class SourceLimits:
 def extract_archive(data: bytes, target: Path, limits: SourceLimits) -> None:
     """Extract a tar(.gz) member by member, refusing it before the member that would pass a limit is
     written: sizes come from each member's header, read before its content is inflated."""
-    expanded = entries = 0
+    totals = {"bytes": 0, "entries": 0}
+
+    def checked(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+        for member in archive:
+            totals["entries"] += 1
+            if totals["entries"] > limits.max_entries:
+                raise SourceError(f"source has more than the limit of {limits.max_entries} entries")
+            totals["bytes"] += member.size
+            if totals["bytes"] > limits.max_expanded_bytes:
+                raise SourceError(
+                    f"source expands to more than the limit of {limits.max_expanded_bytes} bytes"
+                )
+            yield member
+
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            for member in archive:
-                entries += 1
-                if entries > limits.max_entries:
-                    raise SourceError(f"source has more than the limit of {limits.max_entries} entries")
-                expanded += member.size
-                if expanded > limits.max_expanded_bytes:
-                    raise SourceError(
-                        f"source expands to more than the limit of {limits.max_expanded_bytes} bytes"
-                    )
-                archive.extract(member, target, filter="data")
+            # extractall takes the members lazily, one checked header at a time.
+            archive.extractall(target, members=checked(archive), filter="data")
     except (tarfile.TarError, OSError) as exc:
         raise SourceError(f"source is not a usable tar.gz archive: {exc}") from exc
 

@@ -107,7 +107,9 @@ def test_cmd_exit_status_fails_the_run(tasks_client: Any, registry: Any, hello_i
     image = hello_image.replace(registry.login_server, "$Registry")
     passing = f"steps:\n  - cmd: {image} sh -c 'test $X = 1'\n    entryPoint: /bin/busybox\n    env: [X=1]\n"
     run = schedule(tasks_client, registry, yaml_request(passing))
-    assert wait_for_run(tasks_client, registry, run.run_id).status == "Succeeded"
+    assert wait_for_run(tasks_client, registry, run.run_id).status == "Succeeded", log_of(
+        tasks_client, registry, run.run_id
+    )[0]
     failing = f"steps:\n  - cmd: {image} sh -c 'exit 3'\n    entryPoint: /bin/busybox\n"
     run = schedule(tasks_client, registry, yaml_request(failing))
     finished = wait_for_run(tasks_client, registry, run.run_id)
@@ -255,6 +257,60 @@ def test_a_context_of_too_many_entries_fails_the_build(tasks_client: Any, regist
     finished = wait_for_run(tasks_client, registry, run.run_id)
     assert finished.status == "Failed"
     assert finished.run_error_message == f"source has more than the limit of {entries_limit} entries"
+
+
+@pytest.mark.parametrize("reference", ["digest", "tag"])
+def test_a_quarantined_image_does_not_run(
+    tasks_client: Any,
+    registry: Any,
+    hello_context: Path,
+    credential: Any,
+    devstack: Any,
+    reference: str,
+) -> None:
+    """A digest with readEnabled=false cannot be pulled from the registry, by an ACR Tasks run either: the
+    run's engine pulls through the registry with the run's credentials, and the step fails as the pull's."""
+    from azure.containerregistry import ContainerRegistryClient
+
+    repository = f"tests/quarantined-{reference}"
+    source = upload(tasks_client, registry, hello_context)
+    built = schedule(tasks_client, registry, docker_build_request(source, [f"{repository}:v1"]))
+    finished = wait_for_run(tasks_client, registry, built.run_id)
+    assert finished.status == "Succeeded", log_of(tasks_client, registry, built.run_id)[0]
+    [image] = finished.output_images
+    data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
+    data.update_manifest_properties(repository, image.digest, can_read=False)
+    target = f"{repository}@{image.digest}" if reference == "digest" else f"{repository}:v1"
+    run = schedule(tasks_client, registry, encoded_cmd_request(f"$Registry/{target} echo ran"))
+    refused = wait_for_run(tasks_client, registry, run.run_id)
+    log = log_of(tasks_client, registry, run.run_id)[0]
+    assert (refused.status, refused.run_error_message) == (
+        "Failed",
+        "failed during container, err: exit status 125",
+    ), log
+    assert "denied" in log
+    assert "Hello from Dockmaster" not in log
+
+
+def test_a_run_cannot_push_over_a_locked_tag(
+    tasks_client: Any, registry: Any, hello_context: Path, credential: Any, devstack: Any
+) -> None:
+    """writeEnabled=false refuses a push of the tag to anyone, an ACR Tasks run included."""
+    from azure.containerregistry import ContainerRegistryClient
+
+    source = upload(tasks_client, registry, hello_context)
+    first = schedule(tasks_client, registry, docker_build_request(source, ["tests/locked:v1"]))
+    assert wait_for_run(tasks_client, registry, first.run_id).status == "Succeeded"
+    data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
+    data.update_tag_properties("tests/locked", "v1", can_write=False)
+    again = schedule(tasks_client, registry, docker_build_request(source, ["tests/locked:v1"]))
+    refused = wait_for_run(tasks_client, registry, again.run_id)
+    log = log_of(tasks_client, registry, again.run_id)[0]
+    assert (refused.status, refused.run_error_message) == (
+        "Failed",
+        "failed during push, err: exit status 125",
+    ), log
+    assert "denied" in log
 
 
 # A registry in ABAC mode (roleAssignmentMode AbacRepositoryPermissions) ----------------------------------

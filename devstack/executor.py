@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .netns import HostSide
 from .taskfile import BuildArgs, Step, Task, TaskError, parse_build
 
 log = logging.getLogger("devstack.executor")
@@ -83,6 +84,10 @@ class RunJob:
     prepare_source: Callable[[Path], Awaitable[None]] | None = None
     # None: the run has no login (the unit tests' runs); every pull and push then goes out anonymous.
     login: RegistryLogin | None = None
+    # Loopback ports the run may reach (its login server, the blob-download link), from a network
+    # namespace of its own (see devstack/netns.py); None: the machine's network (the unit tests' runs).
+    reachable_ports: tuple[int, ...] | None = None
+    network: HostSide | None = None
     canceled: bool = False
     started: float = 0.0
     output_images: list[OutputImage] = field(default_factory=list)
@@ -111,8 +116,19 @@ async def drop_store(store: Path) -> None:
     shutil.rmtree(store, ignore_errors=True)
 
 
+# Each tool a run needs and the Debian package that has it (unshare, nsenter and ip: the run's network).
+TOOLS = {
+    "podman": "podman",
+    "buildah": "buildah",
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "ip": "iproute2",
+}
+
+
 def missing_engines() -> list[str]:
-    missing = [tool for tool in ("podman", "buildah") if shutil.which(tool) is None]
+    """The Debian packages missing for a run."""
+    missing = sorted({package for tool, package in TOOLS.items() if shutil.which(tool) is None})
     if not os.path.exists(RUNC):
         missing.append("runc")
     return missing
@@ -191,6 +207,9 @@ class Executor:
         self._write_login(job)
         status, error = "Succeeded", ""
         try:
+            if job.reachable_ports is not None:
+                job.network = HostSide(job.runroot, job.reachable_ports)
+                await job.network.start()
             if job.prepare_source:
                 job.log.write(f"{stamp()} Downloading source code...\n")
                 await job.prepare_source(workdir)
@@ -201,6 +220,8 @@ class Executor:
         except TaskError as exc:
             status, error = "Failed", str(exc)
         finally:
+            if job.network is not None:
+                await job.network.close()
             shutil.rmtree(workdir, ignore_errors=True)
             await drop_store(job.store)
             await drop_store(job.runroot)
@@ -306,7 +327,7 @@ class Executor:
             if base.lower().startswith(job.login_server.lower() + "/"):
                 self._refuse(job, "build", base)
         args = [*self._buildah(job), "bud", "--runtime", RUNC, *ULIMITS, *self._login_args(job)]
-        args += ["--layers", "-f", str(dockerfile)]
+        args += [*self._network(job), "--layers", "-f", str(dockerfile)]
         for tag in build.tags:
             args += ["-t", tag]
         for value in build.build_args:
@@ -352,15 +373,41 @@ class Executor:
         name, or identical content and so the same image id): its push failed with "image not known"."""
         assert job.store is not None
         assert job.runroot is not None
-        return ["buildah", "--root", str(job.store / "root"), "--runroot", str(job.runroot)]
+        return [
+            *Executor._enter(job),
+            "buildah",
+            "--root",
+            str(job.store / "root"),
+            "--runroot",
+            str(job.runroot),
+        ]
 
     @staticmethod
-    def _podman(job: RunJob) -> list[str]:
+    def _enter(job: RunJob) -> list[str]:
+        return job.network.enter() if job.network is not None else []
+
+    @staticmethod
+    def _network(job: RunJob) -> list[str]:
+        """RUN steps and containers share the run's namespace: its own login server, nothing else local."""
+        return ["--network", "host"] if job.network is not None else []
+
+    @staticmethod
+    def _podman(job: RunJob, entered: bool = True) -> list[str]:
         """podman on the run's own image store too: an image pulled by an earlier run (before its
         quarantine, say) is not there to run without a pull."""
         assert job.store is not None
         assert job.runroot is not None
-        return ["podman", "--runtime", RUNC, "--root", str(job.store / "root"), "--runroot", str(job.runroot)]
+        prefix = Executor._enter(job) if entered else []
+        return [
+            *prefix,
+            "podman",
+            "--runtime",
+            RUNC,
+            "--root",
+            str(job.store / "root"),
+            "--runroot",
+            str(job.runroot),
+        ]
 
     async def _cmd(self, job: RunJob, step: Step, workdir: Path, limit: float) -> None:
         image, *arguments = step.args
@@ -371,7 +418,7 @@ class Executor:
         # stacks on one machine (make run beside make test) both running dm4 collided ("the container
         # name is already in use", exit 125). The suffix keeps the name unique; the log names the step.
         name = f"{job.run_id}-{step.id}-{secrets.token_hex(4)}".replace("_", "-")
-        args = [*self._podman(job), "run", "--rm", "--name", name, *ULIMITS]
+        args = [*self._podman(job), "run", "--rm", "--name", name, *ULIMITS, *self._network(job)]
         started = time.monotonic()
         if in_registry:
             # `podman run` takes no --cert-dir: pull first (a store of its own: always a real pull), then
@@ -431,7 +478,7 @@ class Executor:
     async def _kill(self, job: RunJob) -> None:
         if job.container:
             remover = await asyncio.create_subprocess_exec(
-                *self._podman(job),
+                *self._podman(job, entered=False),
                 "rm",
                 "-f",
                 "-t",

@@ -218,6 +218,11 @@ class Fronts:
             )
             self._downloads_port = int(self._downloads[0].sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
+    @property
+    def downloads_port(self) -> int:
+        """The storage stand-in's port (blob GETs redirect there); known once a front has started."""
+        return self._downloads_port
+
     # Registry, storage and attributes ------------------------------------------------
     def _registry(self, request: Request) -> dict[str, Any]:
         registry_id = self.by_port.get(request.scope["server"][1])

@@ -286,6 +286,7 @@ class Emulator:
                 registry_name=registry["name"],
                 login_server=login_server,
                 login=RegistryLogin(NULL_GUID_USER, run_token, self.config.ca_cert),
+                reachable_ports=(int(login_server.rpartition(":")[2]), self.fronts.downloads_port),
                 task=task,
                 timeout=timeout,
                 log=sink,

@@ -8,7 +8,9 @@ Canceled or Error with the message ACR would give.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import os
 import re
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .netns import HostSide
 from .taskfile import BuildArgs, Step, Task, TaskError, parse_build
 
 log = logging.getLogger("devstack.executor")
@@ -58,23 +61,40 @@ class OutputImage:
     digest: str
 
 
+@dataclass(frozen=True)
+class RegistryLogin:
+    """How a run logs in to its registry's login server, as an ACR Tasks agent does: a token for that
+    registry alone (ACR's refresh token, presented with the null GUID user as `az acr login
+    --expose-token` documents), over TLS it verifies with `ca_cert`."""
+
+    username: str
+    password: str
+    ca_cert: Path
+
+
 @dataclass
 class RunJob:
     run_id: str
     registry_name: str
     login_server: str
-    backend: str  # host:port/namespace of this registry in docker-registry
     task: Task
     timeout: int
     log: LogSink
     on_status: Callable[[str, dict[str, object]], Awaitable[None]]
     prepare_source: Callable[[Path], Awaitable[None]] | None = None
+    # None: the run has no login (the unit tests' runs); every pull and push then goes out anonymous.
+    login: RegistryLogin | None = None
+    # Loopback ports the run may reach (its login server, the blob-download link), from a network
+    # namespace of its own (see devstack/netns.py); None: the machine's network (the unit tests' runs).
+    reachable_ports: tuple[int, ...] | None = None
+    network: HostSide | None = None
     canceled: bool = False
     started: float = 0.0
     output_images: list[OutputImage] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
     container: str | None = None
     store: Path | None = None  # the run's own image store (see Executor._buildah)
+    runroot: Path | None = None  # its run state: short, podman refuses a runroot over 50 characters
 
 
 class StepFailed(Exception):
@@ -96,8 +116,19 @@ async def drop_store(store: Path) -> None:
     shutil.rmtree(store, ignore_errors=True)
 
 
+# Each tool a run needs and the Debian package that has it (unshare, nsenter and ip: the run's network).
+TOOLS = {
+    "podman": "podman",
+    "buildah": "buildah",
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "ip": "iproute2",
+}
+
+
 def missing_engines() -> list[str]:
-    missing = [tool for tool in ("podman", "buildah") if shutil.which(tool) is None]
+    """The Debian packages missing for a run."""
+    missing = sorted({package for tool, package in TOOLS.items() if shutil.which(tool) is None})
     if not os.path.exists(RUNC):
         missing.append("runc")
     return missing
@@ -172,8 +203,13 @@ class Executor:
             return
         workdir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self._work_root))
         job.store = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-store-", dir=self._work_root))
+        job.runroot = Path(tempfile.mkdtemp(prefix=f"devstack-{job.run_id}-"))
+        self._write_login(job)
         status, error = "Succeeded", ""
         try:
+            if job.reachable_ports is not None:
+                job.network = HostSide(job.runroot, job.reachable_ports)
+                await job.network.start()
             if job.prepare_source:
                 job.log.write(f"{stamp()} Downloading source code...\n")
                 await job.prepare_source(workdir)
@@ -184,8 +220,11 @@ class Executor:
         except TaskError as exc:
             status, error = "Failed", str(exc)
         finally:
+            if job.network is not None:
+                await job.network.close()
             shutil.rmtree(workdir, ignore_errors=True)
             await drop_store(job.store)
+            await drop_store(job.runroot)
         if job.canceled:
             status, error = "Canceled", ""
         elapsed = time.monotonic() - job.started
@@ -236,9 +275,30 @@ class Executor:
             f"(elapsed time in seconds: {time.monotonic() - started:.6f})\n"
         )
 
-    def _backend_ref(self, job: RunJob, image: str) -> str | None:
-        prefix = job.login_server + "/"
-        return job.backend + "/" + image[len(prefix) :] if image.startswith(prefix) else None
+    @staticmethod
+    def _write_login(job: RunJob) -> None:
+        """The run's registry login, in its own store: an auth file and the CA its engines trust. Pulls
+        and pushes of the run's registry go through its login server, which applies ACR's rules
+        (changeable attributes, token scopes) to the run as to anyone."""
+        assert job.store is not None
+        certs = job.store / "certs"
+        certs.mkdir(mode=0o700)
+        auths: dict[str, object] = {}
+        if job.login is not None:
+            shutil.copyfile(job.login.ca_cert, certs / "ca.crt")
+            secret = base64.b64encode(f"{job.login.username}:{job.login.password}".encode()).decode()
+            auths[job.login_server] = {"auth": secret}
+        descriptor = os.open(job.store / "auth.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump({"auths": auths}, out)
+
+    @staticmethod
+    def _login_args(job: RunJob) -> list[str]:
+        assert job.store is not None
+        return ["--authfile", str(job.store / "auth.json"), "--cert-dir", str(job.store / "certs")]
+
+    def _in_registry(self, job: RunJob, image: str) -> bool:
+        return image.lower().startswith(job.login_server.lower() + "/")
 
     def _qualify(self, job: RunJob, image: str) -> str:
         """Image names in a DockerBuildRequest are relative to the registry."""
@@ -266,7 +326,8 @@ class Executor:
         for base in FROM_LINE.findall(dockerfile.read_text(errors="replace")):
             if base.lower().startswith(job.login_server.lower() + "/"):
                 self._refuse(job, "build", base)
-        args = [*self._buildah(job), "bud", "--runtime", RUNC, *ULIMITS, "--layers", "-f", str(dockerfile)]
+        args = [*self._buildah(job), "bud", "--runtime", RUNC, *ULIMITS, *self._login_args(job)]
+        args += [*self._network(job), "--layers", "-f", str(dockerfile)]
         for tag in build.tags:
             args += ["-t", tag]
         for value in build.build_args:
@@ -281,8 +342,7 @@ class Executor:
         await self._process(job, args, limit, what="build")
 
     async def _push(self, job: RunJob, image: str, limit: float) -> None:
-        target = self._backend_ref(job, image)
-        if target is None:
+        if not self._in_registry(job, image):
             raise StepFailed(f"push: '{image}' is not in this registry ({job.login_server})")
         self._refuse(job, "push", image)
         with tempfile.NamedTemporaryFile(dir=self._work_root, suffix=".digest") as digest_file:
@@ -292,11 +352,11 @@ class Executor:
                 [
                     *self._buildah(job),
                     "push",
-                    "--tls-verify=false",
+                    *self._login_args(job),
                     "--digestfile",
                     digest_file.name,
                     image,
-                    f"docker://{target}",
+                    f"docker://{image}",
                 ],
                 limit,
                 what="push",
@@ -312,20 +372,61 @@ class Executor:
         of its own; sharing one store, a run's cleanup removed an image another run had just built (same
         name, or identical content and so the same image id): its push failed with "image not known"."""
         assert job.store is not None
-        return ["buildah", "--root", str(job.store / "root"), "--runroot", str(job.store / "run")]
+        assert job.runroot is not None
+        return [
+            *Executor._enter(job),
+            "buildah",
+            "--root",
+            str(job.store / "root"),
+            "--runroot",
+            str(job.runroot),
+        ]
+
+    @staticmethod
+    def _enter(job: RunJob) -> list[str]:
+        return job.network.enter() if job.network is not None else []
+
+    @staticmethod
+    def _network(job: RunJob) -> list[str]:
+        """RUN steps and containers share the run's namespace: its own login server, nothing else local."""
+        return ["--network", "host"] if job.network is not None else []
+
+    @staticmethod
+    def _podman(job: RunJob, entered: bool = True) -> list[str]:
+        """podman on the run's own image store too: an image pulled by an earlier run (before its
+        quarantine, say) is not there to run without a pull."""
+        assert job.store is not None
+        assert job.runroot is not None
+        prefix = Executor._enter(job) if entered else []
+        return [
+            *prefix,
+            "podman",
+            "--runtime",
+            RUNC,
+            "--root",
+            str(job.store / "root"),
+            "--runroot",
+            str(job.runroot),
+        ]
 
     async def _cmd(self, job: RunJob, step: Step, workdir: Path, limit: float) -> None:
         image, *arguments = step.args
-        backend = self._backend_ref(job, image)
-        if backend is not None:
+        in_registry = self._in_registry(job, image)
+        if in_registry:
             self._refuse(job, "container", image)
         # Run ids count from dm1 in every devstack, and podman's container names are machine-wide: two
         # stacks on one machine (make run beside make test) both running dm4 collided ("the container
         # name is already in use", exit 125). The suffix keeps the name unique; the log names the step.
         name = f"{job.run_id}-{step.id}-{secrets.token_hex(4)}".replace("_", "-")
-        args = ["podman", "--runtime", RUNC, "run", "--rm", "--name", name, *ULIMITS]
-        if backend is not None:
-            args += ["--tls-verify=false", "--pull=always" if "@" not in image else "--pull=missing"]
+        args = [*self._podman(job), "run", "--rm", "--name", name, *ULIMITS, *self._network(job)]
+        started = time.monotonic()
+        if in_registry:
+            # `podman run` takes no --cert-dir: pull first (a store of its own: always a real pull), then
+            # run what was pulled. A pull the registry refuses fails the step as `podman run`'s would.
+            await self._process(
+                job, [*self._podman(job), "pull", *self._login_args(job), image], limit, "container"
+            )
+            args.append("--pull=never")
         for variable in (*job.task.env, *step.env):
             args += ["-e", variable]
         if step.entry_point:
@@ -334,11 +435,11 @@ class Executor:
             args += ["-v", f"{workdir}:/workspace", "-w", step.working_directory or "/workspace"]
         elif step.working_directory:
             args += ["-w", step.working_directory]
-        args += [backend or image, *arguments]
+        args += [image, *arguments]
         job.log.write(f"{stamp()} Launching container with name: {step.id}\n")
         job.container = name
         try:
-            await self._process(job, args, limit, what="container")
+            await self._process(job, args, limit - (time.monotonic() - started), what="container")
         finally:
             job.container = None
         job.log.write(f"{stamp()} Successfully executed container: {step.id}\n")
@@ -377,9 +478,7 @@ class Executor:
     async def _kill(self, job: RunJob) -> None:
         if job.container:
             remover = await asyncio.create_subprocess_exec(
-                "podman",
-                "--runtime",
-                RUNC,
+                *self._podman(job, entered=False),
                 "rm",
                 "-f",
                 "-t",

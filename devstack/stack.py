@@ -69,8 +69,7 @@ def load_identity(home: Path) -> Identity:
         signing_key=secrets.token_urlsafe(48),
         storage_key=base64.b64encode(secrets.token_bytes(64)).decode(),
     )
-    path.write_text(json.dumps(identity.__dict__))
-    path.chmod(0o600)
+    write_private(path, json.dumps(identity.__dict__))
     return identity
 
 
@@ -93,10 +92,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = None) -> int:
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, private from its creation (no window at 0644)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file from before this rule keeps its old mode through O_CREAT
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
+def make_private_home(home: Path) -> None:
+    """The state directory holds every key devstack makes: its owner's alone."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.chmod(0o700)
+
+
+def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = None, umask: int = -1) -> int:
     logs = home / "logs"
-    logs.mkdir(exist_ok=True)
-    with open(logs / f"{name}.log", "ab") as out:
+    logs.mkdir(mode=0o700, exist_ok=True)
+    descriptor = os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "ab") as out:
         process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -105,6 +120,7 @@ def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = 
             start_new_session=True,
             env={**os.environ, **(env or {})},
             cwd=REPO_ROOT,
+            umask=umask,
         )
     _children[process.pid] = process
     return process.pid
@@ -161,7 +177,7 @@ def storage_connection_string(key: str, blob_port: int, queue_port: int, table_p
 
 def up(home: Path | None = None) -> dict[str, object]:
     home = home or default_home()
-    home.mkdir(parents=True, exist_ok=True)
+    make_private_home(home)
     if any(_alive(pid) for pid in _pids(home).values()):
         raise StackError(f"devstack is already running from {home}; run 'python -m devstack down' first")
     registry_bin = _need("docker-registry", "docker-registry")
@@ -177,7 +193,7 @@ def up(home: Path | None = None) -> dict[str, object]:
         registry_port = free_port()
         identity_port = free_port()  # before the registry: its notifications go to the identity listener
         storage = home / "registry"
-        storage.mkdir(exist_ok=True)
+        storage.mkdir(mode=0o700, exist_ok=True)
         registry_config = {
             "version": 0.1,
             "log": {"level": "warn", "fields": {"service": "registry"}},
@@ -198,8 +214,11 @@ def up(home: Path | None = None) -> dict[str, object]:
                 ]
             },
         }
-        (home / "registry.yml").write_text(yaml.safe_dump(registry_config))
-        pids["registry"] = _spawn("registry", [registry_bin, "serve", str(home / "registry.yml")], home)
+        write_private(home / "registry.yml", yaml.safe_dump(registry_config))  # the notification token
+        # Its storage holds every registry's images, quarantined ones included: private (umask).
+        pids["registry"] = _spawn(
+            "registry", [registry_bin, "serve", str(home / "registry.yml")], home, umask=0o077
+        )
 
         blob_port, queue_port, table_port = free_port(), free_port(), free_port()
         pids["azurite"] = _spawn(
@@ -207,6 +226,7 @@ def up(home: Path | None = None) -> dict[str, object]:
             azurite_args(home / "azurite", blob_port, queue_port, table_port),
             home,
             env={"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{identity.storage_key}"},
+            umask=0o077,
         )
         connection = storage_connection_string(identity.storage_key, blob_port, queue_port, table_port)
         _wait("registry", lambda: _http(f"http://{HOST}:{registry_port}/v2/"), pids["registry"], home)
@@ -217,6 +237,7 @@ def up(home: Path | None = None) -> dict[str, object]:
             home,
         )
 
+        max_source_bytes = int(os.environ.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024)))
         config = EmulatorConfig(
             state_dir=home,
             host=HOST,
@@ -235,7 +256,11 @@ def up(home: Path | None = None) -> dict[str, object]:
             agents=int(os.environ.get("DEVSTACK_AGENTS", "2")),
             delete_delay_seconds=float(os.environ.get("DEVSTACK_DELETE_DELAY", "1")),
             page_size=int(os.environ.get("DEVSTACK_PAGE_SIZE", "100")),
-            max_source_bytes=int(os.environ.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024))),
+            max_source_bytes=max_source_bytes,
+            max_source_expanded_bytes=int(
+                os.environ.get("DEVSTACK_MAX_SOURCE_EXPANDED_BYTES", str(10 * max_source_bytes))
+            ),
+            max_source_entries=int(os.environ.get("DEVSTACK_MAX_SOURCE_ENTRIES", "100000")),
             **EmulatorConfig.eventgrid_from_env(os.environ),
         )
         config.dump(home / "emulator.json")
@@ -252,7 +277,7 @@ def up(home: Path | None = None) -> dict[str, object]:
     except BaseException:
         _stop(pids)
         raise
-    (home / "pids.json").write_text(json.dumps(pids))
+    write_private(home / "pids.json", json.dumps(pids))
     endpoints: dict[str, object] = {
         "armEndpoint": config.arm_endpoint,
         "authorityHost": config.arm_endpoint,
@@ -265,8 +290,7 @@ def up(home: Path | None = None) -> dict[str, object]:
         "registryBackend": config.registry_backend,
         "home": str(home),
     }
-    (home / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
-    (home / "endpoints.json").chmod(0o600)
+    write_private(home / "endpoints.json", json.dumps(endpoints, indent=2))
     exports = {
         "DEVSTACK_HOME": str(home),
         "AZURE_RESOURCE_MANAGER_ENDPOINT": config.arm_endpoint,
@@ -279,8 +303,7 @@ def up(home: Path | None = None) -> dict[str, object]:
         "SSL_CERT_FILE": str(tls.ca_cert),
         "AzureWebJobsStorage": connection,
     }
-    (home / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in exports.items()))
-    (home / "env").chmod(0o600)
+    write_private(home / "env", "".join(f"export {k}='{v}'\n" for k, v in exports.items()))
     return endpoints
 
 
@@ -313,7 +336,7 @@ def spawn_service(home: Path, name: str, args: list[str], env: dict[str, str]) -
         raise StackError(f"{name} is already running")
     pid = _spawn(name, args, home, env)
     pids[name] = pid
-    (home / "pids.json").write_text(json.dumps(pids))
+    write_private(home / "pids.json", json.dumps(pids))
     return pid
 
 
@@ -321,7 +344,7 @@ def stop_service(home: Path, name: str) -> None:
     pids = _pids(home)
     if name in pids:
         _stop({name: pids.pop(name)})
-        (home / "pids.json").write_text(json.dumps(pids))
+        write_private(home / "pids.json", json.dumps(pids))
 
 
 def wait_until(name: str, check: Callable[[], bool], pid: int, home: Path, timeout: float = 60) -> None:

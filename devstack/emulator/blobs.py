@@ -8,6 +8,8 @@ import datetime as dt
 import io
 import tarfile
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -32,6 +34,42 @@ SAS_LIFETIME = dt.timedelta(hours=1)
 
 class SourceError(Exception):
     """An uploaded build context that cannot be used."""
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """What an uploaded build context may be: `max_bytes` as uploaded (compressed), and once extracted at
+    most `max_expanded_bytes` of file content in `max_entries` entries. The upload limit alone let 100 MiB
+    of gzipped zeros become 100 GiB on the executor's disk."""
+
+    max_bytes: int
+    max_expanded_bytes: int
+    max_entries: int
+
+
+def extract_archive(data: bytes, target: Path, limits: SourceLimits) -> None:
+    """Extract a tar(.gz) member by member, refusing it before the member that would pass a limit is
+    written: sizes come from each member's header, read before its content is inflated."""
+    totals = {"bytes": 0, "entries": 0}
+
+    def checked(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+        for member in archive:
+            totals["entries"] += 1
+            if totals["entries"] > limits.max_entries:
+                raise SourceError(f"source has more than the limit of {limits.max_entries} entries")
+            totals["bytes"] += member.size
+            if totals["bytes"] > limits.max_expanded_bytes:
+                raise SourceError(
+                    f"source expands to more than the limit of {limits.max_expanded_bytes} bytes"
+                )
+            yield member
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+            # extractall takes the members lazily, one checked header at a time.
+            archive.extractall(target, members=checked(archive), filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise SourceError(f"source is not a usable tar.gz archive: {exc}") from exc
 
 
 class Blobs:
@@ -67,7 +105,7 @@ class Blobs:
     def log_blob(registry_name: str, run_id: str) -> str:
         return f"{registry_name.lower()}/{run_id}/rawtext.log"
 
-    def extract_source(self, registry_name: str, relative: str, target: Path, max_bytes: int) -> None:
+    def extract_source(self, registry_name: str, relative: str, target: Path, limits: SourceLimits) -> None:
         if relative.startswith(("http://", "https://", "git@")):
             raise SourceError(
                 "devstack builds only from uploaded sources (listBuildSourceUploadUrl's relativePath)"
@@ -77,14 +115,9 @@ class Blobs:
             size = client.get_blob_properties().size
         except ResourceNotFoundError as exc:
             raise SourceError(f"source '{relative}' was not found; upload it first") from exc
-        if size > max_bytes:
-            raise SourceError(f"source is {size} bytes, more than the limit of {max_bytes}")
-        data = client.download_blob().readall()
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-                archive.extractall(target, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise SourceError(f"source is not a usable tar.gz archive: {exc}") from exc
+        if size > limits.max_bytes:
+            raise SourceError(f"source is {size} bytes, more than the limit of {limits.max_bytes}")
+        extract_archive(client.download_blob().readall(), target, limits)
 
     def delete_registry_data(self, registry_name: str) -> None:
         prefix = f"{registry_name.lower()}/"

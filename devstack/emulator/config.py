@@ -28,7 +28,9 @@ class EmulatorConfig:
     agents: int = 2
     delete_delay_seconds: float = 1.0
     page_size: int = 100
-    max_source_bytes: int = 200 * 1024 * 1024
+    max_source_bytes: int = 200 * 1024 * 1024  # a build context as uploaded (tar.gz)
+    max_source_expanded_bytes: int = 2 * 1024 * 1024 * 1024  # its files' content once extracted
+    max_source_entries: int = 100_000  # files, directories and links in it
     # Event Grid delivery on a compressed schedule (Azure: 30 s timeout, retries from 10 s to 12 h).
     eventgrid_delivery_timeout_seconds: float = 30.0
     eventgrid_retry_base_seconds: float = 0.2  # first retry delay; doubles, with jitter

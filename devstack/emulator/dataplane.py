@@ -90,6 +90,9 @@ def parse_scopes(raw: str) -> list[dict[str, Any]]:
     return access
 
 
+NULL_GUID_USER = "00000000-0000-0000-0000-000000000000"
+
+
 def denied() -> AcrError:
     return AcrError(403, "DENIED", DENIED)
 
@@ -215,6 +218,11 @@ class Fronts:
             )
             self._downloads_port = int(self._downloads[0].sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
+    @property
+    def downloads_port(self) -> int:
+        """The storage stand-in's port (blob GETs redirect there); known once a front has started."""
+        return self._downloads_port
+
     # Registry, storage and attributes ------------------------------------------------
     def _registry(self, request: Request) -> dict[str, Any]:
         registry_id = self.by_port.get(request.scope["server"][1])
@@ -331,13 +339,11 @@ class Fronts:
             scope = params.get("scope", "")
             grant = params.get("grant_type")
             if grant == "refresh_token":
-                try:
-                    claims = self.emu.tokens.decode(params.get("refresh_token", ""))
-                except jwt.PyJWTError:
-                    raise AcrError(401, "UNAUTHORIZED", "the refresh token is invalid or expired") from None
-                if claims.get("grant") != "refresh" or claims.get("aud") != service:
-                    raise AcrError(401, "UNAUTHORIZED", "the refresh token is not for this registry")
-                subject = str(claims["sub"])
+                subject = self._refresh_subject(registry, params.get("refresh_token", "")) or ""
+                if not subject:
+                    raise AcrError(
+                        401, "UNAUTHORIZED", "the refresh token is invalid, expired or not for this registry"
+                    )
             elif grant == "password":
                 if not self._check_admin(registry, params.get("username", ""), params.get("password", "")):
                     raise AcrError(401, "UNAUTHORIZED", "invalid username or password")
@@ -350,7 +356,19 @@ class Fronts:
         token, _ = self.emu.tokens.issue(service, subject=subject, grant="access", access=access)
         return JSONResponse({"access_token": token, "token": token})
 
+    def _refresh_subject(self, registry: dict[str, Any], token: str) -> str | None:
+        """Whom an ACR refresh token for this registry names; None if it is not one."""
+        try:
+            claims = self.emu.tokens.decode(token)
+        except jwt.PyJWTError:
+            return None
+        if claims.get("grant") != "refresh" or claims.get("aud") != self._service(registry):
+            return None
+        return str(claims["sub"])
+
     def _basic_subject(self, request: Request, registry: dict[str, Any]) -> str:
+        """Basic auth on the token endpoint: the admin user, or (as `docker login` after `az acr login
+        --expose-token`) the null GUID user with a refresh token for this registry as its password."""
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic":
             try:
@@ -359,6 +377,8 @@ class Fronts:
                 username, password = "", ""
             if self._check_admin(registry, username, password):
                 return str(registry["name"])
+            if username == NULL_GUID_USER and (subject := self._refresh_subject(registry, password)):
+                return subject
         raise AcrError(
             401,
             "UNAUTHORIZED",

@@ -21,6 +21,19 @@ INDEX_TYPES = {
 }
 
 
+def platform_of(config: bytes | None) -> dict[str, Any]:
+    """architecture and os of an image config, only those that are strings. The registry stores any
+    bytes as a config (OCI artifacts carry their own config types) and ACR lists such manifests with
+    their other properties: one crafted config must not fail a listing or a PATCH."""
+    try:
+        document = json.loads(config) if config else None
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {key: value for key in ("architecture", "os") if isinstance(value := document.get(key), str)}
+
+
 def iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -142,18 +155,15 @@ class RegistryStorage:
         raw = self.blob(digest) if created is not None else None
         if raw is None or created is None:
             return None
-        document = json.loads(raw)
+        document = json.loads(raw)  # docker-registry validated it: a manifest is a JSON object
         media_type = document.get("mediaType", "application/vnd.oci.image.manifest.v1+json")
         config = document.get("config") or {}
-        architecture = os_name = None
         size = len(raw) + sum(int(layer.get("size", 0)) for layer in document.get("layers") or [])
+        platform: dict[str, Any] = {}
         if config.get("digest") and media_type not in INDEX_TYPES:
-            config_raw = self.blob(config["digest"])
-            if config_raw:
-                config_document = json.loads(config_raw)
-                architecture = config_document.get("architecture")
-                os_name = config_document.get("os")
+            platform = platform_of(self.blob(config["digest"]))
             size += int(config.get("size", 0))
+        architecture, os_name = platform.get("architecture"), platform.get("os")
         references = [
             {
                 "digest": m["digest"],

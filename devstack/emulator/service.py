@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
-from ..executor import Executor, RunJob
+from ..executor import Executor, RegistryLogin, RunJob
 from ..taskfile import RunContext
-from .blobs import Blobs, SourceError
+from .blobs import Blobs, SourceError, SourceLimits
 from .config import EmulatorConfig
 from .delivery import EventGridEngine
 from .errors import ArmError, not_found
@@ -22,6 +23,9 @@ from .tokens import TokenService
 
 log = logging.getLogger("devstack.emulator")
 TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
+# The user name ACR takes with a refresh token as the password (`az acr login --expose-token`).
+NULL_GUID_USER = "00000000-0000-0000-0000-000000000000"
+RUN_TOKEN_MARGIN_SECONDS = 300  # a run queued behind others still holds a valid token when it starts
 
 
 class Emulator:
@@ -258,20 +262,31 @@ class Emulator:
                     registry["name"],
                     str(source),
                     workdir,
-                    self.config.max_source_bytes,
+                    SourceLimits(
+                        self.config.max_source_bytes,
+                        self.config.max_source_expanded_bytes,
+                        self.config.max_source_entries,
+                    ),
                 )
             except SourceError as exc:
                 from ..executor import StepFailed
 
                 raise StepFailed(str(exc)) from exc
 
-        backend_host = self.config.registry_backend.split("://", 1)[-1]
+        # The run's own login: a refresh token for this registry only, valid while the run may last.
+        run_token, _ = self.tokens.issue(
+            login_server,
+            subject=f"acr-task-run/{registry['name']}/{run_id}",
+            grant="refresh",
+            exp=int(time.time()) + timeout + RUN_TOKEN_MARGIN_SECONDS,
+        )
         self.executor.submit(
             RunJob(
                 run_id=run_id,
                 registry_name=registry["name"],
                 login_server=login_server,
-                backend=f"{backend_host}/{self.backend_namespace(registry)}",
+                login=RegistryLogin(NULL_GUID_USER, run_token, self.config.ca_cert),
+                reachable_ports=(int(login_server.rpartition(":")[2]), self.fronts.downloads_port),
                 task=task,
                 timeout=timeout,
                 log=sink,

@@ -7,6 +7,7 @@ stored body keeps the casing the caller used, as ARM does.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -16,6 +17,10 @@ from typing import Any
 class Store:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
+        # Registry admin passwords and webhook URLs with their keys live here: private to its owner
+        # (SQLite gives the -wal and -shm files the database's mode).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(

@@ -53,7 +53,7 @@ class HostKeys:
                     f"{path} is not a valid keys file ({exc}); delete it to get new keys"
                 ) from exc
         keys = cls(master=_new_key(), function=_new_key(), eventgrid=_new_key())
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         document = {
             "masterKey": keys.master,
             "functionKeys": {"default": keys.function},

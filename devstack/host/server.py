@@ -21,6 +21,7 @@ import azure.functions as func
 import uvicorn
 from azure.functions.http import HttpResponseConverter
 
+from ..redact import redact, redact_logs
 from . import eventgrid
 from .bindings import http_input
 from .config import HostConfig, apply_settings, load_local_settings
@@ -361,6 +362,9 @@ class Host:
         self._queues.close()
         log.info("Host stopped")
 
+    def secrets(self) -> list[str]:
+        return [self.keys.master, self.keys.function, self.keys.eventgrid]
+
     def _banner(self) -> None:
         lines = [
             f"Functions host for {self.app_name} (azure-functions {func.__version__}) on {self.url}",
@@ -382,12 +386,12 @@ class Host:
                 upcoming = self._timers[spec.name].next_occurrences(1)
                 when = upcoming[0].isoformat() if upcoming else "never"
                 lines.append(f"    {spec.name}: timerTrigger {spec.schedule.expression!r} next {when}")
-        lines.append(f"Function key (x-functions-key header or ?code=): {self.keys.function}")
-        lines.append(f"All keys: {self.state_dir / KEYS_FILE}")
+        # The keys stay in their 0600 file: a log is no place for them.
+        lines.append(f"Keys (x-functions-key header or the code parameter): {self.state_dir / KEYS_FILE}")
         if not self.require_webhook_key:
             lines.append("The Event Grid webhook takes requests without a key (--no-webhook-key)")
         lines.append("Host started")
-        print("\n".join(lines), flush=True)
+        print(redact("\n".join(lines), self.secrets()), flush=True)
 
     # ----- HTTP -----
 
@@ -665,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
             require_webhook_key=not args.no_webhook_key,
             shutdown_timeout=args.shutdown_timeout,
         )
+        redact_logs(host.secrets())  # the app's own logs included: they share the root logger
         asyncio.run(host.serve())
     except HostError as exc:
         print(f"devstack host: {exc}", file=sys.stderr, flush=True)

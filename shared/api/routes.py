@@ -233,7 +233,9 @@ BUILD_BODY = {
             "application/gzip": {
                 "schema": {"type": "string", "format": "binary"},
                 "description": f"a tar.gz build context (at most {MAX_CONTEXT_BYTES} bytes); "
-                "options as query parameters",
+                "options as query parameters. ACR Tasks extracts it on its build agent: devstack fails "
+                "the run when it expands to more than 10 times its upload limit (2000 MiB by default) "
+                "or holds more than 100000 entries; ACR documents no such limit",
             },
             "application/json": {"schema": models.BuildFromUrl.model_json_schema()},
         },

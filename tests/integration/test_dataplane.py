@@ -395,3 +395,40 @@ def test_the_product_reads_a_config_through_the_redirect_and_keeps_its_token(
     assert "Authorization" not in to_storage.headers, "the registry token went to the storage host"
     assert blob.status_code == 200
     assert client.requests - before == 2, "a redirected read is two requests on the wire"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        b"[1, 2]",
+        b"not json at all",
+        b'"a string"',
+        b'{"architecture": ["amd64"], "os": {"linux": 1}}',
+        b"\xff\xfe",
+    ],
+    ids=["array", "not-json", "string", "odd-fields", "not-utf8"],
+)
+def test_a_crafted_config_leaves_the_manifest_listed_readable_and_lockable(
+    data_client: Any, config: bytes
+) -> None:
+    """ACR lists any config (artifacts have non-image configs): the manifest keeps its properties, without
+    the platform a config that is no image config cannot give; one crafted blob must not break the rest."""
+    repository = f"crafted/{unique('c')}"
+    config_digest, config_size = data_client.upload_blob(repository, io.BytesIO(config))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [],
+    }
+    digest = data_client.set_manifest(repository, manifest, tag="v1")
+    listed = list(data_client.list_manifest_properties(repository))
+    assert [m.digest for m in listed] == [digest]
+    properties = data_client.get_manifest_properties(repository, digest)
+    assert properties.architecture is None
+    assert properties.operating_system is None
+    assert data_client.update_manifest_properties(repository, digest, can_read=False).can_read is False

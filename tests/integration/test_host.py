@@ -369,14 +369,16 @@ def test_auth_levels_need_keys(basic: RunningHost) -> None:
         assert client.get("/api/for-admins", params={"code": basic.master_key}).text == "admin"
 
 
-def test_keys_are_generated_private_and_printed(basic: RunningHost) -> None:
+def test_keys_are_generated_private_and_never_printed(basic: RunningHost) -> None:
     keys_file = basic.state_dir / "keys.json"
     assert keys_file.stat().st_mode & 0o777 == 0o600
     assert len({basic.master_key, basic.function_key, basic.webhook_key}) == 3
     log = basic.log()
-    assert basic.function_key in log
-    assert f"{WEBHOOK}?functionName=on_event&code={basic.webhook_key}" in log
-    assert basic.master_key not in log
+    # The banner says where the keys are, and names the webhook with its key redacted (issue 14).
+    assert f"Keys (x-functions-key header or the code parameter): {keys_file}" in log
+    assert f"{WEBHOOK}?functionName=on_event&code=[redacted]" in log
+    for key in (basic.function_key, basic.webhook_key, basic.master_key):
+        assert key not in log
 
 
 def test_failing_http_function_answers_500(basic: RunningHost) -> None:

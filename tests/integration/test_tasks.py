@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,7 +107,9 @@ def test_cmd_exit_status_fails_the_run(tasks_client: Any, registry: Any, hello_i
     image = hello_image.replace(registry.login_server, "$Registry")
     passing = f"steps:\n  - cmd: {image} sh -c 'test $X = 1'\n    entryPoint: /bin/busybox\n    env: [X=1]\n"
     run = schedule(tasks_client, registry, yaml_request(passing))
-    assert wait_for_run(tasks_client, registry, run.run_id).status == "Succeeded"
+    assert wait_for_run(tasks_client, registry, run.run_id).status == "Succeeded", log_of(
+        tasks_client, registry, run.run_id
+    )[0]
     failing = f"steps:\n  - cmd: {image} sh -c 'exit 3'\n    entryPoint: /bin/busybox\n"
     run = schedule(tasks_client, registry, yaml_request(failing))
     finished = wait_for_run(tasks_client, registry, run.run_id)
@@ -186,6 +190,127 @@ def test_oversize_source_fails_the_build(tasks_client: Any, registry: Any, tmp_p
     finished = wait_for_run(tasks_client, registry, run.run_id)
     assert finished.status == "Failed"
     assert "more than the limit" in finished.run_error_message
+
+
+def upload_archive(tasks_client: Any, registry: Any, members: Iterator[tuple[tarfile.TarInfo, Any]]) -> str:
+    """A tar.gz made member by member, streamed through gzip (a bomb never sits expanded in memory)."""
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+        for member, content in members:
+            archive.addfile(member, content)
+    target = tasks_client.registries.get_build_source_upload_url(group_of(registry.id), registry.name)
+    BlobClient.from_blob_url(target.upload_url).upload_blob(packed.getvalue())
+    return str(target.relative_path)
+
+
+def dockerfile_member() -> tuple[tarfile.TarInfo, Any]:
+    text = b"FROM scratch\nCOPY Dockerfile /Dockerfile\n"
+    member = tarfile.TarInfo("Dockerfile")
+    member.size = len(text)
+    return member, io.BytesIO(text)
+
+
+class Zeros(io.RawIOBase):
+    """`size` zero bytes, read in chunks."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def test_a_gzip_bomb_fails_the_build_before_it_fills_the_disk(tasks_client: Any, registry: Any) -> None:
+    from tests.conftest import MAX_SOURCE_BYTES
+
+    expanded_limit = 10 * MAX_SOURCE_BYTES  # DEVSTACK_MAX_SOURCE_EXPANDED_BYTES' default
+    bomb = tarfile.TarInfo("zeros")
+    bomb.size = expanded_limit + 1
+
+    def members() -> Iterator[tuple[tarfile.TarInfo, Any]]:
+        yield dockerfile_member()
+        yield bomb, Zeros(bomb.size)
+
+    source = upload_archive(tasks_client, registry, members())
+    run = schedule(tasks_client, registry, docker_build_request(source, ["tests/bomb:v1"]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Failed"
+    assert finished.run_error_message == (f"source expands to more than the limit of {expanded_limit} bytes")
+
+
+def test_a_context_of_too_many_entries_fails_the_build(tasks_client: Any, registry: Any) -> None:
+    entries_limit = 100_000  # DEVSTACK_MAX_SOURCE_ENTRIES' default
+
+    def members() -> Iterator[tuple[tarfile.TarInfo, Any]]:
+        yield dockerfile_member()
+        for number in range(entries_limit):
+            yield tarfile.TarInfo(f"empty/{number}"), None
+
+    source = upload_archive(tasks_client, registry, members())
+    run = schedule(tasks_client, registry, docker_build_request(source, ["tests/many:v1"]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Failed"
+    assert finished.run_error_message == f"source has more than the limit of {entries_limit} entries"
+
+
+@pytest.mark.parametrize("reference", ["digest", "tag"])
+def test_a_quarantined_image_does_not_run(
+    tasks_client: Any,
+    registry: Any,
+    hello_context: Path,
+    credential: Any,
+    devstack: Any,
+    reference: str,
+) -> None:
+    """A digest with readEnabled=false cannot be pulled from the registry, by an ACR Tasks run either: the
+    run's engine pulls through the registry with the run's credentials, and the step fails as the pull's."""
+    from azure.containerregistry import ContainerRegistryClient
+
+    repository = f"tests/quarantined-{reference}"
+    source = upload(tasks_client, registry, hello_context)
+    built = schedule(tasks_client, registry, docker_build_request(source, [f"{repository}:v1"]))
+    finished = wait_for_run(tasks_client, registry, built.run_id)
+    assert finished.status == "Succeeded", log_of(tasks_client, registry, built.run_id)[0]
+    [image] = finished.output_images
+    data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
+    data.update_manifest_properties(repository, image.digest, can_read=False)
+    target = f"{repository}@{image.digest}" if reference == "digest" else f"{repository}:v1"
+    run = schedule(tasks_client, registry, encoded_cmd_request(f"$Registry/{target} echo ran"))
+    refused = wait_for_run(tasks_client, registry, run.run_id)
+    log = log_of(tasks_client, registry, run.run_id)[0]
+    assert (refused.status, refused.run_error_message) == (
+        "Failed",
+        "failed during container, err: exit status 125",
+    ), log
+    assert "denied" in log
+    assert "Hello from Dockmaster" not in log
+
+
+def test_a_run_cannot_push_over_a_locked_tag(
+    tasks_client: Any, registry: Any, hello_context: Path, credential: Any, devstack: Any
+) -> None:
+    """writeEnabled=false refuses a push of the tag to anyone, an ACR Tasks run included."""
+    from azure.containerregistry import ContainerRegistryClient
+
+    source = upload(tasks_client, registry, hello_context)
+    first = schedule(tasks_client, registry, docker_build_request(source, ["tests/locked:v1"]))
+    assert wait_for_run(tasks_client, registry, first.run_id).status == "Succeeded"
+    data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
+    data.update_tag_properties("tests/locked", "v1", can_write=False)
+    again = schedule(tasks_client, registry, docker_build_request(source, ["tests/locked:v1"]))
+    refused = wait_for_run(tasks_client, registry, again.run_id)
+    log = log_of(tasks_client, registry, again.run_id)[0]
+    assert (refused.status, refused.run_error_message) == (
+        "Failed",
+        "failed during push, err: exit status 125",
+    ), log
+    assert "denied" in log
 
 
 # A registry in ABAC mode (roleAssignmentMode AbacRepositoryPermissions) ----------------------------------

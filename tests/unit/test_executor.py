@@ -38,7 +38,6 @@ def run_once(tmp_path: Path, job_log: MemoryLog) -> list[tuple[str, dict[str, ob
                 run_id="dm1",
                 registry_name="r",
                 login_server="127.0.0.1:1",
-                backend="127.0.0.1:2/r",
                 task=parse("steps:\n  - cmd: $Registry/a:v1\n", context),
                 timeout=60,
                 log=job_log,

@@ -38,7 +38,9 @@ def arm_app(emu: Emulator) -> Starlette:
 
     async def dispatch(request: Request) -> Response:
         try:
-            route, params = router.match(request.method, request.url.path)
+            # The decoded path as sent: `request.url` goes through urlsplit, which drops \n, \r and \t
+            # (so `lab%0A` would become the group `lab`), where ARM refuses the name.
+            route, params = router.match(request.method, request.scope["path"])
             router.check_api_version(request, route)
             emu.tokens.check_arm(request.headers.get("authorization"), emu.config.arm_endpoint)
             if "sub" in params:

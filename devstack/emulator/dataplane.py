@@ -40,11 +40,11 @@ from .registry_storage import ManifestRecord, RegistryStorage, TagRecord, iso
 if TYPE_CHECKING:
     from .service import Emulator
 
-SCOPE = re.compile(r"^(repository|registry):(.+):([a-z_*,]+)$")
-REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-V2_PATH = re.compile(r"^(?P<name>.+?)/(?P<kind>manifests|blobs/uploads|blobs|tags)(?:/(?P<ref>.*))?$")
+SCOPE = re.compile(r"(repository|registry):(.+):([a-z_*,]+)")
+REPOSITORY = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # the distribution spec's, ASCII
+DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+V2_PATH = re.compile(r"(?P<name>.+?)/(?P<kind>manifests|blobs/uploads|blobs|tags)(?:/(?P<ref>.*))?")
 ATTRIBUTES = ("deleteEnabled", "writeEnabled", "readEnabled", "listEnabled")
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -59,7 +59,7 @@ DEFAULT_PAGE_SIZE = 100  # listings page like ACR's: clients follow the Link hea
 DENIED = "The operation is disallowed on this registry, repository or image."
 # The storage stand-in serves /{registry namespace}/{repository}/blobs/{digest}?sv&sr&sp&se&sig: ACR's
 # links carry a blob SAS, `sv=2018-03-28&sr=b&sp=r&se=<expiry>&sig=...` (MicrosoftDocs/azure-docs#116188).
-LINK_PATH = re.compile(r"^/(?P<ns>[a-z0-9]+)/(?P<name>.+)/blobs/(?P<digest>sha256:[a-f0-9]{64})$")
+LINK_PATH = re.compile(r"/(?P<ns>[a-z0-9]+)/(?P<name>.+)/blobs/(?P<digest>sha256:[a-f0-9]{64})")
 LINK_TIME = "%Y-%m-%dT%H:%M:%SZ"
 SAS_VERSION = "2018-03-28"
 PASS_BLOB = {"content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified"}
@@ -82,7 +82,7 @@ async def read_form(request: Request) -> dict[str, str]:
 def parse_scopes(raw: str) -> list[dict[str, Any]]:
     access = []
     for item in raw.split():
-        found = SCOPE.match(item)
+        found = SCOPE.fullmatch(item)
         if not found:
             raise AcrError(400, "UNSUPPORTED", f"invalid scope '{item}'")
         kind, name, actions = found.groups()
@@ -98,7 +98,7 @@ def denied() -> AcrError:
 
 
 def check_repository(name: str) -> None:
-    if len(name) > 256 or not REPOSITORY.match(name):
+    if len(name) > 256 or not REPOSITORY.fullmatch(name):
         raise AcrError(400, "NAME_INVALID", "invalid repository name", detail={"name": name})
 
 
@@ -398,7 +398,7 @@ class Fronts:
 
     async def v2(self, request: Request) -> Response:
         registry = self._registry(request)
-        found = V2_PATH.match(request.path_params["rest"])
+        found = V2_PATH.fullmatch(request.path_params["rest"])
         if not found:
             raise AcrError(404, "NAME_UNKNOWN", "unsupported /v2/ path")
         name, kind, ref = found.group("name"), found.group("kind"), found.group("ref") or ""
@@ -414,7 +414,7 @@ class Fronts:
             raise denied()
         if kind == "manifests":
             await self._check_manifest(registry, storage, name, ref, method)
-        if kind == "blobs" and method == "GET" and DIGEST.match(ref):
+        if kind == "blobs" and method == "GET" and DIGEST.fullmatch(ref):
             redirect = await self._download_link(registry, name, ref)
             if redirect is not None:
                 return redirect
@@ -436,8 +436,8 @@ class Fronts:
         def allowed(key: str, attribute: str) -> bool:
             return self._attributes(registry, key)[attribute]
 
-        is_digest = DIGEST.match(ref) is not None
-        if not is_digest and not TAG.match(ref):
+        is_digest = DIGEST.fullmatch(ref) is not None
+        if not is_digest and not TAG.fullmatch(ref):
             raise AcrError(400, "MANIFEST_INVALID", "invalid manifest reference", detail={"reference": ref})
         tag = None if is_digest else await asyncio.to_thread(storage.tag, name, ref)
         if method in ("GET", "HEAD"):
@@ -502,7 +502,7 @@ class Fronts:
                 "Authentication information is not given in the correct format. "
                 "Check the value of Authorization header.",
             )
-        found = LINK_PATH.match(request.url.path)
+        found = LINK_PATH.fullmatch(request.scope["path"])
         if found is None:
             raise StorageError(
                 400, "InvalidUri", "The requested URI does not represent any resource on the server."
@@ -870,7 +870,7 @@ class Fronts:
             )
             body = {"registry": self._service(registry), "imageName": name, "manifests": views}
             return self._page(request, body, "manifests", f"/acr/v1/{name}/_manifests")
-        if not DIGEST.match(digest):
+        if not DIGEST.fullmatch(digest):
             raise AcrError(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
         manifest = await asyncio.to_thread(storage.manifest, name, digest)
         if manifest is None:

@@ -60,12 +60,12 @@ PUBLISH_VERSIONS = {"2018-01-01"}
 PROVIDER = "/providers/Microsoft.EventGrid"
 ACR_TOPIC_TYPE = "Microsoft.ContainerRegistry.Registries"
 EVENTGRID_AUDIENCE = "https://eventgrid.azure.net"
-SYSTEM_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9-]{3,128}$")
-TOPIC_NAME = re.compile(r"^[a-zA-Z0-9-]{3,50}$")
-SUBSCRIPTION_NAME = re.compile(r"^[a-zA-Z0-9-]{3,64}$")
-CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+SYSTEM_TOPIC_NAME = re.compile(r"[a-zA-Z0-9-]{3,128}")
+TOPIC_NAME = re.compile(r"[a-zA-Z0-9-]{3,50}")
+SUBSCRIPTION_NAME = re.compile(r"[a-zA-Z0-9-]{3,64}")
+CONTAINER_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
 NAME_FILTER = re.compile(
-    r"^\s*(?:contains\(\s*name\s*,\s*'((?:[^']|'')*)'\s*\)|name\s+eq\s+'((?:[^']|'')*)')\s*$", re.IGNORECASE
+    r"\s*(?:contains\(\s*name\s*,\s*'((?:[^']|'')*)'\s*\)|name\s+eq\s+'((?:[^']|'')*)')\s*", re.IGNORECASE
 )
 DELIVERY_SCHEMAS = {EVENTGRID_SCHEMA, CLOUDEVENTS_SCHEMA}
 MAX_PUBLISH_BYTES = 1024 * 1024
@@ -107,7 +107,7 @@ def filter_by_name(request: Request, items: list[dict[str, Any]]) -> list[dict[s
     raw = request.query_params.get("$filter")
     if not raw:
         return items
-    found = NAME_FILTER.match(raw)
+    found = NAME_FILTER.fullmatch(raw)
     if not found:
         raise ArmError(
             400,
@@ -213,7 +213,7 @@ def parse_dead_letter(raw: Any, field: str) -> dict[str, Any]:
         or "/providers/microsoft.storage/storageaccounts/" not in resource.lower()
     ):
         raise invalid(f"'{field}.properties.resourceId' must be the resource id of a storage account.")
-    if not isinstance(container, str) or not CONTAINER_NAME.match(container):
+    if not isinstance(container, str) or not CONTAINER_NAME.fullmatch(container):
         raise invalid(f"'{field}.properties.blobContainerName' is not a valid blob container name.")
     return {
         "endpointType": "StorageBlob",
@@ -518,7 +518,7 @@ def register(router: ArmRouter, emu: Emulator) -> None:
     @router.add("PUT", system_topic_path, EG_VERSIONS, "systemTopics")
     async def put_system_topic(request: Request, sub: str, rg: str, topic: str) -> Response:
         group = writable_group(sub, rg)
-        if not SYSTEM_TOPIC_NAME.match(topic):
+        if not SYSTEM_TOPIC_NAME.fullmatch(topic):
             raise invalid(
                 f"System topic name '{topic}' is invalid: use 3 to 128 letters, digits and hyphens."
             )
@@ -627,7 +627,7 @@ def register(router: ArmRouter, emu: Emulator) -> None:
     @router.add("PUT", topic_path, EG_VERSIONS, "topics")
     async def put_topic(request: Request, sub: str, rg: str, topic: str) -> Response:
         group = writable_group(sub, rg)
-        if not TOPIC_NAME.match(topic):
+        if not TOPIC_NAME.fullmatch(topic):
             raise invalid(f"Topic name '{topic}' is invalid: use 3 to 50 letters, digits and hyphens.")
         body = await read_json(request)
         location = body.get("location")
@@ -812,7 +812,7 @@ def register(router: ArmRouter, emu: Emulator) -> None:
         async def put_subscription(request: Request, sub: str, rg: str, topic: str, name: str) -> Response:
             parent = getter(sub, rg, topic)
             writable_group(sub, rg)
-            if not SUBSCRIPTION_NAME.match(name):
+            if not SUBSCRIPTION_NAME.fullmatch(name):
                 raise invalid(
                     f"Event subscription name '{name}' is invalid: it must be 3 to 64 characters long "
                     "and use letters, digits and hyphens only."

@@ -34,7 +34,7 @@ ACR_VERSIONS = {
 ROLE_ASSIGNMENT_MODE_VERSIONS = {"2025-11-01"}
 ROLE_ASSIGNMENT_MODES = ("AbacRepositoryPermissions", "LegacyRegistryPermissions")
 ABAC = "AbacRepositoryPermissions"
-REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+REGISTRY_NAME = re.compile(r"[a-zA-Z0-9]{5,50}")
 SKUS = {"Basic", "Standard", "Premium"}
 PROVIDER = "/providers/Microsoft.ContainerRegistry/registries"
 
@@ -82,7 +82,7 @@ def register(router: ArmRouter, emu: Emulator) -> None:
                 f"The resource group '{group['name']}' is in deprovisioning state and cannot "
                 "perform this operation.",
             )
-        if not REGISTRY_NAME.match(name):
+        if not REGISTRY_NAME.fullmatch(name):
             raise ArmError(
                 400,
                 "InvalidRegistryName",
@@ -227,7 +227,7 @@ def register(router: ArmRouter, emu: Emulator) -> None:
     async def check_name(request: Request, sub: str) -> Response:
         body = await read_json(request)
         name = str(body.get("name", ""))
-        if not REGISTRY_NAME.match(name):
+        if not REGISTRY_NAME.fullmatch(name):
             return JSONResponse(
                 {
                     "nameAvailable": False,

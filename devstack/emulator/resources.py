@@ -36,9 +36,9 @@ RG_VERSIONS = {
 }
 LOCK_VERSIONS = {"2015-01-01", "2016-09-01", "2020-05-01"}
 LOCK_LEVELS = {"CanNotDelete", "ReadOnly"}
-RG_NAME = re.compile(r"^[-\w._()]{1,90}$")
+RG_NAME = re.compile(r"[-\w._()]{1,90}")
 TAG_FILTER = re.compile(
-    r"^\s*tagName\s+eq\s+'((?:[^']|'')*)'(?:\s+and\s+tagValue\s+eq\s+'((?:[^']|'')*)')?\s*$",
+    r"\s*tagName\s+eq\s+'((?:[^']|'')*)'(?:\s+and\s+tagValue\s+eq\s+'((?:[^']|'')*)')?\s*",
     re.IGNORECASE,
 )
 
@@ -99,7 +99,7 @@ def parse_top(request: Request) -> int | None:
 def parse_tag_filter(raw: str | None) -> tuple[str, str | None] | None:
     if not raw:
         return None
-    found = TAG_FILTER.match(raw)
+    found = TAG_FILTER.fullmatch(raw)
     if not found:
         raise ArmError(
             400,
@@ -125,7 +125,7 @@ def register(router: ArmRouter, emu: Emulator) -> None:
 
     @router.add("PUT", rg_path, RG_VERSIONS, "resourceGroups")
     async def put_group(request: Request, sub: str, rg: str) -> Response:
-        if not RG_NAME.match(rg) or rg.endswith("."):
+        if not RG_NAME.fullmatch(rg) or rg.endswith("."):
             raise ArmError(
                 400,
                 "InvalidResourceGroup",

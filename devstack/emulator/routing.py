@@ -33,7 +33,7 @@ class ArmRouter:
         self, method: str, template: str, versions: set[str], resource_type: str
     ) -> Callable[[Handler], Handler]:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-        pattern = re.compile(f"^{regex}/?$", re.IGNORECASE)
+        pattern = re.compile(f"{regex}/?", re.IGNORECASE)
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method, pattern, handler, frozenset(versions), resource_type))
@@ -44,7 +44,7 @@ class ArmRouter:
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = False
         for route in self.routes:
-            found = route.pattern.match(path)
+            found = route.pattern.fullmatch(path)
             if not found:
                 continue
             if route.method == method or (method == "HEAD" and route.method == "HEAD"):

@@ -114,6 +114,8 @@ def test_bad_lock_level(lock_client: Any, group: str) -> None:
     ("method", "path", "body", "status", "code"),
     [
         ("PUT", "/resourcegroups/bad*name!", {"location": "x"}, 400, "InvalidResourceGroup"),
+        ("PUT", "/resourcegroups/lab%0A", {"location": "x"}, 400, "InvalidResourceGroup"),
+        ("PUT", "/resourcegroups/lab%0D", {"location": "x"}, 400, "InvalidResourceGroup"),
         ("PUT", "/resourcegroups/no-location", {}, 400, "LocationRequired"),
         ("PUT", "/resourcegroups/broken", None, 400, "InvalidRequestContent"),
     ],

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from devstack.emulator import dataplane, eventgrid, registries, resources
+from devstack.emulator.errors import AcrError
 
 CHECKS: list[tuple[re.Pattern[str], str]] = [
     (dataplane.REPOSITORY, "team/app"),
@@ -48,7 +49,7 @@ def test_ascii_names_refuse_look_alikes(pattern: re.Pattern[str], name: str) -> 
 
 @pytest.mark.parametrize("name", ["team/app\n", "team/app\r", "team\x00/app", "team/\u0430pp"])
 def test_repository_names_are_checked_whole(name: str) -> None:
-    with pytest.raises(dataplane.AcrError, match="invalid repository name"):
+    with pytest.raises(AcrError, match="invalid repository name"):
         dataplane.check_repository(name)
 
 

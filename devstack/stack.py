@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -42,10 +43,33 @@ def default_home() -> Path:
     return Path(os.environ.get("DEVSTACK_HOME", REPO_ROOT / ".devstack")).resolve()
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, for a service to bind a moment later. Chosen below the kernel's
+    ephemeral range: a port from that range (what binding port 0 gives) can be taken in between as the
+    source port of any outgoing connection, and the service then fails with "address already in use"."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, low) if low > 10000 else random.randrange(1024, 65536)  # noqa: S311
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise StackError("no free port below the ephemeral range")
 
 
 @dataclass

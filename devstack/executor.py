@@ -103,10 +103,31 @@ class StepFailed(Exception):
         self.status = status
 
 
-async def drop_store(store: Path) -> None:
-    """Remove a run's image store. A build or push killed mid-way (cancel, timeout) leaves the overlay
-    driver's mounts behind, which would make the directory impossible to remove: unmount them first,
-    deepest first, lazily (nothing uses them any more)."""
+def _users(path: Path) -> list[int]:
+    """Processes whose command line names `path`: the container's conmon, and the `podman container
+    cleanup` it starts once the container has exited, which still writes to the store after
+    `podman run` has returned."""
+    needle = str(path).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+async def drop_store(store: Path, wait: float = 30.0) -> None:
+    """Remove a run's image store once no process uses it (bounded by `wait`). A build or push killed
+    mid-way (cancel, timeout) leaves the overlay driver's mounts behind, which would make the directory
+    impossible to remove: unmount them first, deepest first, lazily (nothing uses them any more)."""
+    deadline = time.monotonic() + wait
+    users = _users(store)
+    while users and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        users = _users(store)
+    if users:
+        log.warning("store %s still used by %s after %.0f s; removing it anyway", store, users, wait)
     prefix = str(store.resolve()) + "/"
     mounts = Path("/proc/self/mounts").read_text().splitlines()
     points = [point for point in (line.split()[1] for line in mounts) if point.startswith(prefix)]
@@ -114,6 +135,8 @@ async def drop_store(store: Path) -> None:
         umount = await asyncio.create_subprocess_exec("umount", "-l", point)
         await umount.wait()
     shutil.rmtree(store, ignore_errors=True)
+    if store.exists():
+        log.warning("store %s could not be removed whole", store)
 
 
 # Each tool a run needs and the Debian package that has it (unshare, nsenter and ip: the run's network).

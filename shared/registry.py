@@ -54,6 +54,11 @@ NEXT_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 TAG_ORDERS = ("timedesc", "timeasc")
 
 
+def repository_scope(repository: str) -> str:
+    """The one scope the app asks for a repository: read it, its metadata and its attributes."""
+    return f"repository:{repository}:pull,metadata_read,metadata_write"
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of an ACR listing; `last` is what to ask for next (None on the last page)."""
@@ -240,7 +245,7 @@ class RegistryClient:
         response = self._send(
             "GET",
             f"/v2/{repository}/manifests/{reference}",
-            f"repository:{repository}:pull,metadata_read,metadata_write",
+            repository_scope(repository),
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
         )
         raw = response.content
@@ -269,7 +274,7 @@ class RegistryClient:
             response = self._send(
                 "GET",
                 f"/acr/v1/{repository}/_manifests/{digest}",
-                f"repository:{repository}:pull,metadata_read,metadata_write",
+                repository_scope(repository),
             )
         except NotFound:
             return None
@@ -289,7 +294,7 @@ class RegistryClient:
         response = self._send(
             "GET",
             f"/acr/v1/{repository}/{kind}/{reference}",
-            f"repository:{repository}:pull,metadata_read,metadata_write",
+            repository_scope(repository),
         )
         found = response.json().get("manifest" if kind == "_manifests" else "tag") or {}
         digest = found.get("digest")
@@ -304,7 +309,7 @@ class RegistryClient:
         response = self._send(
             "GET",
             f"/v2/{repository}/blobs/{descriptor.digest}",
-            f"repository:{repository}:pull,metadata_read,metadata_write",
+            repository_scope(repository),
             follow=True,
         )
         raw = response.content
@@ -325,7 +330,7 @@ class RegistryClient:
         response = self._send(
             "GET",
             f"/v2/{repository}/blobs/{descriptor.digest}",
-            f"repository:{repository}:pull,metadata_read,metadata_write",
+            repository_scope(repository),
             follow=True,
             stream=True,
         )
@@ -356,7 +361,7 @@ class RegistryClient:
         response = self._send(
             "GET",
             f"/acr/v1/{repository}/_tags?{urlencode(query)}",
-            f"repository:{repository}:pull,metadata_read,metadata_write",
+            repository_scope(repository),
         )
         tags = response.json().get("tags") or []
         return Page([tag for tag in tags if isinstance(tag, dict)], _next_last(response))
@@ -367,7 +372,7 @@ class RegistryClient:
             response = self._send(
                 "GET",
                 f"/acr/v1/{repository}/_tags/{tag}",
-                f"repository:{repository}:pull,metadata_read,metadata_write",
+                repository_scope(repository),
             )
         except NotFound:
             return None, {}
@@ -387,7 +392,7 @@ class RegistryClient:
         self._send(
             "PATCH",
             f"/acr/v1/{repository}/_tags/{tag}",
-            f"repository:{repository}:pull,metadata_read,metadata_write",
+            repository_scope(repository),
             json=attributes,
         )
 
@@ -395,6 +400,6 @@ class RegistryClient:
         self._send(
             "PATCH",
             f"/acr/v1/{repository}/_manifests/{digest}",
-            f"repository:{repository}:pull,metadata_read,metadata_write",
+            repository_scope(repository),
             json=attributes,
         )

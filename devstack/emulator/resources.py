@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .errors import ArmError, not_found
+from .errors import ArmError
 from .routing import ArmRouter, read_json
 
 if TYPE_CHECKING:
@@ -278,7 +278,3 @@ def register(router: ArmRouter, emu: Emulator) -> None:
 
 def new_operation_id() -> str:
     return base64.urlsafe_b64encode(f"{uuid.uuid4()}:{time.time_ns()}".encode()).decode().rstrip("=")
-
-
-def group_not_found(rg: str) -> ArmError:
-    return not_found("resourceGroup", rg)

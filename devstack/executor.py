@@ -31,7 +31,7 @@ log = logging.getLogger("devstack.executor")
 
 RUNC = "/usr/sbin/runc"
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000")
-TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
+TERMINAL = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})  # a run ends in one of these
 # What ACR's token service answers a client it does not authorize, as docker/podman print it.
 UNAUTHORIZED = (
     "unauthorized: authentication required, visit https://aka.ms/acr/authorization for more information."

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from devstack import stack
+from shared.tasks import TERMINAL_STATUSES
 
-TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
 BUSYBOX = Path("/bin/busybox")
 MAX_SOURCE_BYTES = 4 * 1024 * 1024  # small on the test stack, so an oversize upload is cheap
 
@@ -217,7 +217,7 @@ def wait_for_run(tasks_client: Any, registry: Any, run_id: str, timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = tasks_client.runs.get(group_of(registry.id), registry.name, run_id)
-        if run.status in TERMINAL:
+        if run.status in TERMINAL_STATUSES:
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} did not finish within {timeout}s")

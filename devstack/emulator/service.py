@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..executor import Executor, RegistryLogin, RunJob
+from ..executor import TERMINAL, Executor, RegistryLogin, RunJob
 from ..taskfile import RunContext
 from .blobs import Blobs, SourceError, SourceLimits
 from .config import EmulatorConfig
@@ -22,7 +22,6 @@ from .timeutil import now_iso
 from .tokens import TokenService
 
 log = logging.getLogger("devstack.emulator")
-TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
 # The user name ACR takes with a refresh token as the password (`az acr login --expose-token`).
 NULL_GUID_USER = "00000000-0000-0000-0000-000000000000"
 RUN_TOKEN_MARGIN_SECONDS = 300  # a run queued behind others still holds a valid token when it starts

@@ -35,7 +35,8 @@ from uvicorn.server import ServerState
 
 from .errors import AcrError
 from .listeners import close, listen
-from .registry_storage import ManifestRecord, RegistryStorage, TagRecord, iso
+from .registry_storage import ManifestRecord, RegistryStorage, TagRecord
+from .timeutil import iso
 
 if TYPE_CHECKING:
     from .service import Emulator

@@ -7,7 +7,6 @@ times, untagging), but its storage layout is plain files the emulator owns:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 from collections.abc import Callable
@@ -32,10 +31,6 @@ def platform_of(config: bytes | None) -> dict[str, Any]:
     if not isinstance(document, dict):
         return {}
     return {key: value for key in ("architecture", "os") if isinstance(value := document.get(key), str)}
-
-
-def iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass(frozen=True)

@@ -291,10 +291,6 @@ def echoed_code(body: bytes) -> str | None:
     return None
 
 
-def public(resource: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in resource.items() if not k.startswith("_")}
-
-
 def parent_of(resource_id: str, levels: int = 2) -> str:
     return resource_id.rsplit("/", levels)[0]
 

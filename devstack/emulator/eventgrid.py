@@ -36,11 +36,11 @@ from .delivery import (
     KIND_TOPIC,
     base_url,
     expired,
-    public,
 )
 from .errors import ArmError
 from .resources import paged, parse_top, subscription_key
 from .routing import ArmRouter, read_json
+from .store import public
 
 if TYPE_CHECKING:
     from .service import Emulator

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from .errors import ArmError, not_found
 from .resources import paged, subscription_key
 from .routing import ArmRouter, read_json
+from .store import public
 from .timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def role_assignment_mode(properties: dict[str, Any], version: str) -> str | None
 
 def public_view(registry: dict[str, Any]) -> dict[str, Any]:
     """The registry as ARM returns it: without the emulator's private fields."""
-    return {k: v for k, v in registry.items() if not k.startswith("_")}
+    return public(registry)
 
 
 def register(router: ArmRouter, emu: Emulator) -> None:

@@ -17,7 +17,7 @@ from .delivery import EventGridEngine
 from .errors import ArmError, not_found
 from .faults import Faults
 from .resources import group_id, new_operation_id
-from .store import Store
+from .store import Store, public
 from .timeutil import now_iso
 from .tokens import TokenService
 
@@ -93,7 +93,7 @@ class Emulator:
         record = self.store.get("run", f"{registry['id']}/runs/{run_id}")
         if not record:
             raise not_found("Microsoft.ContainerRegistry/registries/runs", run_id)
-        return {k: v for k, v in record.items() if not k.startswith("_")}
+        return public(record)
 
     def check_subscription(self, sub: str) -> None:
         if sub.lower() != self.config.subscription_id.lower():
@@ -293,7 +293,7 @@ class Emulator:
                 prepare_source=prepare if source else None,
             )
         )
-        return {k: v for k, v in record.items() if not k.startswith("_")}
+        return public(record)
 
     async def cancel_run(self, registry: dict[str, Any], run_id: str) -> None:
         record = self.run(registry, run_id)

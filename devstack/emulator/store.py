@@ -10,8 +10,16 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+PRIVATE = "_"  # a record's fields the emulator keeps for itself start with it; Azure never shows them
+
+
+def public(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored record as Azure returns it: without the emulator's private fields."""
+    return {k: v for k, v in record.items() if not k.startswith(PRIVATE)}
 
 
 class Store:

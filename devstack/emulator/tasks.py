@@ -15,6 +15,7 @@ from .errors import ArmError
 from .registries import ABAC
 from .resources import paged
 from .routing import ArmRouter, read_json
+from .store import public
 
 if TYPE_CHECKING:
     from .service import Emulator
@@ -185,10 +186,9 @@ def register(router: ArmRouter, emu: Emulator) -> None:
     @router.add("GET", base + "/runs", TASK_VERSIONS, "registries/runs")
     async def list_runs(request: Request, sub: str, rg: str, name: str) -> Response:
         registry = emu.registry(sub, rg, name)
-        runs = [  # newest first, as ACR; without the emulator's private fields
-            {k: v for k, v in run.items() if not k.startswith("_")}
-            for run in reversed(emu.store.list("run", registry["id"]))
-        ]
+        runs = [
+            public(run) for run in reversed(emu.store.list("run", registry["id"]))
+        ]  # newest first, as ACR
         top = request.query_params.get("$top")
         if top is not None:
             if not top.isdigit():

@@ -242,6 +242,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(CONCURRENCY_HEAVY):
             item.add_marker(pytest.mark.concurrency)
+        # Whatever needs the stack, directly or through another fixture: `-m "not devstack"` is the fast loop.
+        if "devstack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.devstack)
 
 
 def error_code(error: Any) -> str:

@@ -34,16 +34,10 @@ class ImageEvent:
     repository: str
     digest: str
     tag: str | None
-    media_type: str
-    size: int | None
 
     @property
     def pushed(self) -> bool:
         return self.event_type == PUSHED
-
-    @property
-    def reference(self) -> str:
-        return f"{self.repository}@{self.digest}"
 
 
 def shown(value: object, limit: int = 64) -> str:
@@ -113,7 +107,6 @@ def parse(event: dict[str, Any], registries: dict[str, RegistryRef]) -> ImageEve
     tag = target.get("tag")
     if event_type == PUSHED and not tag:
         raise InvalidInput("an ImagePushed event without a tag cannot be verified")
-    size = target.get("size")
     return ImageEvent(
         event_id=event_id,
         event_type=str(event_type),
@@ -122,6 +115,4 @@ def parse(event: dict[str, Any], registries: dict[str, RegistryRef]) -> ImageEve
         repository=validate_repository(target.get("repository", "")),
         digest=validate_digest(target.get("digest", "")),
         tag=validate_tag(tag) if tag else None,
-        media_type=str(target.get("mediaType", "")),
-        size=int(size) if isinstance(size, int) else None,
     )

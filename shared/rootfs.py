@@ -76,8 +76,10 @@ def _scan(chunks: Iterator[bytes], what: str) -> bytes | bool | None:
                 name = _normal(member.name)
                 if name in ("etc/.wh.passwd", ".wh.etc", "etc/.wh..wh..opq"):
                     removed = True
-                elif name in (USERS_FILE, "etc") and not (member.isfile() or member.isdir()):
+                elif name in (USERS_FILE, "etc") and (member.issym() or member.islnk()):
                     raise Unreadable(f"/{name} is a link in {what}: not followed")
+                elif (name == "etc" and not member.isdir()) or (name == USERS_FILE and not member.isfile()):
+                    removed = True  # something else in its place hides what the layers below hold
                 elif name == USERS_FILE:
                     if member.size > MAX_PASSWD_BYTES:
                         raise Unreadable(f"/etc/passwd in {what} is larger than {MAX_PASSWD_BYTES} bytes")

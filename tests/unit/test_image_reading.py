@@ -16,13 +16,16 @@ from shared.verdicts import MAX_EVENTS, MAX_PROPERTY_BYTES, MAX_TAG_RESULTS, Ver
 PASSWD = b"root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"
 
 
-def tar(entries: dict[str, bytes | str]) -> bytes:
-    """A layer: bytes are files, a str is a symbolic link to it."""
+def tar(entries: dict[str, bytes | str | None]) -> bytes:
+    """A layer: bytes are files, a str is a symbolic link to it, None a directory."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, content in entries.items():
             info = tarfile.TarInfo(name)
-            if isinstance(content, str):
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            elif isinstance(content, str):
                 info.type, info.linkname = tarfile.SYMTYPE, content
                 archive.addfile(info)
             else:
@@ -51,10 +54,23 @@ def test_passwd_is_read_through_the_layers_as_the_runtime_stacks_them() -> None:
     assert users(tar({"etc/passwd": PASSWD}), tar({"etc/.wh..wh..opq": b""})) == {}
     assert users(tar({"etc/passwd": PASSWD}), tar({".wh.etc": b""})) == {}
     assert users(tar({"bin/sh": b""})) == {}
+    # Something else in the place of /etc or /etc/passwd hides the lower file; a directory /etc does not.
+    assert users(tar({"etc/passwd": PASSWD}), tar({"etc": b"a file"})) == {}
+    assert users(tar({"etc/passwd": PASSWD}), tar({"etc/passwd": None})) == {}
+    assert users(tar({"etc/passwd": PASSWD}), tar({"etc": None, "etc/hosts": b""}))["toor"] == 0
     # The first line of a name wins, as runc's lookup reads the file.
     assert rootfs.parse_passwd("app:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\nbad:x:1e3:0\n") == {
         "app": 0
     }
+
+
+def test_a_layer_that_expands_past_the_bounds_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rootfs, "MAX_EXPANDED_BYTES", 4096)
+    with pytest.raises(rootfs.Unreadable, match="expands past"):
+        users(tar({"big": b"\0" * 10_000, "etc/passwd": PASSWD}))
+    monkeypatch.setattr(rootfs, "MAX_ENTRIES", 3)
+    with pytest.raises(rootfs.Unreadable, match="expands past"):
+        users(tar({f"f{n}": b"" for n in range(4)}))
 
 
 def test_what_cannot_be_read_safely_is_not_guessed() -> None:

@@ -626,7 +626,9 @@ class Verifier:
         """A tag pushed for a digest already verified: the tag rules are the tag's own, judged for each
         tag while it points to the digest, with the rule's action on that tag."""
         tag = request.tag
-        if tag is None or tag == verdict.tag:
+        if tag is None or tag == verdict.tag or tag in verdict.tag_results:
+            # Judged already (a redelivery, or another event of the tag): its action was applied then,
+            # or is the final lock's (`_lock` locks every passed tag it finds recorded).
             return verdict
         rule = self.policy.rule_for(verdict.repository)
         client = self.registry_data(request.registry)

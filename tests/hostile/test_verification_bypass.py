@@ -277,6 +277,12 @@ def test_each_tag_is_judged_on_the_tag_rules(
         "v2": "passed",
     }
     assert verdict.tag_results["nightly"]["action"] == "quarantined tag nightly (readEnabled=false)"
+    # Another event of a tag already judged (a redelivery, a re-push): nothing is read or written again.
+    client = verifier.registry_data(verifier.settings.registries[registry.name.lower()])
+    before = client.requests
+    again = verifier.handle_event(pushed(registry, name, "nightly", image.digest))
+    assert isinstance(again, Verdict)
+    assert (again.tag_results, client.requests) == (verdict.tag_results, before)
     assert verdict.tag_results["v2"]["action"] == "locked tag v2"
     assert data.get_tag_properties(name, "latest").can_read is False
     assert data.get_tag_properties(name, "v1").can_read is True

@@ -284,11 +284,9 @@ def test_hidden_repository_is_not_listed(
     assert data_client.get_repository_properties("hidden/app").can_list is False
 
 
-def test_manifest_round_trip_through_the_sdk(data_client: Any) -> None:
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-    ).encode()
-    config_digest, config_size = data_client.upload_blob("sdk/made", io.BytesIO(config))
+def push_config_only(data_client: Any, repository: str, config: bytes) -> tuple[str, str]:
+    """An image manifest of `config` and no layers, pushed as :v1: (its digest, the config's)."""
+    config_digest, config_size = data_client.upload_blob(repository, io.BytesIO(config))
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -299,7 +297,14 @@ def test_manifest_round_trip_through_the_sdk(data_client: Any) -> None:
         },
         "layers": [],
     }
-    digest = data_client.set_manifest("sdk/made", manifest, tag="v1")
+    return data_client.set_manifest(repository, manifest, tag="v1"), config_digest
+
+
+def test_manifest_round_trip_through_the_sdk(data_client: Any) -> None:
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    digest, config_digest = push_config_only(data_client, "sdk/made", config)
     fetched = data_client.get_manifest("sdk/made", "v1")
     assert fetched.digest == digest
     assert fetched.manifest["config"]["digest"] == config_digest
@@ -414,18 +419,7 @@ def test_a_crafted_config_leaves_the_manifest_listed_readable_and_lockable(
     """ACR lists any config (artifacts have non-image configs): the manifest keeps its properties, without
     the platform a config that is no image config cannot give; one crafted blob must not break the rest."""
     repository = f"crafted/{unique('c')}"
-    config_digest, config_size = data_client.upload_blob(repository, io.BytesIO(config))
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest,
-            "size": config_size,
-        },
-        "layers": [],
-    }
-    digest = data_client.set_manifest(repository, manifest, tag="v1")
+    digest, _ = push_config_only(data_client, repository, config)
     listed = list(data_client.list_manifest_properties(repository))
     assert [m.digest for m in listed] == [digest]
     properties = data_client.get_manifest_properties(repository, digest)

@@ -36,6 +36,29 @@ def upload(tasks_client: Any, registry: Any, context: Path) -> str:
     return str(target.relative_path)
 
 
+def build_into(tasks_client: Any, registry: Any, context: Path, image: str) -> str:
+    """`image` built and pushed by the build the app asks for (it logs in as the caller); its digest."""
+    source = upload(tasks_client, registry, context)
+    run = schedule(tasks_client, registry, docker_build_request(source, [image]))
+    finished = wait_for_run(tasks_client, registry, run.run_id)
+    assert finished.status == "Succeeded", log_of(tasks_client, registry, run.run_id)[0]
+    return str(finished.output_images[0].digest)
+
+
+# How ACR Tasks reports a step the registry refused (the engine's exit status), and the refusals' texts.
+DENIED_RUN = "failed during container, err: exit status 125"
+DENIED_PUSH = "failed during push, err: exit status 125"
+UNAUTHORIZED = "unauthorized: authentication required"
+
+
+def refused_with(tasks_client: Any, registry: Any, run_id: str, error: str) -> tuple[Any, str]:
+    """Run `run_id` once it has ended, which must be Failed with `error`, and its log."""
+    finished = wait_for_run(tasks_client, registry, run_id)
+    log = log_of(tasks_client, registry, run_id)[0]
+    assert (finished.status, finished.run_error_message) == ("Failed", error), log
+    return finished, log
+
+
 def yaml_request(text: str) -> dict[str, Any]:
     return {
         "type": "EncodedTaskRunRequest",
@@ -273,21 +296,12 @@ def test_a_quarantined_image_does_not_run(
     from azure.containerregistry import ContainerRegistryClient
 
     repository = f"tests/quarantined-{reference}"
-    source = upload(tasks_client, registry, hello_context)
-    built = schedule(tasks_client, registry, docker_build_request(source, [f"{repository}:v1"]))
-    finished = wait_for_run(tasks_client, registry, built.run_id)
-    assert finished.status == "Succeeded", log_of(tasks_client, registry, built.run_id)[0]
-    [image] = finished.output_images
+    digest = build_into(tasks_client, registry, hello_context, f"{repository}:v1")
     data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
-    data.update_manifest_properties(repository, image.digest, can_read=False)
-    target = f"{repository}@{image.digest}" if reference == "digest" else f"{repository}:v1"
+    data.update_manifest_properties(repository, digest, can_read=False)
+    target = f"{repository}@{digest}" if reference == "digest" else f"{repository}:v1"
     run = schedule(tasks_client, registry, encoded_cmd_request(f"$Registry/{target} echo ran"))
-    refused = wait_for_run(tasks_client, registry, run.run_id)
-    log = log_of(tasks_client, registry, run.run_id)[0]
-    assert (refused.status, refused.run_error_message) == (
-        "Failed",
-        "failed during container, err: exit status 125",
-    ), log
+    _, log = refused_with(tasks_client, registry, run.run_id, DENIED_RUN)
     assert "denied" in log
     assert "Hello from Dockmaster" not in log
 
@@ -298,26 +312,18 @@ def test_a_run_cannot_push_over_a_locked_tag(
     """writeEnabled=false refuses a push of the tag to anyone, an ACR Tasks run included."""
     from azure.containerregistry import ContainerRegistryClient
 
-    source = upload(tasks_client, registry, hello_context)
-    first = schedule(tasks_client, registry, docker_build_request(source, ["tests/locked:v1"]))
-    assert wait_for_run(tasks_client, registry, first.run_id).status == "Succeeded"
+    build_into(tasks_client, registry, hello_context, "tests/locked:v1")
     data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
     data.update_tag_properties("tests/locked", "v1", can_write=False)
-    again = schedule(tasks_client, registry, docker_build_request(source, ["tests/locked:v1"]))
-    refused = wait_for_run(tasks_client, registry, again.run_id)
-    log = log_of(tasks_client, registry, again.run_id)[0]
-    assert (refused.status, refused.run_error_message) == (
-        "Failed",
-        "failed during push, err: exit status 125",
-    ), log
-    assert "denied" in log
+    again = schedule(
+        tasks_client,
+        registry,
+        docker_build_request(upload(tasks_client, registry, hello_context), ["tests/locked:v1"]),
+    )
+    assert "denied" in refused_with(tasks_client, registry, again.run_id, DENIED_PUSH)[1]
 
 
 # A registry in ABAC mode (roleAssignmentMode AbacRepositoryPermissions) ----------------------------------
-
-DENIED_RUN = "failed during container, err: exit status 125"
-DENIED_PUSH = "failed during push, err: exit status 125"
-UNAUTHORIZED = "unauthorized: authentication required"
 
 
 @pytest.fixture(scope="module")
@@ -328,15 +334,6 @@ def abac_registry(resource_client: Any, acr_client: Any) -> Iterator[Any]:
     assert created.role_assignment_mode == "AbacRepositoryPermissions"
     yield created
     resource_client.resource_groups.begin_delete(group_of(created.id), polling=False)
-
-
-def build_into(tasks_client: Any, registry: Any, context: Path, image: str) -> str:
-    """`image` built and pushed by the build the app asks for (it logs in as the caller); its digest."""
-    source = upload(tasks_client, registry, context)
-    run = schedule(tasks_client, registry, docker_build_request(source, [image]))
-    finished = wait_for_run(tasks_client, registry, run.run_id)
-    assert finished.status == "Succeeded", log_of(tasks_client, registry, run.run_id)[0]
-    return str(finished.output_images[0].digest)
 
 
 @pytest.fixture(scope="module")
@@ -351,9 +348,7 @@ def without_credentials(body: dict[str, Any]) -> dict[str, Any]:
 
 def denied(tasks_client: Any, registry: Any, body: dict[str, Any], error: str) -> None:
     run = schedule(tasks_client, registry, body)
-    finished = wait_for_run(tasks_client, registry, run.run_id)
-    log = log_of(tasks_client, registry, run.run_id)[0]
-    assert (finished.status, finished.run_error_message) == ("Failed", error), log
+    finished, log = refused_with(tasks_client, registry, run.run_id, error)
     assert UNAUTHORIZED in log
     assert finished.output_images in (None, [])
 

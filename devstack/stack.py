@@ -20,10 +20,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from .certs import ensure_tls
+from .certs import TlsFiles, ensure_tls
 from .emulator.config import EmulatorConfig
 from .emulator.notifications import PATH as NOTIFICATIONS_PATH
 from .emulator.notifications import notification_token
@@ -199,113 +200,120 @@ def storage_connection_string(key: str, blob_port: int, queue_port: int, table_p
     )
 
 
-def up(home: Path | None = None) -> dict[str, object]:
-    home = home or default_home()
-    make_private_home(home)
-    if any(_alive(pid) for pid in _pids(home).values()):
-        raise StackError(f"devstack is already running from {home}; run 'python -m devstack down' first")
-    registry_bin = _need("docker-registry", "docker-registry")
-    azurite_bin = REPO_ROOT / "node_modules" / ".bin" / "azurite"
-    if not azurite_bin.exists():
-        raise StackError("Azurite not found: run 'npm install' in the repository (make does it)")
-    _need("node", "nodejs")
-    identity = load_identity(home)
-    tls = ensure_tls(home / "tls")
-    pids: dict[str, int] = {}
-    try:
-        # docker-registry: the real OCI registry behind every emulated login server.
-        registry_port = free_port()
-        identity_port = free_port()  # before the registry: its notifications go to the identity listener
-        storage = home / "registry"
-        storage.mkdir(mode=0o700, exist_ok=True)
-        registry_config = {
-            "version": 0.1,
-            "log": {"level": "warn", "fields": {"service": "registry"}},
-            "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
-            "http": {"addr": f"{HOST}:{registry_port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
-            # Every push and delete is announced to the emulator, which turns them into ACR events.
-            "notifications": {
-                "endpoints": [
-                    {
-                        "name": "devstack-eventgrid",
-                        "url": f"http://{HOST}:{identity_port}{NOTIFICATIONS_PATH}",
-                        "headers": {"Authorization": [f"Bearer {notification_token(identity.signing_key)}"]},
-                        "timeout": "5s",
-                        "threshold": 3,
-                        "backoff": "1s",
-                        "ignore": {"mediatypes": ["application/octet-stream"], "actions": ["pull"]},
-                    }
-                ]
-            },
-        }
-        write_private(home / "registry.yml", yaml.safe_dump(registry_config))  # the notification token
-        # Its storage holds every registry's images, quarantined ones included: private (umask).
-        pids["registry"] = _spawn(
-            "registry", [registry_bin, "serve", str(home / "registry.yml")], home, umask=0o077
-        )
+def _registry_config(home: Path, registry_port: int, identity_port: int, signing_key: str) -> dict[str, Any]:
+    return {
+        "version": 0.1,
+        "log": {"level": "warn", "fields": {"service": "registry"}},
+        "storage": {"filesystem": {"rootdirectory": str(home / "registry")}, "delete": {"enabled": True}},
+        "http": {"addr": f"{HOST}:{registry_port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        # Every push and delete is announced to the emulator, which turns them into ACR events.
+        "notifications": {
+            "endpoints": [
+                {
+                    "name": "devstack-eventgrid",
+                    "url": f"http://{HOST}:{identity_port}{NOTIFICATIONS_PATH}",
+                    "headers": {"Authorization": [f"Bearer {notification_token(signing_key)}"]},
+                    "timeout": "5s",
+                    "threshold": 3,
+                    "backoff": "1s",
+                    "ignore": {"mediatypes": ["application/octet-stream"], "actions": ["pull"]},
+                }
+            ]
+        },
+    }
 
-        blob_port, queue_port, table_port = free_port(), free_port(), free_port()
-        pids["azurite"] = _spawn(
-            "azurite",
-            azurite_args(home / "azurite", blob_port, queue_port, table_port),
-            home,
-            env={"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{identity.storage_key}"},
-            umask=0o077,
-        )
-        connection = storage_connection_string(identity.storage_key, blob_port, queue_port, table_port)
-        _wait("registry", lambda: _http(f"http://{HOST}:{registry_port}/v2/"), pids["registry"], home)
-        _wait(
-            "azurite",
-            lambda: _tcp(blob_port) and _tcp(queue_port) and _tcp(table_port),
-            pids["azurite"],
-            home,
-        )
 
-        max_source_bytes = int(os.environ.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024)))
-        config = EmulatorConfig(
-            state_dir=home,
-            host=HOST,
-            arm_port=free_port(),
-            identity_port=identity_port,
-            tls_cert=tls.server_cert,
-            tls_key=tls.server_key,
-            ca_cert=tls.ca_cert,
-            tenant_id=identity.tenant_id,
-            subscription_id=identity.subscription_id,
-            identity_header=identity.identity_header,
-            signing_key=identity.signing_key,
-            registry_backend=f"http://{HOST}:{registry_port}",
-            registry_storage=storage,
-            storage_connection_string=connection,
-            agents=int(os.environ.get("DEVSTACK_AGENTS", "2")),
-            delete_delay_seconds=float(os.environ.get("DEVSTACK_DELETE_DELAY", "1")),
-            page_size=int(os.environ.get("DEVSTACK_PAGE_SIZE", "100")),
-            max_source_bytes=max_source_bytes,
-            max_source_expanded_bytes=int(
-                os.environ.get("DEVSTACK_MAX_SOURCE_EXPANDED_BYTES", str(10 * max_source_bytes))
-            ),
-            max_source_entries=int(os.environ.get("DEVSTACK_MAX_SOURCE_ENTRIES", "100000")),
-            **EmulatorConfig.eventgrid_from_env(os.environ),
-        )
-        config.dump(home / "emulator.json")
-        pids["emulator"] = _spawn(
-            "emulator", [sys.executable, "-m", "devstack.emulator", str(home / "emulator.json")], home
-        )
-        context = ssl.create_default_context(cafile=str(tls.ca_cert))
-        _wait(
-            "emulator",
-            lambda: _http(f"{config.arm_endpoint}/_devstack/health", context) and _tcp(config.identity_port),
-            pids["emulator"],
-            home,
-        )
-    except BaseException:
-        _stop(pids)
-        raise
-    write_private(home / "pids.json", json.dumps(pids))
+def _start_registry(
+    home: Path, registry_bin: str, identity: Identity, pids: dict[str, int]
+) -> tuple[int, int]:
+    """docker-registry: the real OCI registry behind every emulated login server. Returns its port and
+    the identity listener's, chosen first: the registry's notifications go there."""
+    registry_port = free_port()
+    identity_port = free_port()
+    (home / "registry").mkdir(mode=0o700, exist_ok=True)
+    config = _registry_config(home, registry_port, identity_port, identity.signing_key)
+    write_private(home / "registry.yml", yaml.safe_dump(config))  # the notification token
+    # Its storage holds every registry's images, quarantined ones included: private (umask).
+    pids["registry"] = _spawn(
+        "registry", [registry_bin, "serve", str(home / "registry.yml")], home, umask=0o077
+    )
+    return registry_port, identity_port
+
+
+def _start_azurite(home: Path, identity: Identity, pids: dict[str, int]) -> str:
+    """Azurite's three services; returns their connection string."""
+    blob_port, queue_port, table_port = free_port(), free_port(), free_port()
+    pids["azurite"] = _spawn(
+        "azurite",
+        azurite_args(home / "azurite", blob_port, queue_port, table_port),
+        home,
+        env={"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{identity.storage_key}"},
+        umask=0o077,
+    )
+    _wait(
+        "azurite",
+        lambda: _tcp(blob_port) and _tcp(queue_port) and _tcp(table_port),
+        pids["azurite"],
+        home,
+    )
+    return storage_connection_string(identity.storage_key, blob_port, queue_port, table_port)
+
+
+def _emulator_config(
+    home: Path, identity: Identity, tls: TlsFiles, registry_port: int, identity_port: int, connection: str
+) -> EmulatorConfig:
+    env = os.environ
+    max_source_bytes = int(env.get("DEVSTACK_MAX_SOURCE_BYTES", str(200 * 1024 * 1024)))
+    return EmulatorConfig(
+        state_dir=home,
+        host=HOST,
+        arm_port=free_port(),
+        identity_port=identity_port,
+        tls_cert=tls.server_cert,
+        tls_key=tls.server_key,
+        ca_cert=tls.ca_cert,
+        tenant_id=identity.tenant_id,
+        subscription_id=identity.subscription_id,
+        identity_header=identity.identity_header,
+        signing_key=identity.signing_key,
+        registry_backend=f"http://{HOST}:{registry_port}",
+        registry_storage=home / "registry",
+        storage_connection_string=connection,
+        agents=int(env.get("DEVSTACK_AGENTS", "2")),
+        delete_delay_seconds=float(env.get("DEVSTACK_DELETE_DELAY", "1")),
+        page_size=int(env.get("DEVSTACK_PAGE_SIZE", "100")),
+        max_source_bytes=max_source_bytes,
+        max_source_expanded_bytes=int(
+            env.get("DEVSTACK_MAX_SOURCE_EXPANDED_BYTES", str(10 * max_source_bytes))
+        ),
+        max_source_entries=int(env.get("DEVSTACK_MAX_SOURCE_ENTRIES", "100000")),
+        **EmulatorConfig.eventgrid_from_env(env),
+    )
+
+
+def _start_emulator(home: Path, config: EmulatorConfig, ca_cert: Path, pids: dict[str, int]) -> None:
+    config.dump(home / "emulator.json")
+    pids["emulator"] = _spawn(
+        "emulator", [sys.executable, "-m", "devstack.emulator", str(home / "emulator.json")], home
+    )
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    _wait(
+        "emulator",
+        lambda: _http(f"{config.arm_endpoint}/_devstack/health", context) and _tcp(config.identity_port),
+        pids["emulator"],
+        home,
+    )
+
+
+def _write_endpoints(
+    home: Path, config: EmulatorConfig, identity: Identity, ca_cert: Path
+) -> dict[str, object]:
+    """endpoints.json for tools and tests, and `env` for a shell (`source .devstack/env`)."""
+    connection = config.storage_connection_string
     endpoints: dict[str, object] = {
         "armEndpoint": config.arm_endpoint,
         "authorityHost": config.arm_endpoint,
-        "caBundle": str(tls.ca_cert),
+        "caBundle": str(ca_cert),
         "identityEndpoint": config.identity_endpoint,
         "identityHeader": identity.identity_header,
         "subscriptionId": identity.subscription_id,
@@ -323,12 +331,38 @@ def up(home: Path | None = None) -> dict[str, object]:
         "AZURE_TENANT_ID": identity.tenant_id,
         "IDENTITY_ENDPOINT": config.identity_endpoint,
         "IDENTITY_HEADER": identity.identity_header,
-        "REQUESTS_CA_BUNDLE": str(tls.ca_cert),
-        "SSL_CERT_FILE": str(tls.ca_cert),
+        "REQUESTS_CA_BUNDLE": str(ca_cert),
+        "SSL_CERT_FILE": str(ca_cert),
         "AzureWebJobsStorage": connection,
     }
     write_private(home / "env", "".join(f"export {k}='{v}'\n" for k, v in exports.items()))
     return endpoints
+
+
+def up(home: Path | None = None) -> dict[str, object]:
+    home = home or default_home()
+    make_private_home(home)
+    if any(_alive(pid) for pid in _pids(home).values()):
+        raise StackError(f"devstack is already running from {home}; run 'python -m devstack down' first")
+    registry_bin = _need("docker-registry", "docker-registry")
+    azurite_bin = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+    if not azurite_bin.exists():
+        raise StackError("Azurite not found: run 'npm install' in the repository (make does it)")
+    _need("node", "nodejs")
+    identity = load_identity(home)
+    tls = ensure_tls(home / "tls")
+    pids: dict[str, int] = {}
+    try:
+        registry_port, identity_port = _start_registry(home, registry_bin, identity, pids)
+        connection = _start_azurite(home, identity, pids)
+        _wait("registry", lambda: _http(f"http://{HOST}:{registry_port}/v2/"), pids["registry"], home)
+        config = _emulator_config(home, identity, tls, registry_port, identity_port, connection)
+        _start_emulator(home, config, tls.ca_cert, pids)
+    except BaseException:
+        _stop(pids)
+        raise
+    write_private(home / "pids.json", json.dumps(pids))
+    return _write_endpoints(home, config, identity, tls.ca_cert)
 
 
 def _stop(pids: dict[str, int], timeout: float = 15) -> list[str]:

@@ -62,9 +62,10 @@ test-infra: $(INFRA_VENV)/.installed
 test: deps lint test-infra
 	$(PY) -m pytest
 
-# The fast loop while changing code: lint, types and the unit tests; no services, no system packages.
+# The fast loop while changing code: lint, types and every test that needs no service (the `devstack`
+# marker is set on the others by tests/conftest.py); about a minute, no system packages.
 check: lint
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -m "not devstack"
 
 # Flaky-test hunting, not part of `make test`: the concurrency-heavy tests (marker `concurrency`) in 20
 # fresh sessions while busy loops occupy every core; results and a summary under .stress/. Other tests

@@ -1,0 +1,317 @@
+"""Event Grid's typed records and their place in the emulator's store.
+
+Topics, system topics, event subscriptions and pending deliveries are dataclasses here; the store
+keeps them as the JSON it always kept (ARM's shape, plus the emulator's own fields under `_` keys),
+so a state directory written by one version of the emulator is read by the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from .store import Store
+
+KIND_SYSTEM_TOPIC = "egsystemtopic"
+KIND_TOPIC = "egtopic"
+KIND_SUBSCRIPTION = "egsubscription"
+KIND_DELIVERY = "egdelivery"
+KIND_SEEN = "egseen"  # registry notification ids already turned into events
+KIND_MANIFEST = "egmanifest"  # media types of pushed manifests, for the delete events
+
+EVENTGRID_SCHEMA = "EventGridSchema"
+CLOUDEVENTS_SCHEMA = "CloudEventSchemaV1_0"
+PROVIDER = "/providers/Microsoft.EventGrid"
+
+Json = dict[str, Any]  # a JSON object Event Grid passes through: an event, an identity, a filter
+
+
+def parent_of(resource_id: str, levels: int = 2) -> str:
+    return resource_id.rsplit("/", levels)[0]
+
+
+def group_of(resource_id: str) -> str:
+    return resource_id.split("/")[4]
+
+
+def group_id_of(resource_id: str) -> str:
+    """The resource group id a provider resource lives in (`…/resourceGroups/{rg}`)."""
+    return resource_id.rsplit("/providers/", 1)[0]
+
+
+# Topics ------------------------------------------------------------------------------------------
+class TopicProperties(TypedDict, total=False):
+    """ARM `properties` of a custom topic (`inputSchema`…) or a system topic (`source`, `topicType`)."""
+
+    source: str
+    topicType: str
+    provisioningState: str
+    inputSchema: str
+    metricResourceId: str
+    publicNetworkAccess: str
+    inboundIpRules: list[Any]
+    disableLocalAuth: bool
+    dataResidencyBoundary: str
+    minimumTlsVersionAllowed: str
+    privateEndpointConnections: list[Any]
+
+
+@dataclass
+class Topic:
+    """A custom topic (`sku`, `kind` and access keys) or a system topic (neither)."""
+
+    id: str
+    name: str
+    type: str
+    location: str
+    tags: Any
+    properties: TopicProperties
+    identity: Json | None = None
+    sku: Json | None = None
+    kind: str | None = None
+    keys: list[str] | None = None  # custom topics: key1, key2
+
+    @property
+    def group_id(self) -> str:
+        return group_id_of(self.id)
+
+    @property
+    def input_schema(self) -> str:
+        return self.properties.get("inputSchema") or EVENTGRID_SCHEMA
+
+    @property
+    def source(self) -> str:
+        return str(self.properties.get("source", ""))
+
+    def view(self) -> Json:
+        """The topic as ARM shows it (no keys)."""
+        shown: Json = {"id": self.id, "name": self.name, "type": self.type, "location": self.location}
+        shown["tags"] = self.tags
+        if self.sku is not None:
+            shown["sku"] = self.sku
+        if self.kind is not None:
+            shown["kind"] = self.kind
+        shown["properties"] = dict(self.properties)
+        if self.identity is not None:
+            shown["identity"] = self.identity
+        return shown
+
+    def to_json(self) -> Json:
+        stored = self.view()
+        if self.keys is not None:
+            stored["_keys"] = self.keys
+        return stored
+
+    @classmethod
+    def from_json(cls, stored: Json) -> Topic:
+        return cls(
+            id=stored["id"],
+            name=stored["name"],
+            type=stored["type"],
+            location=stored["location"],
+            tags=stored.get("tags"),
+            properties=stored["properties"],
+            identity=stored.get("identity"),
+            sku=stored.get("sku"),
+            kind=stored.get("kind"),
+            keys=stored.get("_keys"),
+        )
+
+
+# Event subscriptions -------------------------------------------------------------------------------
+class DeliveryRetry(TypedDict):
+    maxDeliveryAttempts: int
+    eventTimeToLiveInMinutes: int
+
+
+class SubscriptionProperties(TypedDict, total=False):
+    """ARM `properties` of an event subscription, as validated by `parse_subscription`."""
+
+    topic: str
+    provisioningState: str
+    destination: Json
+    filter: Json
+    labels: list[str] | None
+    eventDeliverySchema: str
+    retryPolicy: DeliveryRetry
+    deadLetterDestination: Json
+    deadLetterWithResourceIdentity: Json
+    expirationTimeUtc: str
+
+
+@dataclass
+class Validation:
+    """The handshake of a subscription: the code sent, the manual `validationUrl`, its deadline."""
+
+    code: str | None = None
+    token: str | None = None
+    url: str | None = None
+    expires: float | None = None  # epoch seconds; set while the subscription awaits manual action
+
+    def to_json(self) -> Json:
+        stored = {"code": self.code, "token": self.token, "url": self.url, "expires": self.expires}
+        return {k: v for k, v in stored.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, stored: Json) -> Validation:
+        expires = stored.get("expires")
+        return cls(stored.get("code"), stored.get("token"), stored.get("url"), expires)
+
+
+@dataclass
+class Subscription:
+    id: str
+    name: str
+    type: str
+    properties: SubscriptionProperties
+    endpoint_url: str  # with its query string (often a key): never shown but by getFullUrl
+    requested: Json = field(default_factory=dict)  # the properties as sent, the base of a PATCH
+    operation: str | None = None  # the create/update operation until validation ends
+    validation: Validation | None = None
+
+    @property
+    def topic_id(self) -> str:
+        return parent_of(self.id)
+
+    @property
+    def state(self) -> str:
+        return self.properties.get("provisioningState", "")
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.properties["provisioningState"] = value
+
+    @property
+    def delivery_schema(self) -> str:
+        return self.properties.get("eventDeliverySchema") or EVENTGRID_SCHEMA
+
+    @property
+    def destination(self) -> Json:
+        """The WebHook destination's `properties` (batching, delivery attribute mappings)."""
+        return dict(self.properties.get("destination", {}).get("properties") or {})
+
+    @property
+    def dead_letter_container(self) -> str | None:
+        destination = self.properties.get("deadLetterDestination") or (
+            self.properties.get("deadLetterWithResourceIdentity") or {}
+        ).get("deadLetterDestination")
+        container = ((destination or {}).get("properties") or {}).get("blobContainerName")
+        return str(container) if container else None
+
+    def view(self) -> Json:
+        return {"id": self.id, "name": self.name, "type": self.type, "properties": dict(self.properties)}
+
+    def to_json(self) -> Json:
+        stored = self.view()
+        stored["_endpointUrl"] = self.endpoint_url
+        stored["_input"] = self.requested
+        if self.operation is not None:
+            stored["_operation"] = self.operation
+        if self.validation is not None:
+            stored["_validation"] = self.validation.to_json()
+        return stored
+
+    @classmethod
+    def from_json(cls, stored: Json) -> Subscription:
+        validation = stored.get("_validation")
+        return cls(
+            id=stored["id"],
+            name=stored["name"],
+            type=stored["type"],
+            properties=stored["properties"],
+            endpoint_url=str(stored.get("_endpointUrl") or ""),
+            requested=stored.get("_input") or {},
+            operation=stored.get("_operation"),
+            validation=Validation.from_json(validation) if isinstance(validation, dict) else None,
+        )
+
+
+# Pending deliveries ---------------------------------------------------------------------------------
+@dataclass
+class Delivery:
+    """Events (a batch) on their way to one subscription; persisted until delivered or dead-lettered."""
+
+    id: str
+    subscription: str
+    schema: str
+    events: list[Json]
+    attempts: int
+    publishTime: str
+    publishEpoch: float
+    nextAttempt: float
+    lastDeliveryAttemptTime: str | None = None
+    lastDeliveryOutcome: str | None = None
+    lastHttpStatusCode: int | None = None
+
+    def to_json(self) -> Json:
+        stored: Json = {
+            "id": self.id,
+            "subscription": self.subscription,
+            "schema": self.schema,
+            "events": self.events,
+            "attempts": self.attempts,
+            "publishTime": self.publishTime,
+            "publishEpoch": self.publishEpoch,
+            "nextAttempt": self.nextAttempt,
+        }
+        for key in ("lastDeliveryAttemptTime", "lastDeliveryOutcome", "lastHttpStatusCode"):
+            if getattr(self, key) is not None:
+                stored[key] = getattr(self, key)
+        return stored
+
+    @classmethod
+    def from_json(cls, stored: Json) -> Delivery:
+        return cls(
+            id=stored["id"],
+            subscription=stored["subscription"],
+            schema=stored["schema"],
+            events=stored["events"],
+            attempts=int(stored["attempts"]),
+            publishTime=stored["publishTime"],
+            publishEpoch=float(stored["publishEpoch"]),
+            nextAttempt=float(stored["nextAttempt"]),
+            lastDeliveryAttemptTime=stored.get("lastDeliveryAttemptTime"),
+            lastDeliveryOutcome=stored.get("lastDeliveryOutcome"),
+            lastHttpStatusCode=stored.get("lastHttpStatusCode"),
+        )
+
+
+# The store -----------------------------------------------------------------------------------------
+class EventGridStore:
+    """Typed access to Event Grid's rows of the emulator's store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def topic(self, kind: str, topic_id: str) -> Topic | None:
+        stored = self.store.get(kind, topic_id)
+        return Topic.from_json(stored) if stored is not None else None
+
+    def topics(self, kind: str, group_id: str | None = None) -> list[Topic]:
+        return [Topic.from_json(t) for t in self.store.list(kind, group_id)]
+
+    def put_topic(self, kind: str, topic: Topic) -> None:
+        self.store.put(kind, topic.id, topic.group_id, topic.to_json())
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        stored = self.store.get(KIND_SUBSCRIPTION, subscription_id)
+        return Subscription.from_json(stored) if stored is not None else None
+
+    def subscriptions(self, topic_id: str | None = None) -> list[Subscription]:
+        return [Subscription.from_json(s) for s in self.store.list(KIND_SUBSCRIPTION, topic_id)]
+
+    def put_subscription(self, subscription: Subscription) -> None:
+        self.store.put(KIND_SUBSCRIPTION, subscription.id, subscription.topic_id, subscription.to_json())
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        stored = self.store.get(KIND_DELIVERY, delivery_id)
+        return Delivery.from_json(stored) if stored is not None else None
+
+    def deliveries(self, subscription_id: str | None = None) -> list[Delivery]:
+        return [Delivery.from_json(d) for d in self.store.list(KIND_DELIVERY, subscription_id)]
+
+    def put_delivery(self, delivery: Delivery) -> None:
+        self.store.put(KIND_DELIVERY, delivery.id, delivery.subscription, delivery.to_json())
+
+    def delete(self, key: str) -> bool:
+        return self.store.delete(key)

@@ -33,12 +33,9 @@ from .config import EmulatorConfig
 from .eventgrid_model import (
     CLOUDEVENTS_SCHEMA,
     EVENTGRID_SCHEMA,
-    KIND_DELIVERY,
     KIND_MANIFEST,
     KIND_SEEN,
-    KIND_SUBSCRIPTION,
     KIND_SYSTEM_TOPIC,
-    KIND_TOPIC,
     Delivery,
     EventGridStore,
     Json,
@@ -47,15 +44,11 @@ from .eventgrid_model import (
 from .eventgrid_runtime import BackgroundTasks, TaskKey, TaskKind, WebhookClient
 from .timeutil import now_iso
 
-__all__ = [  # the record kinds and schemas, also imported from here by the registry notifications
-    "CLOUDEVENTS_SCHEMA",
+__all__ = [  # what the registry notifications import from here
     "EVENTGRID_SCHEMA",
-    "KIND_DELIVERY",
     "KIND_MANIFEST",
     "KIND_SEEN",
-    "KIND_SUBSCRIPTION",
     "KIND_SYSTEM_TOPIC",
-    "KIND_TOPIC",
     "DeliveryLoop",
     "azure_time",
 ]
@@ -303,7 +296,7 @@ class DeliveryLoop:
     def forget(self, subscription_id: str) -> int:
         """Drop a deleted subscription's pending deliveries; how many there were."""
         dropped = 0
-        for record in self.records.deliveries(subscription_id):
+        for record in self.records.deliveries.list(subscription_id):
             self.records.delete(record.id)
             self.tasks.cancel(TaskKey.of(TaskKind.DELIVERY, record.id))
             dropped += 1
@@ -319,10 +312,10 @@ class DeliveryLoop:
 
     async def _drive(self, key: str) -> None:
         while True:
-            record = self.records.delivery(key)
+            record = self.records.deliveries.get(key)
             if record is None:
                 return
-            subscription = self.records.subscription(record.subscription)
+            subscription = self.records.subscriptions.get(record.subscription)
             if subscription is None:
                 self.records.delete(key)
                 log.warning("Event Grid: subscription of delivery %s is gone; dropped", key)
@@ -374,7 +367,7 @@ class DeliveryLoop:
             self._rng,
         )
         record.nextAttempt = time.time() + delay
-        self.records.put_delivery(record)
+        self.records.deliveries.put(record)
         log.warning(
             "Event Grid: delivery to %s failed (%s), attempt %d; retrying in %.2fs",
             name,
@@ -421,7 +414,7 @@ class DeliveryLoop:
             facts[key] = getattr(record, key)
         events = [annotate_dead_letter(e, record.schema, facts) for e in record.events]
         blob = dead_letter_blob(
-            str(subscription.properties.get("topic") or subscription.topic_id), name, dt.datetime.now(dt.UTC)
+            str(subscription.properties.get("topic") or subscription.parent_id), name, dt.datetime.now(dt.UTC)
         )
         if not await self._write_dead_letters(container, blob, json.dumps(events).encode()):
             return  # kept for the next start

@@ -366,7 +366,7 @@ class PublishHandlers:
         topic_id = (
             f"/subscriptions/{params['sub']}/resourceGroups/{params['rg']}{PROVIDER}/topics/{params['topic']}"
         )
-        topic = self.engine.records.topic(KIND_TOPIC, topic_id)
+        topic = self.engine.records.topics(KIND_TOPIC).get(topic_id)
         if topic is None:
             raise PublishError(404, "NotFound", f"The topic '{params['topic']}' was not found.")
         endpoint = str(request.url.replace(query=""))

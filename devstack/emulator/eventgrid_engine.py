@@ -47,12 +47,12 @@ class EventGridEngine:
     async def start(self) -> None:
         # Listing and the started flag in one synchronous step: a publish after this spawns its own.
         self._started = True
-        pending = self.records.deliveries()
+        pending = self.records.deliveries.list()
         for record in pending:
             self.deliveries.spawn(record.id)
         if pending:
             log.warning("resuming %d pending Event Grid deliveries after a restart", len(pending))
-        for subscription in self.records.subscriptions():
+        for subscription in self.records.subscriptions.list():
             self.validator.resume(subscription)
 
     async def stop(self) -> None:
@@ -66,7 +66,7 @@ class EventGridEngine:
         published = 0
         now = time.time()
         stamp = now_iso()
-        for subscription in self.records.subscriptions(topic_id):
+        for subscription in self.records.subscriptions.list(topic_id):
             if not self._accepts(subscription, len(events)):
                 continue
             properties = subscription.properties
@@ -84,7 +84,7 @@ class EventGridEngine:
             )
             for group in groups:
                 key = f"{subscription.id}/deliveries/{uuid.uuid4()}"
-                self.records.put_delivery(Delivery(key, subscription.id, schema, group, 0, stamp, now, now))
+                self.records.deliveries.put(Delivery(key, subscription.id, schema, group, 0, stamp, now, now))
                 published += 1
                 log.info(
                     "Event Grid: %d event(s) (%s) queued for subscription %s",
@@ -137,13 +137,13 @@ class EventGridEngine:
 
     # Removal with their sources ------------------------------------------------------------------
     def delete_topic(self, topic: Topic) -> None:
-        for subscription in self.records.subscriptions(topic.id):
+        for subscription in self.records.subscriptions.list(topic.id):
             self.delete_subscription(subscription.id)
         self.records.delete(topic.id)
         log.info("Event Grid: %s %s deleted", topic.type, topic.name)
 
     def registry_deleted(self, registry_id: str) -> None:
-        for topic in self.records.topics(KIND_SYSTEM_TOPIC):
+        for topic in self.records.topics(KIND_SYSTEM_TOPIC).list():
             if topic.source.lower() == registry_id.lower():
                 self.delete_topic(topic)
         for record in self.records.store.list(KIND_MANIFEST, registry_id):
@@ -151,5 +151,5 @@ class EventGridEngine:
 
     def group_deleted(self, group_id: str) -> None:
         for kind in (KIND_SYSTEM_TOPIC, KIND_TOPIC):
-            for topic in self.records.topics(kind, group_id):
+            for topic in self.records.topics(kind).list(group_id):
                 self.delete_topic(topic)

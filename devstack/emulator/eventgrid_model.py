@@ -7,8 +7,9 @@ so a state directory written by one version of the emulator is read by the next.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 from .store import Store
 
@@ -72,7 +73,7 @@ class Topic:
     keys: list[str] | None = None  # custom topics: key1, key2
 
     @property
-    def group_id(self) -> str:
+    def parent_id(self) -> str:
         return group_id_of(self.id)
 
     @property
@@ -170,7 +171,7 @@ class Subscription:
     validation: Validation | None = None
 
     @property
-    def topic_id(self) -> str:
+    def parent_id(self) -> str:
         return parent_of(self.id)
 
     @property
@@ -243,75 +244,62 @@ class Delivery:
     lastDeliveryOutcome: str | None = None
     lastHttpStatusCode: int | None = None
 
+    @property
+    def parent_id(self) -> str:
+        return self.subscription
+
     def to_json(self) -> Json:
-        stored: Json = {
-            "id": self.id,
-            "subscription": self.subscription,
-            "schema": self.schema,
-            "events": self.events,
-            "attempts": self.attempts,
-            "publishTime": self.publishTime,
-            "publishEpoch": self.publishEpoch,
-            "nextAttempt": self.nextAttempt,
-        }
-        for key in ("lastDeliveryAttemptTime", "lastDeliveryOutcome", "lastHttpStatusCode"):
-            if getattr(self, key) is not None:
-                stored[key] = getattr(self, key)
-        return stored
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
     @classmethod
     def from_json(cls, stored: Json) -> Delivery:
-        return cls(
-            id=stored["id"],
-            subscription=stored["subscription"],
-            schema=stored["schema"],
-            events=stored["events"],
-            attempts=int(stored["attempts"]),
-            publishTime=stored["publishTime"],
-            publishEpoch=float(stored["publishEpoch"]),
-            nextAttempt=float(stored["nextAttempt"]),
-            lastDeliveryAttemptTime=stored.get("lastDeliveryAttemptTime"),
-            lastDeliveryOutcome=stored.get("lastDeliveryOutcome"),
-            lastHttpStatusCode=stored.get("lastHttpStatusCode"),
-        )
+        return cls(**{f.name: stored[f.name] for f in fields(cls) if f.name in stored})
 
 
 # The store -----------------------------------------------------------------------------------------
+class Stored(Protocol):
+    id: str
+
+    @property
+    def parent_id(self) -> str: ...
+
+    def to_json(self) -> Json: ...
+
+
+R = TypeVar("R", bound=Stored)
+
+
+class Table(Generic[R]):
+    """The records of one kind, typed: read from and written to the store as their JSON."""
+
+    def __init__(self, store: Store, kind: str, load: Callable[[Json], R]) -> None:
+        self.store = store
+        self.kind = kind
+        self.load = load
+
+    def get(self, key: str) -> R | None:
+        stored = self.store.get(self.kind, key)
+        return self.load(stored) if stored is not None else None
+
+    def list(self, parent: str | None = None) -> list[R]:
+        return [self.load(stored) for stored in self.store.list(self.kind, parent)]
+
+    def put(self, record: R) -> None:
+        self.store.put(self.kind, record.id, record.parent_id, record.to_json())
+
+
 class EventGridStore:
-    """Typed access to Event Grid's rows of the emulator's store."""
+    """Event Grid's tables in the emulator's store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.system_topics = Table(store, KIND_SYSTEM_TOPIC, Topic.from_json)
+        self.custom_topics = Table(store, KIND_TOPIC, Topic.from_json)
+        self.subscriptions = Table(store, KIND_SUBSCRIPTION, Subscription.from_json)
+        self.deliveries = Table(store, KIND_DELIVERY, Delivery.from_json)
 
-    def topic(self, kind: str, topic_id: str) -> Topic | None:
-        stored = self.store.get(kind, topic_id)
-        return Topic.from_json(stored) if stored is not None else None
-
-    def topics(self, kind: str, group_id: str | None = None) -> list[Topic]:
-        return [Topic.from_json(t) for t in self.store.list(kind, group_id)]
-
-    def put_topic(self, kind: str, topic: Topic) -> None:
-        self.store.put(kind, topic.id, topic.group_id, topic.to_json())
-
-    def subscription(self, subscription_id: str) -> Subscription | None:
-        stored = self.store.get(KIND_SUBSCRIPTION, subscription_id)
-        return Subscription.from_json(stored) if stored is not None else None
-
-    def subscriptions(self, topic_id: str | None = None) -> list[Subscription]:
-        return [Subscription.from_json(s) for s in self.store.list(KIND_SUBSCRIPTION, topic_id)]
-
-    def put_subscription(self, subscription: Subscription) -> None:
-        self.store.put(KIND_SUBSCRIPTION, subscription.id, subscription.topic_id, subscription.to_json())
-
-    def delivery(self, delivery_id: str) -> Delivery | None:
-        stored = self.store.get(KIND_DELIVERY, delivery_id)
-        return Delivery.from_json(stored) if stored is not None else None
-
-    def deliveries(self, subscription_id: str | None = None) -> list[Delivery]:
-        return [Delivery.from_json(d) for d in self.store.list(KIND_DELIVERY, subscription_id)]
-
-    def put_delivery(self, delivery: Delivery) -> None:
-        self.store.put(KIND_DELIVERY, delivery.id, delivery.subscription, delivery.to_json())
+    def topics(self, kind: str) -> Table[Topic]:
+        return self.system_topics if kind == KIND_SYSTEM_TOPIC else self.custom_topics
 
     def delete(self, key: str) -> bool:
         return self.store.delete(key)

@@ -284,7 +284,7 @@ class SubscriptionOperations:
         return found
 
     def list(self, topic: Topic) -> list[Subscription]:
-        return self.records.subscriptions(topic.id)
+        return self.records.subscriptions.list(topic.id)
 
     @staticmethod
     def check_name(name: str) -> None:
@@ -308,7 +308,7 @@ class SubscriptionOperations:
         start_operation: Callable[[str], str],
     ) -> SavedSubscription:
         """Create or update; the handshake runs again only when the endpoint or schema changed or failed."""
-        existing = self.records.subscription(self.subscription_id(topic, name))
+        existing = self.records.subscriptions.get(self.subscription_id(topic, name))
         properties, url = parse_subscription(requested, topic.id, topic.input_schema)
         needed = (
             existing is None
@@ -330,12 +330,12 @@ class SubscriptionOperations:
             requested=requested,
             operation=operation,
         )
-        self.records.put_subscription(subscription)
+        self.records.subscriptions.put(subscription)
         self.engine.schedule_validation(subscription.id, operation, needed)
         return SavedSubscription(subscription, operation, created=existing is None)
 
     def get(self, topic: Topic, name: str) -> Subscription | None:
-        return self.records.subscription(self.subscription_id(topic, name))
+        return self.records.subscriptions.get(self.subscription_id(topic, name))
 
     def delete(self, subscription: Subscription) -> None:
         self.engine.delete_subscription(subscription.id)

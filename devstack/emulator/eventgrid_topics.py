@@ -121,7 +121,7 @@ class TopicOperations:
         return f"{group_id}{PROVIDER}/{kind.segment}/{name}"
 
     def find(self, kind: TopicKind, group: Json, name: str) -> Topic | None:
-        return self.records.topic(kind.store_kind, self.topic_id(kind, group["id"], name))
+        return self.records.topics(kind.store_kind).get(self.topic_id(kind, group["id"], name))
 
     def get(self, kind: TopicKind, group: Json, name: str) -> Topic:
         topic = self.find(kind, group, name)
@@ -131,7 +131,7 @@ class TopicOperations:
 
     def list(self, kind: TopicKind, group_id: str | None = None, id_prefix: str = "") -> list[Topic]:
         """The topics of a group, or (no group) those whose id starts with `id_prefix`."""
-        topics = self.records.topics(kind.store_kind, group_id)
+        topics = self.records.topics(kind.store_kind).list(group_id)
         return [t for t in topics if t.id.lower().startswith(id_prefix.lower())]
 
     def view(self, topic: Topic) -> Json:
@@ -158,14 +158,14 @@ class TopicOperations:
         """Create, or update the tags and identity of, a registry's system topic: (topic, created)."""
         properties = body.get("properties") or {}
         topic_id = self.topic_id(SYSTEM_TOPICS, group["id"], name)
-        existing = self.records.topic(KIND_SYSTEM_TOPIC, topic_id)
+        existing = self.records.topics(KIND_SYSTEM_TOPIC).get(topic_id)
         source = properties.get("source")
         if existing:
             if source and str(source).lower() != existing.source.lower():
                 raise invalid("System topic source cannot be modified.")
             existing.tags = body.get("tags") if "tags" in body else existing.tags
             existing.identity = identity_of(body, self.tenant_id, existing.identity)
-            self.records.put_topic(KIND_SYSTEM_TOPIC, existing)
+            self.records.topics(KIND_SYSTEM_TOPIC).put(existing)
             return existing, False
         location = require_location(body)
         self._check_source(properties.get("topicType"), source, location)
@@ -183,7 +183,7 @@ class TopicOperations:
             },
             identity=identity_of(body, self.tenant_id, None),
         )
-        self.records.put_topic(KIND_SYSTEM_TOPIC, topic)
+        self.records.topics(KIND_SYSTEM_TOPIC).put(topic)
         return topic, True
 
     def _check_source(self, topic_type: Any, source: Any, location: str) -> None:
@@ -202,7 +202,7 @@ class TopicOperations:
                 f"System topic location '{location}' must match the location of its source "
                 f"('{registry['location']}')."
             )
-        for other in self.records.topics(KIND_SYSTEM_TOPIC):
+        for other in self.records.topics(KIND_SYSTEM_TOPIC).list():
             if other.source.lower() == source.lower():
                 raise invalid(
                     f"There is an existing tracked system topic for the given source {source}. Only one "
@@ -214,7 +214,7 @@ class TopicOperations:
         location = require_location(body)
         properties = body.get("properties") or {}
         topic_id = self.topic_id(CUSTOM_TOPICS, group["id"], name)
-        existing = self.records.topic(KIND_TOPIC, topic_id)
+        existing = self.records.topics(KIND_TOPIC).get(topic_id)
         schema = properties.get("inputSchema") or (existing.input_schema if existing else EVENTGRID_SCHEMA)
         if schema not in INPUT_SCHEMAS:
             raise invalid(
@@ -250,7 +250,7 @@ class TopicOperations:
             keys=existing.keys if existing and existing.keys else [new_key(), new_key()],
             identity=identity_of(body, self.tenant_id, existing.identity if existing else None),
         )
-        self.records.put_topic(KIND_TOPIC, topic)
+        self.records.topics(KIND_TOPIC).put(topic)
         return topic, existing is None
 
     def patch(self, kind: TopicKind, topic: Topic, body: Json) -> Topic:
@@ -270,7 +270,7 @@ class TopicOperations:
             )
             properties = cast(Json, topic.properties)
             properties.update({key: changes[key] for key in updatable if key in changes})
-        self.records.put_topic(kind.store_kind, topic)
+        self.records.topics(kind.store_kind).put(topic)
         return topic
 
     def regenerate_key(self, topic: Topic, key_name: str) -> Topic:
@@ -280,7 +280,7 @@ class TopicOperations:
         keys = list(topic.keys or [])
         keys[0 if name == "key1" else 1] = new_key()
         topic.keys = keys
-        self.records.put_topic(KIND_TOPIC, topic)
+        self.records.topics(KIND_TOPIC).put(topic)
         return topic
 
     def delete(self, topic: Topic) -> None:

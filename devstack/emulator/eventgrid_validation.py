@@ -114,7 +114,7 @@ class WebhookValidator:
         self.tasks.spawn(TaskKey.of(TaskKind.EXPIRY, subscription_id), self._expire_manual(subscription_id))
 
     async def _validate(self, subscription_id: str, operation: str | None, needed: bool) -> None:
-        subscription = self.records.subscription(subscription_id)
+        subscription = self.records.subscriptions.get(subscription_id)
         state, error = "Succeeded", None
         if subscription is not None and needed:
             url = subscription.endpoint_url
@@ -122,7 +122,7 @@ class WebhookValidator:
                 state, error = await self._options_handshake(url)
             else:
                 state, error = await self._post_handshake(subscription, url)
-        current = self.records.subscription(subscription_id) if subscription is not None else None
+        current = self.records.subscriptions.get(subscription_id) if subscription is not None else None
         if current is None:
             if operation:
                 self.finish_operation(operation, "Canceled")
@@ -132,7 +132,7 @@ class WebhookValidator:
         if state == "AwaitingManualAction":
             current.validation = current.validation or Validation()
             current.validation.expires = time.time() + self.config.eventgrid_validation_window_seconds
-        self.records.put_subscription(current)
+        self.records.subscriptions.put(current)
         self._report(current, operation, error)
 
     def _report(self, subscription: Subscription, operation: str | None, error: str | None) -> None:
@@ -159,9 +159,9 @@ class WebhookValidator:
         code = str(uuid.uuid4()).upper()
         token = secrets.token_urlsafe(24)
         link = self.validation_url(subscription, code, token)
-        current = self.records.subscription(subscription.id) or subscription
+        current = self.records.subscriptions.get(subscription.id) or subscription
         current.validation = Validation(code=code, token=token, url=link)
-        self.records.put_subscription(current)
+        self.records.subscriptions.put(current)
         event = validation_event(str(subscription.properties.get("topic")), code, link)
         headers = {
             "aeg-event-type": "SubscriptionValidation",
@@ -211,21 +211,21 @@ class WebhookValidator:
         return "Succeeded", None
 
     async def _expire_manual(self, subscription_id: str) -> None:
-        subscription = self.records.subscription(subscription_id)
+        subscription = self.records.subscriptions.get(subscription_id)
         if subscription is None:
             return
         expires = (subscription.validation.expires if subscription.validation else None) or 0.0
         await asyncio.sleep(max(0.0, float(expires) - time.time()))
-        current = self.records.subscription(subscription_id)
+        current = self.records.subscriptions.get(subscription_id)
         if current and current.state == "AwaitingManualAction":
             current.state = "Failed"
             current.validation = None
-            self.records.put_subscription(current)
+            self.records.subscriptions.put(current)
             log.error("Event Grid: subscription %s was not validated in time; Failed", current.name)
 
     def confirm_manual(self, code: str, token: str) -> Subscription | None:
         """A GET on a validationUrl: activates the subscription awaiting it."""
-        for subscription in self.records.subscriptions():
+        for subscription in self.records.subscriptions.list():
             validation = subscription.validation or Validation()
             if (validation.code or "").lower() != code.lower():
                 continue
@@ -235,7 +235,7 @@ class WebhookValidator:
                 return None
             subscription.state = "Succeeded"
             subscription.validation = None
-            self.records.put_subscription(subscription)
+            self.records.subscriptions.put(subscription)
             self.tasks.cancel(TaskKey.of(TaskKind.EXPIRY, subscription.id))
             log.info("Event Grid: subscription %s validated through its validationUrl", subscription.name)
             return subscription

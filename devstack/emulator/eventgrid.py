@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .errors import ArmError
-from .eventgrid_model import KIND_TOPIC, PROVIDER, Json, Topic
+from .eventgrid_model import KIND_TOPIC, PROVIDER, Json, Topic, invalid
 from .eventgrid_publish import PublishError, authorize, read_events
-from .eventgrid_subscriptions import CONTAINER_NAME, SUBSCRIPTION_NAME, SubscriptionOperations, invalid
+from .eventgrid_subscriptions import CONTAINER_NAME, SUBSCRIPTION_NAME, SubscriptionOperations
 from .eventgrid_topics import (
     CUSTOM_TOPICS,
     SYSTEM_TOPIC_NAME,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
+from .errors import ArmError
 from .store import Store
 
 KIND_SYSTEM_TOPIC = "egsystemtopic"
@@ -38,6 +39,17 @@ def group_of(resource_id: str) -> str:
 def group_id_of(resource_id: str) -> str:
     """The resource group id a provider resource lives in (`…/resourceGroups/{rg}`)."""
     return resource_id.rsplit("/providers/", 1)[0]
+
+
+# The refusals topics and subscriptions share ----------------------------------------------------
+def invalid(message: str) -> ArmError:
+    return ArmError(400, "InvalidRequest", message)
+
+
+def eventgrid_not_found(kind: str, name: str, group: str) -> ArmError:
+    return ArmError(
+        404, "ResourceNotFound", f"The Resource '{kind}/{name}' under resource group '{group}' was not found."
+    )
 
 
 # Topics ------------------------------------------------------------------------------------------

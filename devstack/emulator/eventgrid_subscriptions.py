@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .delivery import base_url, expired
-from .errors import ArmError
 from .eventgrid_engine import EventGridEngine
 from .eventgrid_model import (
     CLOUDEVENTS_SCHEMA,
@@ -26,7 +25,9 @@ from .eventgrid_model import (
     Subscription,
     SubscriptionProperties,
     Topic,
+    eventgrid_not_found,
     group_of,
+    invalid,
 )
 
 SUBSCRIPTION_NAME = re.compile(r"[a-zA-Z0-9-]{3,64}")
@@ -44,16 +45,6 @@ UPDATABLE = (  # what a PATCH may change; the rest is kept from the subscription
     "deadLetterWithResourceIdentity",
     "deliveryWithResourceIdentity",
 )
-
-
-def invalid(message: str) -> ArmError:
-    return ArmError(400, "InvalidRequest", message)
-
-
-def eventgrid_not_found(kind: str, name: str, group: str) -> ArmError:
-    return ArmError(
-        404, "ResourceNotFound", f"The Resource '{kind}/{name}' under resource group '{group}' was not found."
-    )
 
 
 def is_loopback(host: str) -> bool:

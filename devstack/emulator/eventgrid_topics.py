@@ -25,8 +25,9 @@ from .eventgrid_model import (
     PROVIDER,
     Json,
     Topic,
+    eventgrid_not_found,
+    invalid,
 )
-from .eventgrid_subscriptions import eventgrid_not_found, invalid
 from .store import Store
 
 ACR_TOPIC_TYPE = "Microsoft.ContainerRegistry.Registries"

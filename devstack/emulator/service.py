@@ -13,8 +13,8 @@ from ..executor import TERMINAL, Executor, RegistryLogin, RunJob
 from ..taskfile import RunContext
 from .blobs import Blobs, SourceError, SourceLimits
 from .config import EmulatorConfig
-from .delivery import EventGridEngine
 from .errors import ArmError, not_found
+from .eventgrid_engine import EventGridEngine
 from .faults import Faults
 from .resources import group_id, new_operation_id
 from .store import Store, public
@@ -36,7 +36,7 @@ class Emulator:
         self.executor = Executor(config.agents, config.state_dir / "work")
         self.fronts: Any = None  # set by the app: starts/stops data-plane listeners
         self.faults = Faults(config.identity_header)
-        self.eventgrid = EventGridEngine(self)
+        self.eventgrid = EventGridEngine(config, self.store, self.finish_operation)
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from devstack.emulator import delivery
+from devstack.emulator import delivery, eventgrid_validation
 from devstack.emulator.config import EmulatorConfig
-from devstack.emulator.delivery import (
+from devstack.emulator.eventgrid_engine import EventGridEngine
+from devstack.emulator.eventgrid_model import (
     CLOUDEVENTS_SCHEMA,
     EVENTGRID_SCHEMA,
     KIND_DELIVERY,
     KIND_SUBSCRIPTION,
-    EventGridEngine,
 )
 from devstack.emulator.store import Store
 
@@ -181,11 +181,13 @@ def test_delivery_attribute_headers() -> None:
     ],
 )
 def test_echoed_validation_code(body: bytes, expected: str | None) -> None:
-    assert delivery.echoed_code(body) == expected
+    assert eventgrid_validation.echoed_code(body) == expected
 
 
 def test_handshake_failure_hides_the_query_string() -> None:
-    message = delivery.handshake_failure("https://h.example/api?code=SECRET", "Http POST request failed.")
+    message = eventgrid_validation.handshake_failure(
+        "https://h.example/api?code=SECRET", "Http POST request failed."
+    )
     assert message.startswith("Webhook validation handshake failed for https://h.example/api.")
     assert "SECRET" not in message
 
@@ -257,6 +259,10 @@ class FakeEmulator:
         self.operations[operation] = status
 
 
+def engine_of(emu: FakeEmulator) -> EventGridEngine:
+    return EventGridEngine(emu.config, emu.store, emu.finish_operation)
+
+
 @pytest.fixture
 def endpoints() -> Iterator[list[Endpoint]]:
     made: list[Endpoint] = []
@@ -302,7 +308,7 @@ def test_retries_until_delivered_with_a_counting_header(tmp_path: Path, endpoint
     sub_id = add_subscription(emu, "retry", endpoints[0].url)
 
     async def scenario() -> None:
-        engine = EventGridEngine(emu)  # type: ignore[arg-type]
+        engine = engine_of(emu)
         await engine.start()
         try:
             assert engine.publish(TOPIC, [eg_event()], EVENTGRID_SCHEMA) == 1
@@ -319,7 +325,7 @@ def test_pending_deliveries_survive_a_restart(tmp_path: Path, endpoints: list[En
     emu = FakeEmulator(tmp_path)
     sub_id = add_subscription(emu, "later", endpoints[0].url)
     # Accepted while the engine is not running (before start, or by a process that then stopped).
-    stopped = EventGridEngine(emu)  # type: ignore[arg-type]
+    stopped = engine_of(emu)
     assert stopped.publish(TOPIC, [eg_event(), eg_event(subject="orders/2")], EVENTGRID_SCHEMA) == 2
     assert len(emu.store.list(KIND_DELIVERY, sub_id)) == 2
     emu.store.close()
@@ -327,7 +333,7 @@ def test_pending_deliveries_survive_a_restart(tmp_path: Path, endpoints: list[En
     restarted = FakeEmulator(tmp_path)
 
     async def scenario() -> None:
-        engine = EventGridEngine(restarted)  # type: ignore[arg-type]
+        engine = engine_of(restarted)
         await engine.start()
         try:
             await until(lambda: not restarted.store.list(KIND_DELIVERY, sub_id))
@@ -353,7 +359,7 @@ def test_an_endpoint_that_never_answers_does_not_hold_up_others(
     healthy_id = add_subscription(emu, "healthy", healthy.url)
 
     async def scenario() -> float:
-        engine = EventGridEngine(emu)  # type: ignore[arg-type]
+        engine = engine_of(emu)
         await engine.start()
         try:
             started = time.monotonic()
@@ -384,7 +390,7 @@ def test_timeouts_retry_then_drop_without_a_dead_letter_destination(
     sub_id = add_subscription(emu, "slow", stuck.url, attempts=2)
 
     async def scenario() -> None:
-        engine = EventGridEngine(emu)  # type: ignore[arg-type]
+        engine = engine_of(emu)
         await engine.start()
         try:
             engine.publish(TOPIC, [eg_event()], EVENTGRID_SCHEMA)
@@ -402,13 +408,13 @@ def test_an_expired_event_is_not_delivered(tmp_path: Path, endpoints: list[Endpo
     endpoints.append(Endpoint())
     emu = FakeEmulator(tmp_path, eventgrid_ttl_minute_seconds=0.01)
     sub_id = add_subscription(emu, "ttl", endpoints[0].url)
-    EventGridEngine(emu).publish(TOPIC, [eg_event()], EVENTGRID_SCHEMA)  # type: ignore[arg-type]
+    engine_of(emu).publish(TOPIC, [eg_event()], EVENTGRID_SCHEMA)
     record = emu.store.list(KIND_DELIVERY, sub_id)[0]
     record["publishEpoch"] -= 60
     emu.store.put(KIND_DELIVERY, record["id"], sub_id, record)
 
     async def scenario() -> None:
-        engine = EventGridEngine(emu)  # type: ignore[arg-type]
+        engine = engine_of(emu)
         await engine.start()
         try:
             await until(lambda: not emu.store.list(KIND_DELIVERY, sub_id))

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from azure.eventgrid import generate_sas
 
-from devstack.emulator.delivery import CLOUDEVENTS_SCHEMA, EVENTGRID_SCHEMA
 from devstack.emulator.errors import ArmError
-from devstack.emulator.eventgrid import (
+from devstack.emulator.eventgrid_model import CLOUDEVENTS_SCHEMA, EVENTGRID_SCHEMA
+from devstack.emulator.eventgrid_publish import (
     PublishError,
-    new_key,
     parse_cloudevents,
     parse_eventgrid_events,
-    parse_subscription,
     sas_valid,
 )
+from devstack.emulator.eventgrid_subscriptions import parse_subscription
+from devstack.emulator.eventgrid_topics import new_key
 
 TOPIC = "/subscriptions/s/resourceGroups/g/providers/Microsoft.EventGrid/topics/orders"
 ENDPOINT = "https://127.0.0.1:8443/eventgrid/subscriptions/s/resourceGroups/g/topics/orders/api/events"

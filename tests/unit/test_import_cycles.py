@@ -49,7 +49,7 @@ def load_time_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportF
                 children = getattr(node, field, None)
                 if isinstance(children, list):
                     statements = [c for c in children if isinstance(c, ast.stmt)]
-                    nested = [c for c in children if isinstance(c, ast.excepthandler | ast.match_case)]
+                    nested = [c for c in children if isinstance(c, ast.ExceptHandler | ast.match_case)]
                     yield from load_time_imports(statements)
                     for clause in nested:
                         yield from load_time_imports(clause.body)

@@ -44,6 +44,8 @@ SortKey = Callable[[Mapping[str, Any]], str | int]
 
 
 class Configured(Protocol):
+    """What `paged` needs of its caller (the emulator): the page size and the ARM endpoint."""
+
     @property
     def config(self) -> EmulatorConfig: ...
 

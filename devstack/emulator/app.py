@@ -26,9 +26,9 @@ log = logging.getLogger("devstack.emulator")
 
 def build_router(emu: Emulator) -> ArmRouter:
     router = ArmRouter()
-    resources.register(router, emu)
-    registries.register(router, emu)
-    tasks.register(router, emu)
+    resources.ResourceGroupsApi(emu.groups, emu.operations, emu.config).register(router)
+    registries.RegistriesApi(emu.registries, emu.operations, emu, emu.config).register(router)
+    tasks.TasksApi(emu.registries, emu.runs, emu.config).register(router)
     eventgrid.register(router, emu)
     return router
 

@@ -46,7 +46,7 @@ class Store:
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put(self, kind: str, key: str, parent: str, body: dict[str, Any]) -> None:
+    def put(self, kind: str, key: str, parent: str, body: Mapping[str, Any]) -> None:
         with self._lock:
             existing = self._db.execute("SELECT seq FROM resources WHERE key = ?", (key.lower(),)).fetchone()
             seq = existing[0] if existing else self._next("seq")

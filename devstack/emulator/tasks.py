@@ -1,215 +1,74 @@
-"""ARM: ACR Tasks quick runs (scheduleRun, runs, logs, build-source upload)."""
+"""ARM over HTTP: ACR Tasks quick runs (scheduleRun, runs, logs, build-source upload)."""
 
 from __future__ import annotations
-
-import base64
-import binascii
-from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..executor import SourceRegistryTask
-from ..taskfile import RunContext, Step, Task, TaskError, parse
+from .config import EmulatorConfig
 from .errors import ArmError
-from .registries import ABAC
-from .resources import paged
-from .routing import ArmRouter, read_json
-from .store import public
-
-if TYPE_CHECKING:
-    from .service import Emulator
+from .registry_resources import Registries
+from .resources import page
+from .routing import ArmRouter, Handler, read_json
+from .run_requests import source_registry_denial
+from .runs import Runs, run_number
 
 TASK_VERSIONS = {"2019-04-01", "2019-06-01-preview", "2025-03-01-preview"}
-# SourceRegistryCredentials.identity is in the Tasks API from 2025-03-01-preview; with an older
-# api-version ACR never sees it, and the run has no identity to log in with.
-IDENTITY_VERSIONS = {"2025-03-01-preview"}
-CALLER = "[caller]"
-LOGIN_MODES = ("None", "Default")
-# What the route hands build_task: why the run may not pull from or push to its own registry (private
-# to devstack, never stored).
-DENIAL = "_sourceRegistryDenied"
-MAX_TIMEOUT = 28800
-MIN_TIMEOUT = 300
-DEFAULT_TIMEOUT = 3600
 
 
-def _decode(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ArmError(400, "InvalidParameter", f"'{field}' is required.")
-    try:
-        return base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ArmError(400, "InvalidParameter", f"'{field}' is not valid base64: {exc}") from exc
+class TasksApi:
+    """The HTTP face of ACR Tasks quick runs: one method per route."""
 
+    def __init__(self, registries: Registries, runs: Runs, config: EmulatorConfig) -> None:
+        self.registries = registries
+        self.runs = runs
+        self.config = config
 
-def _timeout(body: dict[str, Any]) -> int:
-    raw = body.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_TIMEOUT <= raw <= MAX_TIMEOUT:
-        raise ArmError(
-            400,
-            "InvalidParameter",
-            f"'timeout' must be between {MIN_TIMEOUT} and {MAX_TIMEOUT} seconds.",
+    def register(self, router: ArmRouter) -> None:
+        registry = (
+            "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}"
         )
-    return raw
+        run = registry + "/runs/{run}"
+        routes: list[tuple[str, str, str, Handler]] = [
+            ("POST", registry + "/scheduleRun", "registries/scheduleRun", self.schedule_run),
+            ("GET", run, "registries/runs", self.get_run),
+            ("PATCH", run, "registries/runs", self.update_run),
+            ("GET", registry + "/runs", "registries/runs", self.list_runs),
+            ("POST", run + "/cancel", "registries/runs", self.cancel_run),
+            ("POST", run + "/listLogSasUrl", "registries/runs", self.log_url),
+            ("POST", registry + "/listBuildSourceUploadUrl", "registries", self.upload_url),
+        ]
+        for method, template, resource_type, handler in routes:
+            router.add(method, template, TASK_VERSIONS, resource_type)(handler)
 
-
-def _values(body: dict[str, Any]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for item in body.get("values") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ArmError(400, "InvalidParameter", "'values' items need a name and a value.")
-        values[item["name"]] = str(item.get("value", ""))
-    return values
-
-
-def source_registry_denial(registry: dict[str, Any], body: dict[str, Any], version: str) -> str | None:
-    """Why a run may not pull from or push to its own registry, or None when it may.
-
-    `credentials.sourceRegistry` says how the run logs in to it: `identity` `[caller]` (the identity that
-    scheduled the run), `[system]` or a client id (a task's managed identity: a quick run has none), and
-    `loginMode` None (no login at all). In ABAC mode (roleAssignmentMode AbacRepositoryPermissions)
-    quick runs and builds lose the default data-plane access they have otherwise (ACR docs, "Azure
-    ABAC repository permissions": effects on ACR Tasks, quick builds and quick runs). The caller's own
-    role assignments are not modelled: its identity is enough here."""
-    credentials = body.get("credentials")
-    if credentials is not None and not isinstance(credentials, dict):
-        raise ArmError(400, "InvalidParameter", "'credentials' must be an object.")
-    source = (credentials or {}).get("sourceRegistry")
-    if source is not None and not isinstance(source, dict):
-        raise ArmError(400, "InvalidParameter", "'credentials.sourceRegistry' must be an object.")
-    source = source or {}
-    login_mode = source.get("loginMode")
-    if login_mode is not None and login_mode not in LOGIN_MODES:
-        raise ArmError(
-            400,
-            "InvalidParameter",
-            f"The value '{login_mode}' of credentials.sourceRegistry.loginMode is invalid. "
-            f"Allowed values: {', '.join(LOGIN_MODES)}.",
-        )
-    identity = source.get("identity") if version in IDENTITY_VERSIONS else None
-    if identity is not None and not isinstance(identity, str):
-        raise ArmError(400, "InvalidParameter", "'credentials.sourceRegistry.identity' must be a string.")
-    if login_mode == "None":
-        return "the run does not log in to the registry (credentials.sourceRegistry.loginMode None)"
-    if registry["properties"].get("roleAssignmentMode") != ABAC:
-        return None
-    if identity == CALLER:
-        return None
-    how = f"identity '{identity}', which a quick run does not have" if identity else "no identity"
-    return (
-        f"registry {registry['name']} is in ABAC mode (roleAssignmentMode {ABAC}) and the run "
-        f"logs in with {how}: set credentials.sourceRegistry.identity to '[caller]'"
-    )
-
-
-def build_task(body: dict[str, Any], context: RunContext) -> tuple[Task, int, bool]:
-    """Turn a run request into task steps; returns (task, timeout, needs_source)."""
-    task, timeout, needs_source = _build_task(body, context)
-    denied = body.get(DENIAL)
-    return SourceRegistryTask(task.steps, task.env, denied=denied), timeout, needs_source
-
-
-def _build_task(body: dict[str, Any], context: RunContext) -> tuple[Task, int, bool]:
-    kind = body.get("type")
-    timeout = _timeout(body)
-    try:
-        if kind == "EncodedTaskRunRequest":
-            text = _decode(body.get("encodedTaskContent"), "encodedTaskContent")
-            values = _values(body)
-            if body.get("encodedValuesContent"):
-                import yaml
-
-                extra = yaml.safe_load(_decode(body["encodedValuesContent"], "encodedValuesContent"))
-                if isinstance(extra, dict):
-                    values.update({str(k): str(v) for k, v in extra.items()})
-            return parse(text, context, values), timeout, bool(body.get("sourceLocation"))
-        if kind == "DockerBuildRequest":
-            images = body.get("imageNames") or []
-            if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
-                raise ArmError(400, "InvalidParameter", "'imageNames' must be a list of image names.")
-            if not body.get("sourceLocation"):
-                raise ArmError(400, "InvalidParameter", "'sourceLocation' is required.")
-            qualified = [
-                i if i.startswith(context.registry + "/") else f"{context.registry}/{i}" for i in images
-            ]
-            if any(":" not in q.rsplit("/", 1)[-1] for q in qualified):
-                qualified = [q if ":" in q.rsplit("/", 1)[-1] else f"{q}:latest" for q in qualified]
-            build = ["-f", str(body.get("dockerFilePath") or "Dockerfile")]
-            for image in qualified:
-                build += ["-t", image]
-            for argument in body.get("arguments") or []:
-                build += ["--build-arg", f"{argument['name']}={argument.get('value', '')}"]
-            if body.get("target"):
-                build += ["--target", str(body["target"])]
-            if body.get("noCache"):
-                build.append("--no-cache")
-            build.append(".")
-            steps = [Step(kind="build", args=build, id="build", timeout=timeout)]
-            if body.get("isPushEnabled", True) and qualified:
-                steps.append(Step(kind="push", args=qualified, id="push", timeout=timeout))
-            return Task(steps=steps), timeout, True
-    except TaskError as exc:
-        raise ArmError(400, "InvalidTaskDefinition", f"The task definition is invalid: {exc}") from exc
-    raise ArmError(
-        400,
-        "InvalidRunRequestType",
-        f"The run request type '{kind}' is not supported by devstack "
-        "(supported: EncodedTaskRunRequest, DockerBuildRequest).",
-    )
-
-
-def register(router: ArmRouter, emu: Emulator) -> None:
-    base = "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}"
-
-    @router.add("POST", base + "/scheduleRun", TASK_VERSIONS, "registries/scheduleRun")
-    async def schedule_run(request: Request, sub: str, rg: str, name: str) -> Response:
-        registry = emu.registry(sub, rg, name)
+    async def schedule_run(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        registry = self.registries.get(sub, rg, name)
         body = await read_json(request)
-        denied = source_registry_denial(registry, body, request.query_params["api-version"])
-        return JSONResponse(await emu.schedule_run(registry, {**body, DENIAL: denied}))
+        denied = source_registry_denial(registry.resource, body, request.query_params["api-version"])
+        return JSONResponse(await self.runs.schedule(registry, body, denied))
 
-    @router.add("GET", base + "/runs/{run}", TASK_VERSIONS, "registries/runs")
-    async def get_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
-        return JSONResponse(emu.run(emu.registry(sub, rg, name), run))
+    async def get_run(self, request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        return JSONResponse(self.runs.get(self.registries.get(sub, rg, name), run).resource)
 
-    @router.add("PATCH", base + "/runs/{run}", TASK_VERSIONS, "registries/runs")
-    async def update_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
-        registry = emu.registry(sub, rg, name)
-        record = emu.run(registry, run)
-        body = await read_json(request)
-        if "isArchiveEnabled" in body:
-            record["properties"]["isArchiveEnabled"] = bool(body["isArchiveEnabled"])
-            emu.store.put("run", record["id"], registry["id"], record)
-        return JSONResponse(record)
+    async def update_run(self, request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        record = self.runs.get(self.registries.get(sub, rg, name), run)
+        return JSONResponse(self.runs.update(record, await read_json(request)))
 
-    @router.add("GET", base + "/runs", TASK_VERSIONS, "registries/runs")
-    async def list_runs(request: Request, sub: str, rg: str, name: str) -> Response:
-        registry = emu.registry(sub, rg, name)
-        runs = [
-            public(run) for run in reversed(emu.store.list("run", registry["id"]))
-        ]  # newest first, as ACR
+    async def list_runs(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        registry = self.registries.get(sub, rg, name)
         top = request.query_params.get("$top")
-        if top is not None:
-            if not top.isdigit():
-                raise ArmError(400, "InvalidParameter", f"The value '{top}' of $top is invalid.")
-            runs = runs[: int(top)]
-        return paged(emu, request, runs, key=lambda run: -int(run["name"].removeprefix("dm")))
+        if top is not None and not top.isdigit():
+            raise ArmError(400, "InvalidParameter", f"The value '{top}' of $top is invalid.")
+        runs = self.runs.newest_first(registry, None if top is None else int(top))
+        return page(self.config, request, runs, key=lambda run: -run_number(run))
 
-    @router.add("POST", base + "/runs/{run}/cancel", TASK_VERSIONS, "registries/runs")
-    async def cancel_run(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
-        registry = emu.registry(sub, rg, name)
-        await emu.cancel_run(registry, run)
+    async def cancel_run(self, request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        await self.runs.cancel(self.registries.get(sub, rg, name), run)
         return Response(status_code=200)
 
-    @router.add("POST", base + "/runs/{run}/listLogSasUrl", TASK_VERSIONS, "registries/runs")
-    async def log_url(request: Request, sub: str, rg: str, name: str, run: str) -> Response:
-        registry = emu.registry(sub, rg, name)
-        emu.run(registry, run)
-        return JSONResponse({"logLink": emu.blobs.log_url(registry["name"], run)})
+    async def log_url(self, request: Request, sub: str, rg: str, name: str, run: str) -> Response:
+        return JSONResponse({"logLink": self.runs.log_url(self.registries.get(sub, rg, name), run)})
 
-    @router.add("POST", base + "/listBuildSourceUploadUrl", TASK_VERSIONS, "registries")
-    async def upload_url(request: Request, sub: str, rg: str, name: str) -> Response:
-        registry = emu.registry(sub, rg, name)
-        url, relative = emu.blobs.upload_url(registry["name"])
+    async def upload_url(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        url, relative = self.runs.upload_url(self.registries.get(sub, rg, name))
         return JSONResponse({"uploadUrl": url, "relativePath": relative})

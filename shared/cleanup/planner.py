@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..clock import stamp
+
 UTC = dt.UTC
 
 DELETE = "delete"
@@ -47,13 +49,11 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 Key = tuple[str, str]  # (subscription, group name), both lower-case
 
 
+iso = stamp  # every time cleanup writes (tags, expiries, records): UTC, whole seconds, Z
+
+
 def key_of(subscription: str, name: str) -> Key:
     return subscription.lower(), name.lower()
-
-
-def iso(moment: dt.datetime) -> str:
-    """UTC, whole seconds, `Z`: how Dockmaster writes every time it stamps."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> dt.datetime | None:

@@ -28,7 +28,6 @@ from ..clock import Clock
 from ..config import Settings
 from ..errors import (
     CLEANUP_ROLE,
-    EVENTS_ROLE,
     AccessDenied,
     ConfigurationError,
     Conflict,
@@ -38,6 +37,7 @@ from ..errors import (
     Retryable,
     from_azure,
 )
+from ..publisher import Event, Publisher
 from .planner import (
     BLOCKED,
     DELETE,
@@ -113,47 +113,35 @@ def as_group(subscription: str, found: Any) -> Group:
     )
 
 
-class CleanupPublisher:
-    """Publishes cleanup CloudEvents, as the verdict publisher does; without a topic it only logs."""
+WARNING_EVENT = "Dockmaster.Cleanup.Warning"
+DELETED_EVENT = "Dockmaster.Cleanup.Deleted"
 
-    WARNING = "Dockmaster.Cleanup.Warning"
-    DELETED = "Dockmaster.Cleanup.Deleted"
 
-    def __init__(self, client: Any | None) -> None:
-        self._client = client
+def warning_event(group: Group, item: PlanItem) -> Event:
+    """A lab's warning before deletion; one per expiry (a later extension warns again)."""
+    if item.expiry is None:
+        raise ValueError(f"a warning for {group.name} needs an expiry")
+    return Event(
+        type=WARNING_EVENT,
+        source=group.id,
+        subject=group.name,
+        data=item.public(),
+        id=f"warning|{group.subscription}|{group.name}|{iso(item.expiry)}".lower(),
+        doing=f"publishing {WARNING_EVENT} for {group.name}",
+    )
 
-    @property
-    def enabled(self) -> bool:
-        return self._client is not None
 
-    def warning(self, group: Group, item: PlanItem) -> None:
-        if item.expiry is None:
-            raise ValueError(f"a warning for {group.name} needs an expiry")
-        self._send(
-            self.WARNING,
-            group.id,
-            group.name,
-            item.public(),
-            f"warning|{group.subscription}|{group.name}|{iso(item.expiry)}".lower(),
-        )
-
-    def deleted(self, outcome: Outcome, run_id: str) -> None:
-        source = f"/subscriptions/{outcome.subscription}/resourceGroups/{outcome.name}"
-        data = {**outcome.public(), "runId": run_id}
-        self._send(self.DELETED, source, outcome.name, data, f"deleted|{source}|{run_id}".lower())
-
-    def _send(self, kind: str, source: str, subject: str, data: dict[str, Any], event_id: str) -> None:
-        if self._client is None:
-            log.info("%s %s (no events topic configured)", kind, subject)
-            return
-        from azure.core.messaging import CloudEvent
-
-        try:
-            self._client.send([CloudEvent(source=source, type=kind, subject=subject, data=data, id=event_id)])
-        except AzureError as exc:
-            raise from_azure(
-                exc, f"publishing {kind} for {subject}", service="Event Grid", role=EVENTS_ROLE
-            ) from exc
+def deleted_event(outcome: Outcome, run_id: str) -> Event:
+    """A lab whose delete ARM accepted, in run `run_id`."""
+    source = f"/subscriptions/{outcome.subscription}/resourceGroups/{outcome.name}"
+    return Event(
+        type=DELETED_EVENT,
+        source=source,
+        subject=outcome.name,
+        data={**outcome.public(), "runId": run_id},
+        id=f"deleted|{source}|{run_id}".lower(),
+        doing=f"publishing {DELETED_EVENT} for {outcome.name}",
+    )
 
 
 class CleanupService:
@@ -165,7 +153,7 @@ class CleanupService:
         resource_client: Callable[[str], Any],
         lock_client: Callable[[str], Any],
         store: RunStore,
-        publisher: CleanupPublisher,
+        publisher: Publisher,
         clock: Clock,
         concurrency: int = CONCURRENCY,
     ) -> None:
@@ -370,7 +358,7 @@ class CleanupService:
             log.warning("cleanup warning: %s expires %s (no events topic)", group.name, iso(item.expiry))
             return item.noted("warning logged only: no events topic (DOCKMASTER_EVENTS_TOPIC_ENDPOINT)")
         try:
-            self.publisher.warning(group, item)
+            self.publisher.publish(warning_event(group, item))
         except DockmasterError as exc:
             log.log(logging.WARNING if isinstance(exc, Retryable) else logging.ERROR, "%s", exc.message)
             return item.noted(f"warning not published ({exc.message}); tried again next run")
@@ -451,12 +439,10 @@ class CleanupService:
         run.outcomes += self._each(lambda item: self._delete(item, rules, dry), todo)
         for outcome in run.having(DELETED):
             try:
-                self.publisher.deleted(outcome, run.run_id)
+                self.publisher.publish(deleted_event(outcome, run.run_id))
             except DockmasterError as exc:
                 log.log(logging.WARNING if isinstance(exc, Retryable) else logging.ERROR, "%s", exc.message)
-                run.notes.append(
-                    f"{CleanupPublisher.DELETED} for {outcome.name} not published: {exc.message}"
-                )
+                run.notes.append(f"{DELETED_EVENT} for {outcome.name} not published: {exc.message}")
         run.finished_at = self.clock.now()
         self.store.save_run(run)
         mode = "dry run" if dry else "for real"

@@ -21,7 +21,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.cleanup import CleanupPublisher, CleanupService, RunStore
+from shared.cleanup import CleanupService, RunStore
 from shared.cleanup.planner import (
     DEFERRED,
     DELETE,
@@ -36,6 +36,7 @@ from shared.cleanup.planner import (
 from shared.cleanup.records import DELETED, WOULD_DELETE
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.publisher import Publisher
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, 0, tzinfo=dt.UTC)
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -403,7 +404,7 @@ def service(arm: FakeArm, rules: Rules, dry_run: bool, cap: int) -> tuple[Cleanu
         lambda _: arm,
         lambda _: arm,
         RunStore(MemoryTable()),
-        CleanupPublisher(None),
+        Publisher(None),
         clock,
         concurrency=1,
     )

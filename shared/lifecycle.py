@@ -13,9 +13,12 @@ verdict again and applies the same transition to that, so every transition is de
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .verdicts import Verdict
+
+Transition = Callable[[Verdict], "Verdict | None"]
 
 
 def _copy(verdict: Verdict) -> Verdict:

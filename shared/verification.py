@@ -22,7 +22,7 @@ from .clock import Clock, exact
 from .config import RegistryRef, Settings
 from .errors import AccessDenied, Conflict, DockmasterError, InvalidInput, NotFound, Retryable
 from .inspection import QUARANTINED, Inspection, inspect, quarantined
-from .lifecycle import Checked
+from .lifecycle import Checked, Transition
 from .policy import LOCK, QUARANTINE, Policy, Rule
 from .publisher import Publisher
 from .registry import Manifest, RegistryClient
@@ -41,8 +41,6 @@ DEADLINE_MARGIN_SECONDS = 120
 MAX_RETRY_POLL_SECONDS = 60
 GIVE_UP_AFTER_DEADLINE = dt.timedelta(hours=1)
 REVIVE_SECONDS = 60  # pause before a poisoned follow-up is tried again
-
-Transition = Callable[[Verdict], Verdict | None]
 
 
 @dataclass(frozen=True)

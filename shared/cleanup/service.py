@@ -42,6 +42,7 @@ from .planner import (
     BLOCKED,
     DELETE,
     INVALID_EXPIRY,
+    KEPT,
     MANAGED,
     PROTECTED,
     WARN,
@@ -57,14 +58,13 @@ from .planner import (
     needs_locks,
     parse_lab_tag,
     plan_labs,
+    reconcile,
     split_list,
 )
 from .records import (
     DELETED,
     FAILED,
     GONE,
-    KEPT,
-    NOT_REVIEWED,
     WOULD_DELETE,
     Filters,
     Outcome,
@@ -388,12 +388,7 @@ class CleanupService:
         if plan_id is not None and filters is not None:
             raise InvalidInput("give a plan id or filters, not both")
         self._ensure_enabled()
-        reviewed: Plan | None = None
-        if plan_id is not None:
-            reviewed = self.get_plan(plan_id)
-            age = self.clock.now() - reviewed.created_at
-            if age > PLAN_MAX_AGE:
-                raise Conflict(f"plan {plan_id} is {age} old (more than {PLAN_MAX_AGE}): make a new plan")
+        reviewed = self._reviewed(plan_id) if plan_id is not None else None
         dry = self.settings.cleanup_dry_run or bool(dry_run)
         started = self.clock.now()
         wanted = reviewed.filters if reviewed else Filters.parse(filters)
@@ -402,53 +397,50 @@ class CleanupService:
         except (InvalidInput, Conflict):
             raise  # the caller's filters: no run took place
         except DockmasterError as exc:
-            self._record_stopped(
-                RunRecord(
-                    new_id("run", started),
-                    trigger,
-                    dry,
-                    started,
-                    Plan(new_id("plan", started), started, wanted, dry, 0, (), []),
-                    reviewed_plan_id=plan_id,
-                ),
-                exc,
+            unplanned = Plan(new_id("plan", started), started, wanted, dry, 0, (), [])
+            run = RunRecord(
+                new_id("run", started), trigger, dry, started, unplanned, reviewed_plan_id=plan_id
             )
+            self._record_stopped(run, exc)
             raise
         run = RunRecord(new_id("run", started), trigger, dry, started, fresh, reviewed_plan_id=plan_id)
         todo = fresh.deletions
         if reviewed is not None:
-            approved = {item.key for item in reviewed.deletions}
-            fresh_items = {item.key: item for item in fresh.items}
-            for item in todo:
-                if item.key not in approved:
-                    why = f"not a deletion in the reviewed plan {plan_id}"
-                    run.outcomes.append(Outcome(item.subscription, item.name, NOT_REVIEWED, why, item.expiry))
-            for item in reviewed.deletions:
-                again = fresh_items.get(item.key)
-                if again is None or again.decision != DELETE:
-                    why = f"{again.decision}: {again.reason}" if again else "not listed, or no longer a lab"
-                    result = BLOCKED if again is not None and again.decision == BLOCKED else KEPT
-                    run.outcomes.append(
-                        Outcome(item.subscription, item.name, result, f"the fresh plan: {why}")
-                    )
-            todo = [item for item in todo if item.key in approved]
+            todo, refused = reconcile(reviewed.plan_id, reviewed.items, fresh.items)
+            run.outcomes += [Outcome(r.subscription, r.name, r.result, r.reason, r.expiry) for r in refused]
         if todo and not dry:
             # Recorded before the first delete: a run killed mid-batch still leaves a record (no
             # finishedAt) whose plan names every group it may have deleted.
             self.store.save_run(run)
         run.outcomes += self._each(lambda item: self._delete(item, rules, dry), todo)
+        self._announce_deleted(run)
+        return self._finish(run)
+
+    def _reviewed(self, plan_id: str) -> Plan:
+        """The plan a caller reviewed, while it is recent enough to stand for the world."""
+        reviewed = self.get_plan(plan_id)
+        age = self.clock.now() - reviewed.created_at
+        if age > PLAN_MAX_AGE:
+            raise Conflict(f"plan {plan_id} is {age} old (more than {PLAN_MAX_AGE}): make a new plan")
+        return reviewed
+
+    def _announce_deleted(self, run: RunRecord) -> None:
+        """An event for each deletion ARM accepted; one not published is noted in the run, not retried."""
         for outcome in run.having(DELETED):
             try:
                 self.publisher.publish(deleted_event(outcome, run.run_id))
             except DockmasterError as exc:
                 log.log(logging.WARNING if isinstance(exc, Retryable) else logging.ERROR, "%s", exc.message)
                 run.notes.append(f"{DELETED_EVENT} for {outcome.name} not published: {exc.message}")
+
+    def _finish(self, run: RunRecord) -> RunRecord:
+        """Record the run as finished; Retryable (after recording) when a deletion is worth trying again."""
         run.finished_at = self.clock.now()
         self.store.save_run(run)
-        mode = "dry run" if dry else "for real"
+        mode = "dry run" if run.dry_run else "for real"
         log.info(
             "cleanup run %s (%s, %s): deleted %s, blocked %s, failed %s",
-            *(run.run_id, trigger, mode, run.deleted, run.blocked, run.failed),
+            *(run.run_id, run.trigger, mode, run.deleted, run.blocked, run.failed),
         )
         transient = [o.name for o in run.outcomes if o.transient]
         if transient:
@@ -531,18 +523,36 @@ class CleanupService:
             raise InvalidInput(f"hours must be at most {limit:g} (CLEANUP_MAX_EXTENSION_HOURS)")
         sub = self.subscriptions(Filters(subscriptions=(subscription,)) if subscription else None)[0]
         rules = self.rules()
-        operations = self._resources(sub).resource_groups
+        found = self._lab(sub, group, rules)
+        new = self._extended_expiry(found, rules, hours)
         try:
-            found = as_group(sub, operations.get(group))
+            self.merge_tags(found, {rules.expiry_tag: iso(new)})
+        except HttpResponseError as exc:
+            if scope_locked(exc):
+                raise Conflict(f"'{group}' is locked (ReadOnly): its expiry cannot be written") from exc
+            raise arm_error(exc, f"writing the expiry of {group}") from exc
+        except AzureError as exc:
+            raise arm_error(exc, f"writing the expiry of {group}") from exc
+        log.info("cleanup: %s extended to %s", group, iso(new))
+        return new
+
+    def _lab(self, subscription: str, group: str, rules: Rules) -> Group:
+        """A lab as ARM has it now; one that is not a lab, or is being deleted, is refused."""
+        try:
+            found = as_group(subscription, self._resources(subscription).resource_groups.get(group))
         except ResourceNotFoundError as exc:
-            raise NotFound(f"resource group '{group}' was not found in subscription {sub}") from exc
+            raise NotFound(f"resource group '{group}' was not found in subscription {subscription}") from exc
         except AzureError as exc:
             raise arm_error(exc, f"reading {group}") from exc
         if not rules.is_lab(found):
             raise InvalidInput(f"'{group}' is not a lab (no lab tag, no matching name pattern)")
         if found.state.lower() == "deleting":
             raise Conflict(f"'{group}' is already being deleted")
-        now = self.clock.now()
+        return found
+
+    def _extended_expiry(self, found: Group, rules: Rules, hours: float) -> dt.datetime:
+        """The lab's expiry `hours` later (whole seconds); refused unless it only delays the deletion."""
+        group, now = found.name, self.clock.now()
         # A lab cleanup never deletes (protected, managed, an expiry that does not parse) has no expiry to
         # push out: writing one would make it deletable. Refused with the plan's own reason.
         before = decide(found, rules, now, ())
@@ -572,15 +582,6 @@ class CleanupService:
         )
         if new <= current or (after.decision == DELETE and before.decision != DELETE):
             raise Conflict(f"'{group}': extending to {iso(new)} would bring its deletion closer")
-        try:
-            self.merge_tags(found, {rules.expiry_tag: iso(new)})
-        except HttpResponseError as exc:
-            if scope_locked(exc):
-                raise Conflict(f"'{group}' is locked (ReadOnly): its expiry cannot be written") from exc
-            raise arm_error(exc, f"writing the expiry of {group}") from exc
-        except AzureError as exc:
-            raise arm_error(exc, f"writing the expiry of {group}") from exc
-        log.info("cleanup: %s extended to %s", group, iso(new))
         return new
 
     def get_run(self, run_id: str) -> RunRecord:

@@ -31,14 +31,16 @@ from shared.cleanup.planner import (
     FIRST_SEEN_TAG,
     INVALID_EXPIRY,
     KEEP,
+    KEPT,
     MANAGED,
+    NOT_REVIEWED,
     PROTECTED,
     WARN,
     WARNED_TAG,
     iso,
     parse_time,
 )
-from shared.cleanup.records import DELETED, FAILED, GONE, KEPT, NOT_REVIEWED, WOULD_DELETE
+from shared.cleanup.records import DELETED, FAILED, GONE, WOULD_DELETE
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.errors import Conflict, InvalidInput, NotFound, Retryable

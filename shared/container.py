@@ -2,74 +2,53 @@
 
 The process builds one container lazily, on the first trigger or request that needs it (`get_container`);
 each service in it is built on first use too, so importing this module loads no SDK, no policy file and
-no pipeline. Tests build a container with fakes and install it (`installed`), or `reset` the process's.
+no pipeline. Tests build a container with fakes (`Container.with_fakes`) and install it (`installed`), or
+`reset` the process's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import clients
+from .clock import Clock, SystemClock
 from .config import RegistryRef, Settings, get_settings
 
 if TYPE_CHECKING:
     from .cleanup import CleanupService
-    from .clock import Clock
     from .registry import RegistryClient
     from .verification import Verifier
 
 
+@dataclass
 class Container:
-    """Settings, the client factories, and the services built from them (once each). A service given to
-    the constructor is used as it is: that is how tests put a fake in."""
+    """Settings, the client factories, and the services built from them on first use (once each)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        verifier: Verifier | None = None,
-        cleanup: CleanupService | None = None,
-        clock: Clock | None = None,
-        registry_data: Callable[[RegistryRef], RegistryClient] = clients.registry_data,
-        login_server: Callable[[RegistryRef], str] = clients.login_server,
-        tasks_client: Callable[[str], Any] = clients.tasks_client,
-    ) -> None:
-        self.settings = settings
-        self._verifier = verifier
-        self._cleanup = cleanup
-        self._clock = clock
-        self.registry_data = registry_data
-        self.login_server = login_server
-        self.tasks_client = tasks_client
-        self._lock = threading.Lock()
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    registry_data: Callable[[RegistryRef], RegistryClient] = clients.registry_data
+    login_server: Callable[[RegistryRef], str] = clients.login_server
+    tasks_client: Callable[[str], Any] = clients.tasks_client
 
-    @property
-    def clock(self) -> Clock:
-        if self._clock is None:
-            from .clock import SystemClock
+    @classmethod
+    def with_fakes(
+        cls, settings: Settings, *, verifier: Verifier | None = None, cleanup: CleanupService | None = None
+    ) -> Container:
+        """A container whose services are the ones given (a test's fakes); the others are built as usual."""
+        built = cls(settings)
+        if verifier is not None:
+            built.verifier = verifier
+        if cleanup is not None:
+            built.cleanup = cleanup
+        return built
 
-            self._clock = SystemClock()
-        return self._clock
-
-    @property
+    @functools.cached_property
     def verifier(self) -> Verifier:
-        with self._lock:
-            if self._verifier is None:
-                self._verifier = self._build_verifier()
-            return self._verifier
-
-    @property
-    def cleanup(self) -> CleanupService:
-        """Lab cleanup: plan, execute, extend, runs (shared/cleanup). Its records go to table cleanupruns."""
-        with self._lock:
-            if self._cleanup is None:
-                self._cleanup = self._build_cleanup()
-            return self._cleanup
-
-    def _build_verifier(self) -> Verifier:
         from . import telemetry
         from .policy import load_policy
         from .publisher import Publisher
@@ -88,7 +67,9 @@ class Container:
             clock=self.clock,
         )
 
-    def _build_cleanup(self) -> CleanupService:
+    @functools.cached_property
+    def cleanup(self) -> CleanupService:
+        """Lab cleanup: plan, execute, extend, runs (shared/cleanup). Its records go to table cleanupruns."""
         from . import telemetry
         from .cleanup import RUNS_TABLE, CleanupService, RunStore
         from .publisher import Publisher

@@ -295,7 +295,7 @@ class Verifier:
             # The request can never succeed as sent (a manifest that is not JSON, a run ACR refuses):
             # the verdict says why, instead of staying pending with no delivery to come.
             why = checks.failed("verification", f"could not be completed: {exc.message}")
-            return self._finalize(verdict, request.registry, [*self._prior(verdict), why])
+            return self._finalize(verdict, request.registry, [*_prior(verdict), why])
 
     def _release(self, verdict: Verdict) -> None:
         """After a transient failure, let the platform's redelivery take the work again. A claim left
@@ -305,15 +305,12 @@ class Verifier:
         with contextlib.suppress(Retryable):  # storage down: the claim expires after CLAIM_SECONDS
             self._write(verdict, lambda current: lifecycle.release(current, claimed))
 
-    def _prior(self, verdict: Verdict) -> list[CheckResult]:
-        return [CheckResult(c["name"], c["status"], c["reason"]) for c in verdict.checks]  # type: ignore[arg-type]
-
     def _check(self, verdict: Verdict, request: Request) -> Verdict:
         registry = request.registry
         rule = self.policy.rule_for(verdict.repository)
         client = self.registry_data(registry)
         try:
-            resolution = self._resolve(client, request)
+            resolution = _resolve(client, request)
         except AccessDenied:
             if not quarantined(client, request.repository, request.digest):
                 raise
@@ -335,28 +332,6 @@ class Verifier:
         if checks.outcome(results) == "failed" or not rule.smoke_run.enabled:
             return self._finalize(verdict, registry, results, inspection=found)
         return self._start_run(verdict, registry, rule, results, found)
-
-    def _resolve(self, client: RegistryClient, request: Request) -> Resolution:
-        """The manifest to verify: through the event's tag while it points to the digest, else through
-        another tag that does (pushed as :1.2 and :latest, then latest moved on), so that no order of
-        events lets a live digest escape. With no tag left, or the image gone: why it is superseded."""
-        repository, digest = request.repository, request.digest
-        try:
-            manifest = client.get_manifest(repository, request.tag or digest)
-        except NotFound:
-            manifest = None
-        except AccessDenied:
-            if request.tag is None:
-                raise
-            manifest = None  # the tag is quarantined (readEnabled=false): go through the digest
-        if manifest is not None and manifest.digest == digest:
-            return Resolution(request.tag, manifest)
-        tags = client.manifest_tags(repository, digest)
-        if tags:
-            return Resolution(min(tags), client.get_manifest(repository, digest))
-        if manifest is not None:
-            return Resolution(request.tag, None, f"tag {request.tag} now points to {manifest.digest}")
-        return Resolution(request.tag, None, f"{repository}@{digest} is no longer in the registry")
 
     def _start_run(
         self,
@@ -395,7 +370,7 @@ class Verifier:
         client = self.tasks_client(registry.subscription)
         try:
             state = tasks.get_run(client, registry.group, registry.name, run_id)
-            log_text = self._log_of(client, registry, run_id) if state.finished else ""
+            log_text = _log_of(client, registry, run_id) if state.finished else ""
         except NotFound as exc:
             return self._smoke_failed(verdict, registry, f"run {run_id} cannot be found: {exc.message}")
         except InvalidInput as exc:
@@ -418,7 +393,7 @@ class Verifier:
                 self.policy.rule_for(verdict.repository), state.status, state.error, log_text
             )
             log.info("run finished status=%s %s", state.status, context(verdict))
-            return self._finalize(verdict, registry, [*self._prior(verdict), result], log_text)
+            return self._finalize(verdict, registry, [*_prior(verdict), result], log_text)
         if self.clock.now() < follow.deadline:
             self._follow_later(verdict, registry, follow.deadline, follow.attempt + 1)
             return verdict
@@ -429,12 +404,6 @@ class Verifier:
         return self._smoke_failed(
             verdict, registry, f"no result before the deadline ({exact(follow.deadline)})"
         )
-
-    def _log_of(self, client: Any, registry: RegistryRef, run_id: str) -> str:
-        try:
-            return tasks.read_log(client, registry.group, registry.name, run_id)
-        except NotFound:
-            return ""  # a run with no log is judged on its status alone
 
     def _deadline(self, rule: Rule) -> dt.datetime:
         return self.clock.now() + dt.timedelta(
@@ -453,7 +422,7 @@ class Verifier:
         self.queue.send(follow.message(), min(FIRST_POLL_SECONDS * 2 ** min(attempt, 16), ceiling))
 
     def _smoke_failed(self, verdict: Verdict, registry: RegistryRef, reason: str) -> Verdict:
-        return self._finalize(verdict, registry, [*self._prior(verdict), checks.failed("smoke-run", reason)])
+        return self._finalize(verdict, registry, [*_prior(verdict), checks.failed("smoke-run", reason)])
 
     def _finalize(
         self,
@@ -553,6 +522,40 @@ class Verifier:
             except Conflict:
                 verdict = self.store.get(*verdict.key)
         raise Retryable(f"the verdict kept changing while writing it; {context(verdict)}")
+
+
+def _resolve(client: RegistryClient, request: Request) -> Resolution:
+    """The manifest to verify: through the event's tag while it points to the digest, else through
+    another tag that does (pushed as :1.2 and :latest, then latest moved on), so that no order of
+    events lets a live digest escape. With no tag left, or the image gone: why it is superseded."""
+    repository, digest = request.repository, request.digest
+    try:
+        manifest = client.get_manifest(repository, request.tag or digest)
+    except NotFound:
+        manifest = None
+    except AccessDenied:
+        if request.tag is None:
+            raise
+        manifest = None  # the tag is quarantined (readEnabled=false): go through the digest
+    if manifest is not None and manifest.digest == digest:
+        return Resolution(request.tag, manifest)
+    tags = client.manifest_tags(repository, digest)
+    if tags:
+        return Resolution(min(tags), client.get_manifest(repository, digest))
+    if manifest is not None:
+        return Resolution(request.tag, None, f"tag {request.tag} now points to {manifest.digest}")
+    return Resolution(request.tag, None, f"{repository}@{digest} is no longer in the registry")
+
+
+def _log_of(client: Any, registry: RegistryRef, run_id: str) -> str:
+    try:
+        return tasks.read_log(client, registry.group, registry.name, run_id)
+    except NotFound:
+        return ""  # a run with no log is judged on its status alone
+
+
+def _prior(verdict: Verdict) -> list[CheckResult]:
+    return [CheckResult(c["name"], c["status"], c["reason"]) for c in verdict.checks]  # type: ignore[arg-type]
 
 
 def _tag_result(rule: Rule, tag: str | None) -> dict[str, str] | None:

@@ -144,26 +144,17 @@ def deleted_event(outcome: Outcome, run_id: str) -> Event:
     )
 
 
+@dataclasses.dataclass
 class CleanupService:
     """Plan, execute, extend, and read back runs. Clients are injected; time comes from `clock`."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        resource_client: Callable[[str], Any],
-        lock_client: Callable[[str], Any],
-        store: RunStore,
-        publisher: Publisher,
-        clock: Clock,
-        concurrency: int = CONCURRENCY,
-    ) -> None:
-        self.settings = settings
-        self._resources = resource_client
-        self._locks = lock_client
-        self.store = store
-        self.publisher = publisher
-        self.clock = clock
-        self.concurrency = concurrency
+    settings: Settings
+    resource_client: Callable[[str], Any]
+    lock_client: Callable[[str], Any]
+    store: RunStore
+    publisher: Publisher
+    clock: Clock
+    concurrency: int = CONCURRENCY
 
     # ---------------------------------------------------------------- configuration
 
@@ -266,7 +257,9 @@ class CleanupService:
             doing = f"listing the resource groups of subscription {subscription}"
             try:
                 for page in (
-                    self._resources(subscription).resource_groups.list(filter=rules.server_filter).by_page()
+                    self.resource_client(subscription)
+                    .resource_groups.list(filter=rules.server_filter)
+                    .by_page()
                 ):
                     pages += 1
                     for found in page:
@@ -279,7 +272,7 @@ class CleanupService:
         return labs, scanned, pages
 
     def _lock_list(self, subscription: str, name: str) -> list[Lock]:
-        operations = self._locks(subscription).management_locks
+        operations = self.lock_client(subscription).management_locks
         return [
             Lock(str(lock.name), str(lock.level)) for lock in operations.list_at_resource_group_level(name)
         ]
@@ -310,7 +303,7 @@ class CleanupService:
     ) -> dict[str, str]:
         """Write `updates` into the group's tags, leaving every other tag as it is; a tag whose value is
         no longer the `expected` one (changed since the listing) is not written. Returns what was."""
-        operations = self._resources(group.subscription).resource_groups
+        operations = self.resource_client(group.subscription).resource_groups
         current = as_group(group.subscription, operations.get(group.name))
         tags = dict(current.tags)
         written: dict[str, str] = {}
@@ -474,7 +467,7 @@ class CleanupService:
         ) -> Outcome:
             return Outcome(item.subscription, item.name, result, reason, expiry, transient)
 
-        operations = self._resources(item.subscription).resource_groups
+        operations = self.resource_client(item.subscription).resource_groups
         try:
             group = as_group(item.subscription, operations.get(item.name))
             locks = self._lock_list(item.subscription, item.name)
@@ -539,7 +532,7 @@ class CleanupService:
     def _lab(self, subscription: str, group: str, rules: Rules) -> Group:
         """A lab as ARM has it now; one that is not a lab, or is being deleted, is refused."""
         try:
-            found = as_group(subscription, self._resources(subscription).resource_groups.get(group))
+            found = as_group(subscription, self.resource_client(subscription).resource_groups.get(group))
         except ResourceNotFoundError as exc:
             raise NotFound(f"resource group '{group}' was not found in subscription {subscription}") from exc
         except AzureError as exc:

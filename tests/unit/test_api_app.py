@@ -334,7 +334,8 @@ class Stub:
 
 def with_cleanup(service: object) -> AbstractContextManager[container.Container]:
     """The app with `service` as its cleanup service (settings from the environment)."""
-    return container.installed(container.Container(get_settings(), cleanup=cast("CleanupService", service)))
+    fake = cast("CleanupService", service)
+    return container.installed(container.Container.with_fakes(get_settings(), cleanup=fake))
 
 
 @pytest.fixture

@@ -154,9 +154,10 @@ def cleanup_service(
     """The cleanup service on the counted ARM clients, dry run unless `settings` say otherwise."""
     from azure.data.tables import TableClient
 
-    from shared.cleanup import CleanupPublisher, RunStore
+    from shared.cleanup import RunStore
     from shared.clock import SystemClock
     from shared.config import Settings
+    from shared.publisher import Publisher
 
     values = {
         "AZURE_SUBSCRIPTION_ID": str(endpoints["subscriptionId"]),
@@ -173,7 +174,7 @@ def cleanup_service(
         lambda _: resources,
         lambda _: locks,
         RunStore(runs),
-        CleanupPublisher(None),
+        Publisher(None),
         SystemClock(),
     )
 

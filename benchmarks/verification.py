@@ -68,10 +68,10 @@ def verifier_for(endpoints: dict[str, Any], registry_id: str, policy: Path) -> A
             "DOCKMASTER_RUNS_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
         }
     )
-    from shared import services
+    from shared import container
 
-    services.reset()
-    return services.verifier()
+    container.reset()
+    return container.get_container().verifier
 
 
 def distinct_images(endpoints: dict[str, Any], name: str, count: int) -> list[tuple[str, str]]:

@@ -1,74 +1,32 @@
-"""The application's services, assembled once per process from settings and clients.
-
-Triggers and the HTTP API call these. Each one is thin: it finds the configured registry, picks the
-client and calls the shared/ helper that does the work. Importing this module is light (the HTTP API
-imports it when function_app is indexed): the SDKs, the policy file (YAML) and the pipeline load on
-first use.
+"""What the HTTP API calls: each function finds the configured registry, picks the client from the app's
+container (shared/container.py) and calls the shared/ helper or service that does the work. Importing
+this module is light: the SDKs, the policy file (YAML) and the pipeline load on first use.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
-import functools
 import ipaddress
 import socket
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import clients, telemetry
-from .clock import SystemClock
-from .config import RegistryRef, get_settings
+from .config import RegistryRef
+from .container import get_container
 from .errors import (
-    AccessDenied,
-    DockmasterError,
     FailedVerification,
     InvalidInput,
     NotFound,
     Retryable,
-    from_azure,
 )
 
 if TYPE_CHECKING:
-    from .cleanup import CleanupService, Plan, RunRecord
+    from .cleanup import Plan, RunRecord
     from .registry import Page, RegistryClient
     from .tasks import ImageRef, RunDetail, RunLog, RunState, SourceUpload
     from .verdicts import Verdict
-    from .verification import Verifier
-
-
-@functools.cache
-def verifier() -> Verifier:
-    from .policy import load_policy
-    from .verdicts import Publisher, VerdictStore
-    from .verification import RunQueue, Verifier
-
-    telemetry.configure()
-    settings = get_settings()
-    return Verifier(
-        settings=settings,
-        policy=load_policy(settings.policy_path),
-        store=VerdictStore(clients.table_client()),
-        registry_data=clients.registry_data,
-        tasks_client=clients.tasks_client,
-        queue=RunQueue(clients.queue_client()),
-        publisher=Publisher(clients.event_publisher()),
-        clock=SystemClock(),
-    )
-
-
-def reset() -> None:
-    from .policy import load_policy
-
-    verifier.cache_clear()
-    cleanup_service.cache_clear()
-    load_policy.cache_clear()
-    clients.reset()
-    _health_cache.clear()
 
 
 # Registries -------------------------------------------------------------------------------------------
@@ -76,7 +34,7 @@ def reset() -> None:
 
 def registry(name: str) -> RegistryRef:
     """A configured registry, by its name (any case). Registries are never named by host."""
-    found = get_settings().registries.get(name.lower())
+    found = get_container().settings.registries.get(name.lower())
     if found is None:
         raise NotFound(f"registry '{name}' is not configured")
     return found
@@ -84,13 +42,12 @@ def registry(name: str) -> RegistryRef:
 
 def login_server(ref: RegistryRef) -> str:
     """The login server ARM reports for a configured registry (cached per process; errors mapped)."""
-    return clients.login_server(ref)
+    return get_container().login_server(ref)
 
 
 def _data(ref: RegistryRef) -> RegistryClient:
     login_server(ref)
-    client: RegistryClient = clients.registry_data(ref)
-    return client
+    return get_container().registry_data(ref)
 
 
 @dataclass(frozen=True)
@@ -101,7 +58,7 @@ class RegistryInfo:
 
 
 def registries() -> list[RegistryInfo]:
-    refs = get_settings().registries.values()
+    refs = get_container().settings.registries.values()
     return [RegistryInfo(ref.name, login_server(ref), ref.resource_id) for ref in refs]
 
 
@@ -141,25 +98,10 @@ def tags(
         page = _data(ref).list_tags(repository, n, last, orderby)
     except NotFound as exc:
         raise NotFound(f"repository '{repository}' was not found in registry '{ref.name}'") from exc
-    pipeline = verifier()
-    verdicts: dict[str, Verdict] = {}
-    if page.items:
-        verdicts = pipeline.store.for_policy(ref.name, repository, pipeline.policy.version)
-    from .checks import check_tag, tag_result
-
-    rule = pipeline.policy.rule_for(repository)
-    found = []
-    for tag in page.items:
-        verdict = verdicts.get(str(tag.get("digest")))
-        rules = None
-        if verdict is not None:
-            # Judged here as well as on its push: a tag pushed before the verdict existed, or whose
-            # result was not kept (Verdict.tag_results is bounded), shows what the rules say of it.
-            name = str(tag.get("name"))
-            rules = tag_result(check_tag(rule, name))
-            if action := verdict.tag_results.get(name, {}).get("action"):
-                rules["action"] = action
-        found.append(TagInfo(tag, verdict, rules))
+    pipeline = get_container().verifier
+    listed = [(str(tag.get("name")), str(tag.get("digest"))) for tag in page.items]
+    judged = pipeline.judge_listing(ref, repository, listed)
+    found = [TagInfo(tag, verdict, rules) for tag, (verdict, rules) in zip(page.items, judged, strict=True)]
     return TagListing(found, page.last, pipeline.policy.version)
 
 
@@ -212,7 +154,9 @@ def source_upload(plan: BuildPlan) -> SourceUpload:
     from . import tasks
 
     ref = plan.registry
-    url, relative = tasks.source_upload_target(clients.tasks_client(ref.subscription), ref.group, ref.name)
+    url, relative = tasks.source_upload_target(
+        get_container().tasks_client(ref.subscription), ref.group, ref.name
+    )
     return tasks.SourceUpload(url, relative)
 
 
@@ -254,7 +198,7 @@ def check_build_source(
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".").lower()
     if allowed_hosts is None:
-        allowed_hosts = get_settings().build_source_hosts
+        allowed_hosts = get_container().settings.build_source_hosts
     if allowed_hosts:
         if host not in allowed_hosts:
             listed = ", ".join(allowed_hosts)
@@ -295,18 +239,7 @@ def start_build(plan: BuildPlan, source_location: str) -> RunState:
         no_cache=options.no_cache,
         platform=options.platform,
     )
-    return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
-
-
-def failed_verdict(ref: RegistryRef, repository: str, digest: str) -> Verdict | None:
-    """The verdict that fails this digest, if one does: its verdict under the current policy once final,
-    else its newest final verdict under any policy (a digest failed and quarantined before a policy change
-    stays refused until the new policy passes it)."""
-    pipeline = verifier()
-    verdicts = [v for v in pipeline.store.for_digest(ref.name, repository, digest) if v.final]
-    current = [v for v in verdicts if v.policy_version == pipeline.policy.version]
-    deciding = (current or verdicts)[:1]
-    return deciding[0] if deciding and deciding[0].status == "failed" else None
+    return tasks.schedule(get_container().tasks_client(ref.subscription), ref.group, ref.name, body)
 
 
 def start_run(name: str, image: str, args: list[str], timeout: int) -> RunState:
@@ -328,7 +261,7 @@ def start_run(name: str, image: str, args: list[str], timeout: int) -> RunState:
             f"{found.repository}{'@' if found.digest else ':'}{reference} was not found in "
             f"registry '{ref.name}'"
         ) from exc
-    failed = failed_verdict(ref, found.repository, digest)
+    failed = get_container().verifier.failed_verdict(ref, found.repository, digest)
     if failed is not None:
         vid = verification_id(ref.name, found.repository, digest, failed.policy_version)
         raise FailedVerification(
@@ -339,21 +272,21 @@ def start_run(name: str, image: str, args: list[str], timeout: int) -> RunState:
         )
     command = tasks.image_command(found.repository, args, digest=digest)
     body = tasks.encoded_cmd_request(command, timeout)
-    return tasks.schedule(clients.tasks_client(ref.subscription), ref.group, ref.name, body)
+    return tasks.schedule(get_container().tasks_client(ref.subscription), ref.group, ref.name, body)
 
 
 def run(name: str, run_id: str) -> RunDetail:
     from . import tasks
 
     ref = registry(name)
-    return tasks.describe_run(clients.tasks_client(ref.subscription), ref.group, ref.name, run_id)
+    return tasks.describe_run(get_container().tasks_client(ref.subscription), ref.group, ref.name, run_id)
 
 
 def run_log(name: str, run_id: str) -> RunLog:
     from . import tasks
 
     ref = registry(name)
-    return tasks.RunLog(clients.tasks_client(ref.subscription), ref.group, ref.name, run_id)
+    return tasks.RunLog(get_container().tasks_client(ref.subscription), ref.group, ref.name, run_id)
 
 
 # Verification -----------------------------------------------------------------------------------------
@@ -372,54 +305,26 @@ def verify_now(name: str, repository: str, tag: str | None = None, digest: str |
         digest = _data(ref).get_manifest(repository, digest or str(tag)).digest
     except NotFound as exc:
         raise NotFound(f"{image} was not found in registry '{ref.name}'") from exc
-    return verifier().verify(Request(ref, repository, digest, tag, new_cause()))
+    return get_container().verifier.verify(Request(ref, repository, digest, tag, new_cause()))
 
 
 def verdict(name: str, repository: str, digest: str, policy_version: str) -> Verdict:
-    from .verdicts import partition_key, row_key
-
-    ref = registry(name)
-    try:
-        return verifier().store.get(partition_key(ref.name, repository), row_key(digest, policy_version))
-    except NotFound as exc:
-        raise NotFound(
-            f"no verification of {repository}@{digest} under policy {policy_version} in registry '{ref.name}'"
-        ) from exc
+    return get_container().verifier.verdict(registry(name), repository, digest, policy_version)
 
 
 def verdict_history(name: str, repository: str, digest: str | None = None, top: int = 100) -> list[Verdict]:
     """A repository's verdicts, newest first (optionally of one digest)."""
-    ref = registry(name)
-    store = verifier().store
-    found = store.for_digest(ref.name, repository, digest) if digest else store.history(ref.name, repository)
-    return found[:top]
+    return get_container().verifier.history(registry(name), repository, digest)[:top]
 
 
 # Cleanup ----------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def cleanup_service() -> CleanupService:
-    """Lab cleanup: plan, execute, extend, runs (shared/cleanup). Its records go to table cleanupruns."""
-    from .cleanup import RUNS_TABLE, CleanupPublisher, CleanupService, RunStore
-
-    telemetry.configure()
-    settings = get_settings()
-    return CleanupService(
-        settings=settings,
-        resource_client=clients.resource_client,
-        lock_client=clients.lock_client,
-        store=RunStore(clients.storage_table(RUNS_TABLE)),
-        publisher=CleanupPublisher(clients.event_publisher()),
-        clock=SystemClock(),
-    )
 
 
 def plan_cleanup(filters: Mapping[str, Any] | None = None) -> Plan:
     """A plan for the configured cleanup narrowed by `filters` (the API's camelCase names): every lab with
     its decision and reason. Deletes nothing; stamps first-sight tags and sends due warnings, as the timer
     does; stored under its id for `execute_cleanup`. Conflict when cleanup is turned off."""
-    return cleanup_service().plan(filters)
+    return get_container().cleanup.plan(filters)
 
 
 def execute_cleanup(
@@ -431,120 +336,17 @@ def execute_cleanup(
 ) -> RunRecord:
     """Plan afresh and delete what it says (with `plan_id`, only what the reviewed plan said too); the
     run record, stored. `dry_run` can only make the run dry (CLEANUP_DRY_RUN=true always wins)."""
-    return cleanup_service().execute(plan_id, filters, confirm=confirm, dry_run=dry_run, trigger="api")
+    return get_container().cleanup.execute(plan_id, filters, confirm=confirm, dry_run=dry_run, trigger="api")
 
 
 def cleanup_plan(plan_id: str) -> Plan:
-    return cleanup_service().get_plan(plan_id)
+    return get_container().cleanup.get_plan(plan_id)
 
 
 def cleanup_run(run_id: str) -> RunRecord:
-    return cleanup_service().get_run(run_id)
+    return get_container().cleanup.get_run(run_id)
 
 
 def extend_lab(group: str, hours: float, subscription: str | None = None) -> dt.datetime:
     """Push a lab's expiry out by `hours`, at most CLEANUP_MAX_EXTENSION_HOURS from now: the new expiry."""
-    return cleanup_service().extend(group, hours, subscription)
-
-
-# Health -----------------------------------------------------------------------------------------------
-
-PROBE_TIMEOUT = 3.0  # seconds per request of a probe
-HEALTH_BUDGET = 5.0  # seconds for all probes together
-HEALTH_CACHE_SECONDS = 10.0  # deep checks are anonymous: repeated calls reuse the last answer
-
-
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    kind: str  # table | arm | registry
-    status: str  # ok | failing | timeout | skipped
-    latency_ms: float | None = None
-    error: str | None = None
-
-
-_health_cache: dict[str, tuple[float, list[Probe]]] = {}
-_health_lock = threading.Lock()
-
-
-def _failure(exc: BaseException) -> str:
-    """A short reason that names no host, key or internal detail (the deep check is anonymous), from the
-    same table that classifies every Azure failure (shared/errors.py)."""
-    from azure.core.exceptions import AzureError
-
-    if isinstance(exc, _ProbeFailed):
-        return str(exc)
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, AzureError):
-        exc = from_azure(exc, "probe", service="the dependency", role="its role")
-    if isinstance(exc, AccessDenied):
-        return "refused the app's identity" if status else "no token for this dependency"
-    if isinstance(exc, DockmasterError):
-        return f"answered HTTP {status} ({exc.code})" if status else exc.code
-    return type(exc).__name__
-
-
-class _ProbeFailed(Exception):
-    """A dependency answered, but not as a healthy one does."""
-
-
-def _probe_registry(ref: RegistryRef) -> None:
-    status = _data(ref).ping(PROBE_TIMEOUT)
-    if status not in (200, 401):  # /v2/ answers 401 to a caller without a token: the server is up
-        raise _ProbeFailed(f"answered HTTP {status}")
-
-
-def _probes() -> list[tuple[str, str, Callable[[], object]]]:
-    from .verdicts import VerdictStore
-
-    refs = list(get_settings().registries.values())
-    fast = {"retry_total": 0, "connection_timeout": PROBE_TIMEOUT, "read_timeout": PROBE_TIMEOUT}
-    probes: list[tuple[str, str, Callable[[], object]]] = [
-        ("storage", "table", lambda: VerdictStore(clients.table_client()).ping(PROBE_TIMEOUT))
-    ]
-    if refs:
-        first = refs[0]
-        probes.append(
-            (
-                "arm",
-                "arm",
-                lambda: clients.registry_management(first.subscription).registries.get(
-                    first.group, first.name, **fast
-                ),
-            )
-        )
-    probes += [(f"registry:{ref.name}", "registry", functools.partial(_probe_registry, ref)) for ref in refs]
-    return probes
-
-
-def _run_probe(name: str, kind: str, check: Callable[[], object]) -> Probe:
-    started = time.perf_counter()
-    try:
-        check()
-    except Exception as exc:
-        elapsed = round((time.perf_counter() - started) * 1000, 1)
-        return Probe(name, kind, "failing", elapsed, _failure(exc))
-    return Probe(name, kind, "ok", round((time.perf_counter() - started) * 1000, 1))
-
-
-def health(deep: bool) -> tuple[bool, list[Probe]]:
-    """Liveness; deep: storage, ARM and each registry's login server, in parallel, within a budget."""
-    if not deep:
-        return True, []
-    with _health_lock:
-        cached = _health_cache.get("deep")
-        if cached and time.monotonic() - cached[0] < HEALTH_CACHE_SECONDS:
-            return all(p.status == "ok" for p in cached[1]), cached[1]
-        probes = _probes()
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="health")
-        futures = [pool.submit(_run_probe, *probe) for probe in probes]
-        concurrent.futures.wait(futures, timeout=HEALTH_BUDGET)
-        pool.shutdown(wait=False, cancel_futures=True)
-        results = [
-            future.result()
-            if future.done()
-            else Probe(name, kind, "timeout", HEALTH_BUDGET * 1000, f"no answer within {HEALTH_BUDGET:.0f}s")
-            for future, (name, kind, _) in zip(futures, probes, strict=True)
-        ]
-        _health_cache["deep"] = (time.monotonic(), results)
-    return all(p.status == "ok" for p in results), results
+    return get_container().cleanup.extend(group, hours, subscription)

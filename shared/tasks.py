@@ -16,6 +16,8 @@ from typing import Any
 import pathspec
 import yaml
 
+from .clock import exact
+
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})
 LINUX_AMD64 = {"os": "Linux", "architecture": "amd64"}
 DEFAULT_TIMEOUT = 3600
@@ -222,10 +224,6 @@ def image_command(
     return f"{image} {shlex.join(args)}" if args else image
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 @dataclass(frozen=True)
 class RunDetail:
     """A run as the API shows it: status, times, the images it produced, why it failed."""
@@ -268,10 +266,10 @@ def describe_run(client: Any, group: str, registry: str, run_id: str) -> RunDeta
         run_id=run_id,
         status=_text(run.status),
         run_type=_text(run.run_type) if run.run_type else None,
-        created=_iso(run.create_time),
-        started=_iso(run.start_time),
-        finished=_iso(run.finish_time),
-        updated=_iso(run.last_updated_time),
+        created=exact(run.create_time),
+        started=exact(run.start_time),
+        finished=exact(run.finish_time),
+        updated=exact(run.last_updated_time),
         error=run.run_error_message,
         platform=platform,
         output_images=[

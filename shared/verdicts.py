@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -21,7 +21,9 @@ from azure.core.exceptions import (
 )
 
 from .clients import ensure_table, table_error
-from .errors import EVENTS_ROLE, Conflict, NotFound, from_azure
+from .clock import exact
+from .errors import Conflict, NotFound
+from .publisher import Event
 
 FINAL = {"passed", "failed", "superseded"}
 # One verdict is one Table entity: at most 64 KiB (UTF-16) a property and 1 MiB in all. Reasons are
@@ -178,8 +180,8 @@ class Verdict:
             "tagResults": self.tag_results,
             "images": self.images,
             "runDigest": self.run_digest,
-            "createdAt": self.created_at.isoformat() if self.created_at else None,
-            "completedAt": self.completed_at.isoformat() if self.completed_at else None,
+            "createdAt": exact(self.created_at),
+            "completedAt": exact(self.completed_at),
         }
 
 
@@ -273,36 +275,20 @@ class VerdictStore:
             return
 
 
-class Publisher:
-    """Publishes verdicts as CloudEvents; without a topic it only logs."""
+EVENT_TYPES = {
+    "passed": "Dockmaster.Verification.Passed",
+    "failed": "Dockmaster.Verification.Failed",
+    "superseded": "Dockmaster.Verification.Superseded",
+}
 
-    TYPES: ClassVar[dict[str, str]] = {
-        "passed": "Dockmaster.Verification.Passed",
-        "failed": "Dockmaster.Verification.Failed",
-        "superseded": "Dockmaster.Verification.Superseded",
-    }
 
-    def __init__(self, client: Any | None, source: str = "/dockmaster/verifications") -> None:
-        self._client = client
-        self._source = source
-
-    @property
-    def enabled(self) -> bool:
-        return self._client is not None
-
-    def publish(self, verdict: Verdict, registry_id: str) -> None:
-        if self._client is None:
-            return
-        from azure.core.messaging import CloudEvent
-
-        event = CloudEvent(
-            source=registry_id,
-            type=self.TYPES[verdict.status],
-            subject=f"{verdict.repository}@{verdict.digest}",
-            data=verdict.public(),
-            id=f"{verdict.digest}|{verdict.policy_version}|{verdict.status}",
-        )
-        try:
-            self._client.send([event])
-        except AzureError as exc:
-            raise from_azure(exc, "publishing the verdict", service="Event Grid", role=EVENTS_ROLE) from exc
+def verdict_event(verdict: Verdict, registry_id: str) -> Event:
+    """A final verdict as the CloudEvent subscribers receive, from its registry's ARM id."""
+    return Event(
+        type=EVENT_TYPES[verdict.status],
+        source=registry_id,
+        subject=f"{verdict.repository}@{verdict.digest}",
+        data=verdict.public(),
+        id=f"{verdict.digest}|{verdict.policy_version}|{verdict.status}",
+        doing="publishing the verdict",
+    )

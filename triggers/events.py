@@ -12,6 +12,8 @@ log = logging.getLogger("dockmaster.triggers.events")
 
 def as_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
     """The event in its own schema: the worker hands CloudEvents deliveries over as func.CloudEvent."""
+    from shared.clock import exact
+
     if isinstance(event, func.CloudEvent):
         return {
             "specversion": event.specversion,
@@ -19,7 +21,7 @@ def as_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
             "source": event.source,
             "type": event.type,
             "subject": event.subject,
-            "time": event.time.isoformat() if event.time else None,
+            "time": exact(event.time),
             "data": event.get_json(),
         }
     return {
@@ -27,7 +29,7 @@ def as_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
         "topic": event.topic,
         "subject": event.subject,
         "eventType": event.event_type,
-        "eventTime": event.event_time.isoformat() if event.event_time else None,
+        "eventTime": exact(event.event_time),
         "data": event.get_json(),
         "dataVersion": event.data_version,
     }
@@ -35,12 +37,12 @@ def as_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
 
 @bp.event_grid_trigger(arg_name="event")
 def on_image_event(event: func.EventGridEvent) -> None:  # a CloudEvents delivery arrives as func.CloudEvent
+    from shared.container import get_container
     from shared.errors import InvalidInput
     from shared.events import shown
-    from shared.services import verifier
 
     try:
-        verifier().handle_event(as_dict(event))
+        get_container().verifier.handle_event(as_dict(event))
     except InvalidInput as exc:
         # Acknowledged, not retried: a malformed or foreign event will never become valid.
         log.warning("event=%s rejected: %s", shown(event.id), exc)

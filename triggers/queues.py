@@ -13,11 +13,11 @@ log = logging.getLogger("dockmaster.triggers.queues")
 
 @bp.queue_trigger(arg_name="message", queue_name="%DOCKMASTER_RUNS_QUEUE%", connection="AzureWebJobsStorage")
 def follow_verification_run(message: func.QueueMessage) -> None:
+    from shared.container import get_container
     from shared.errors import InvalidInput
-    from shared.services import verifier
 
     try:
-        verifier().follow_run(json.loads(message.get_body()))
+        get_container().verifier.follow_run(json.loads(message.get_body()))
     except (InvalidInput, ValueError) as exc:
         log.warning("message=%s rejected: %s", message.id, exc)
 
@@ -28,10 +28,10 @@ def follow_verification_run(message: func.QueueMessage) -> None:
 def revive_verification_run(message: func.QueueMessage) -> None:
     """A follow-up that failed maxDequeueCount times (storage or ACR Tasks down for a while) is sent
     back to the runs queue after a pause, so no running verdict is left without a follow-up to come."""
+    from shared.container import get_container
     from shared.errors import InvalidInput
-    from shared.services import verifier
 
     try:
-        verifier().revive_run(json.loads(message.get_body()))
+        get_container().verifier.revive_run(json.loads(message.get_body()))
     except (InvalidInput, ValueError) as exc:
         log.warning("message=%s rejected: %s", message.id, exc)

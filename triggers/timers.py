@@ -14,15 +14,15 @@ log = logging.getLogger("dockmaster.triggers.timers")
 def cleanup_labs(timer: func.TimerRequest) -> None:
     """Plan and execute the cleanup. A Retryable error (ARM or storage unreachable) fails the invocation,
     so the next occurrence tries again; whatever was done before it is in the run record."""
-    from shared.config import get_settings
-    from shared.services import cleanup_service
+    from shared.container import get_container
 
-    if not get_settings().cleanup_enabled:
+    container = get_container()
+    if not container.settings.cleanup_enabled:
         log.info("cleanup is turned off (CLEANUP_ENABLED=false): nothing to do")
         return
     if timer.past_due:
         log.info("cleanup timer is past due: running now")
-    run = cleanup_service().execute(confirm=True, trigger="timer")
+    run = container.cleanup.execute(confirm=True, trigger="timer")
     log.info(
         "cleanup run %s%s: plan %s %s; deleted %s; blocked %s; failed %s",
         run.run_id,

@@ -1,7 +1,7 @@
 """The FastAPI application: routes, the one error shape, body limits, the OpenAPI document and its docs page.
 
 Importing it loads FastAPI and pydantic only: no SDK client, no network, no policy file. Everything
-else loads on the first request that needs it (shared/services.py).
+else loads on the first request that needs it (shared/container.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from .. import services
+from ..clock import exact
 from ..errors import InvalidInput
+from ..health import health as health_of
 from . import models, params
 from .auth import OPERATE, READ, require
 from .limits import MAX_CONTEXT_BYTES, MAX_JSON_BYTES, UnsupportedMediaType, read_limited
@@ -111,7 +113,7 @@ def _verification(verdict: Verdict) -> models.VerificationOut:
 def health(
     deep: Annotated[bool, Query(description="check the dependencies (cached 10 s)")] = False,
 ) -> Response:
-    ok, probes = services.health(deep)
+    ok, probes = health_of(deep)
     checks = [
         {"name": p.name, "kind": p.kind, "status": p.status, "latencyMs": p.latency_ms, "error": p.error}
         for p in probes
@@ -184,7 +186,7 @@ def list_tags(
                 digestStatus=verdict.status,
                 tagRules=models.TagResult.model_validate(item.tag_rules) if item.tag_rules else None,
                 policyVersion=verdict.policy_version,
-                completedAt=verdict.completed_at.isoformat() if verdict.completed_at else None,
+                completedAt=exact(verdict.completed_at),
             )
         tags.append(
             models.TagOut(

@@ -6,11 +6,12 @@
 
 from .planner import Group, Lock, PlanItem, Rules, decide, plan_labs
 from .records import RUNS_TABLE, Filters, Outcome, Plan, RunRecord, RunStore
-from .service import CleanupPublisher, CleanupService
+from .service import DELETED_EVENT, WARNING_EVENT, CleanupService
 
 __all__ = [
+    "DELETED_EVENT",
     "RUNS_TABLE",
-    "CleanupPublisher",
+    "WARNING_EVENT",
     "CleanupService",
     "Filters",
     "Group",

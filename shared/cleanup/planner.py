@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..clock import stamp
+
 UTC = dt.UTC
 
 DELETE = "delete"
@@ -37,6 +39,10 @@ INVALID_EXPIRY = "invalid-expiry"
 DEFERRED = "deferred"
 DECISIONS = (DELETE, DEFERRED, WARN, KEEP, BLOCKED, PROTECTED, MANAGED, DELETING, INVALID_EXPIRY)
 
+# What an execution of a reviewed plan says of a deletion it does not make (run outcomes, shared/records).
+KEPT = "kept"  # the last-moment re-check (or the fresh plan) keeps it
+NOT_REVIEWED = "not-reviewed"  # the fresh plan would delete it, the reviewed plan did not
+
 FIRST_SEEN_TAG = "dockmaster-first-seen"
 WARNED_TAG = "dockmaster-warned"
 
@@ -47,13 +53,11 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 Key = tuple[str, str]  # (subscription, group name), both lower-case
 
 
+iso = stamp  # every time cleanup writes (tags, expiries, records): UTC, whole seconds, Z
+
+
 def key_of(subscription: str, name: str) -> Key:
     return subscription.lower(), name.lower()
-
-
-def iso(moment: dt.datetime) -> str:
-    """UTC, whole seconds, `Z`: how Dockmaster writes every time it stamps."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> dt.datetime | None:
@@ -411,3 +415,45 @@ def plan_labs(
     locks of the labs `needs_locks` named (others are not looked at)."""
     labs = sorted(select(groups, rules), key=lambda g: g.key)
     return cap([decide(group, rules, now, locks.get(group.key)) for group in labs], rules.max_deletions)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A deletion of one plan that the other does not make: kept, blocked or not reviewed, and why."""
+
+    subscription: str
+    name: str
+    result: str  # KEPT | BLOCKED | NOT_REVIEWED
+    reason: str
+    expiry: dt.datetime | None = None
+
+
+def reconcile(
+    reviewed_id: str, reviewed: Sequence[PlanItem], fresh: Sequence[PlanItem]
+) -> tuple[list[PlanItem], list[Refusal]]:
+    """Executing a reviewed plan deletes only what it and a fresh plan both delete: a lab the caller did
+    not see deleted is not deleted, nor one the world has since kept (extended, tagged, locked, gone).
+    Returns the fresh items to delete (as they stand now) and, for every other deletion of either plan,
+    why it is not made."""
+    approved = {item.key for item in reviewed if item.decision == DELETE}
+    now = {item.key: item for item in fresh}
+    refused = [
+        Refusal(
+            item.subscription,
+            item.name,
+            NOT_REVIEWED,
+            f"not a deletion in the reviewed plan {reviewed_id}",
+            item.expiry,
+        )
+        for item in fresh
+        if item.decision == DELETE and item.key not in approved
+    ]
+    for item in reviewed:
+        again = now.get(item.key)
+        if item.decision != DELETE or (again is not None and again.decision == DELETE):
+            continue
+        why = f"{again.decision}: {again.reason}" if again else "not listed, or no longer a lab"
+        result = BLOCKED if again is not None and again.decision == BLOCKED else KEPT
+        refused.append(Refusal(item.subscription, item.name, result, f"the fresh plan: {why}"))
+    todo = [item for item in fresh if item.decision == DELETE and item.key in approved]
+    return todo, refused

@@ -21,7 +21,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from ..clients import ensure_table, table_error
 from ..errors import InvalidInput, NotFound
-from .planner import BLOCKED, DECISIONS, DELETE, KEEP, PlanItem, iso, parse_time
+from .planner import BLOCKED, DECISIONS, DELETE, KEEP, KEPT, NOT_REVIEWED, PlanItem, iso, parse_time
 
 RUNS_TABLE = "cleanupruns"
 ID = re.compile(r"(plan|run)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")  # fullmatch; ASCII digits only
@@ -33,8 +33,6 @@ DELETED = "deleted"  # ARM accepted the delete (202); the group is Deleting
 WOULD_DELETE = "would-delete"  # dry run
 FAILED = "failed"
 GONE = "gone"  # no longer exists
-KEPT = "kept"  # the last-moment re-check (or the fresh plan) keeps it
-NOT_REVIEWED = "not-reviewed"  # the fresh plan would delete it, the reviewed plan did not
 RESULTS = (DELETED, WOULD_DELETE, BLOCKED, FAILED, GONE, KEPT, NOT_REVIEWED)
 
 

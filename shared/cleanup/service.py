@@ -28,7 +28,6 @@ from ..clock import Clock
 from ..config import Settings
 from ..errors import (
     CLEANUP_ROLE,
-    EVENTS_ROLE,
     AccessDenied,
     ConfigurationError,
     Conflict,
@@ -38,10 +37,12 @@ from ..errors import (
     Retryable,
     from_azure,
 )
+from ..publisher import Event, Publisher
 from .planner import (
     BLOCKED,
     DELETE,
     INVALID_EXPIRY,
+    KEPT,
     MANAGED,
     PROTECTED,
     WARN,
@@ -57,14 +58,13 @@ from .planner import (
     needs_locks,
     parse_lab_tag,
     plan_labs,
+    reconcile,
     split_list,
 )
 from .records import (
     DELETED,
     FAILED,
     GONE,
-    KEPT,
-    NOT_REVIEWED,
     WOULD_DELETE,
     Filters,
     Outcome,
@@ -113,69 +113,48 @@ def as_group(subscription: str, found: Any) -> Group:
     )
 
 
-class CleanupPublisher:
-    """Publishes cleanup CloudEvents, as the verdict publisher does; without a topic it only logs."""
-
-    WARNING = "Dockmaster.Cleanup.Warning"
-    DELETED = "Dockmaster.Cleanup.Deleted"
-
-    def __init__(self, client: Any | None) -> None:
-        self._client = client
-
-    @property
-    def enabled(self) -> bool:
-        return self._client is not None
-
-    def warning(self, group: Group, item: PlanItem) -> None:
-        if item.expiry is None:
-            raise ValueError(f"a warning for {group.name} needs an expiry")
-        self._send(
-            self.WARNING,
-            group.id,
-            group.name,
-            item.public(),
-            f"warning|{group.subscription}|{group.name}|{iso(item.expiry)}".lower(),
-        )
-
-    def deleted(self, outcome: Outcome, run_id: str) -> None:
-        source = f"/subscriptions/{outcome.subscription}/resourceGroups/{outcome.name}"
-        data = {**outcome.public(), "runId": run_id}
-        self._send(self.DELETED, source, outcome.name, data, f"deleted|{source}|{run_id}".lower())
-
-    def _send(self, kind: str, source: str, subject: str, data: dict[str, Any], event_id: str) -> None:
-        if self._client is None:
-            log.info("%s %s (no events topic configured)", kind, subject)
-            return
-        from azure.core.messaging import CloudEvent
-
-        try:
-            self._client.send([CloudEvent(source=source, type=kind, subject=subject, data=data, id=event_id)])
-        except AzureError as exc:
-            raise from_azure(
-                exc, f"publishing {kind} for {subject}", service="Event Grid", role=EVENTS_ROLE
-            ) from exc
+WARNING_EVENT = "Dockmaster.Cleanup.Warning"
+DELETED_EVENT = "Dockmaster.Cleanup.Deleted"
 
 
+def warning_event(group: Group, item: PlanItem) -> Event:
+    """A lab's warning before deletion; one per expiry (a later extension warns again)."""
+    if item.expiry is None:
+        raise ValueError(f"a warning for {group.name} needs an expiry")
+    return Event(
+        type=WARNING_EVENT,
+        source=group.id,
+        subject=group.name,
+        data=item.public(),
+        id=f"warning|{group.subscription}|{group.name}|{iso(item.expiry)}".lower(),
+        doing=f"publishing {WARNING_EVENT} for {group.name}",
+    )
+
+
+def deleted_event(outcome: Outcome, run_id: str) -> Event:
+    """A lab whose delete ARM accepted, in run `run_id`."""
+    source = f"/subscriptions/{outcome.subscription}/resourceGroups/{outcome.name}"
+    return Event(
+        type=DELETED_EVENT,
+        source=source,
+        subject=outcome.name,
+        data={**outcome.public(), "runId": run_id},
+        id=f"deleted|{source}|{run_id}".lower(),
+        doing=f"publishing {DELETED_EVENT} for {outcome.name}",
+    )
+
+
+@dataclasses.dataclass
 class CleanupService:
     """Plan, execute, extend, and read back runs. Clients are injected; time comes from `clock`."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        resource_client: Callable[[str], Any],
-        lock_client: Callable[[str], Any],
-        store: RunStore,
-        publisher: CleanupPublisher,
-        clock: Clock,
-        concurrency: int = CONCURRENCY,
-    ) -> None:
-        self.settings = settings
-        self._resources = resource_client
-        self._locks = lock_client
-        self.store = store
-        self.publisher = publisher
-        self.clock = clock
-        self.concurrency = concurrency
+    settings: Settings
+    resource_client: Callable[[str], Any]
+    lock_client: Callable[[str], Any]
+    store: RunStore
+    publisher: Publisher
+    clock: Clock
+    concurrency: int = CONCURRENCY
 
     # ---------------------------------------------------------------- configuration
 
@@ -278,7 +257,9 @@ class CleanupService:
             doing = f"listing the resource groups of subscription {subscription}"
             try:
                 for page in (
-                    self._resources(subscription).resource_groups.list(filter=rules.server_filter).by_page()
+                    self.resource_client(subscription)
+                    .resource_groups.list(filter=rules.server_filter)
+                    .by_page()
                 ):
                     pages += 1
                     for found in page:
@@ -291,7 +272,7 @@ class CleanupService:
         return labs, scanned, pages
 
     def _lock_list(self, subscription: str, name: str) -> list[Lock]:
-        operations = self._locks(subscription).management_locks
+        operations = self.lock_client(subscription).management_locks
         return [
             Lock(str(lock.name), str(lock.level)) for lock in operations.list_at_resource_group_level(name)
         ]
@@ -322,7 +303,7 @@ class CleanupService:
     ) -> dict[str, str]:
         """Write `updates` into the group's tags, leaving every other tag as it is; a tag whose value is
         no longer the `expected` one (changed since the listing) is not written. Returns what was."""
-        operations = self._resources(group.subscription).resource_groups
+        operations = self.resource_client(group.subscription).resource_groups
         current = as_group(group.subscription, operations.get(group.name))
         tags = dict(current.tags)
         written: dict[str, str] = {}
@@ -370,7 +351,7 @@ class CleanupService:
             log.warning("cleanup warning: %s expires %s (no events topic)", group.name, iso(item.expiry))
             return item.noted("warning logged only: no events topic (DOCKMASTER_EVENTS_TOPIC_ENDPOINT)")
         try:
-            self.publisher.warning(group, item)
+            self.publisher.publish(warning_event(group, item))
         except DockmasterError as exc:
             log.log(logging.WARNING if isinstance(exc, Retryable) else logging.ERROR, "%s", exc.message)
             return item.noted(f"warning not published ({exc.message}); tried again next run")
@@ -400,12 +381,7 @@ class CleanupService:
         if plan_id is not None and filters is not None:
             raise InvalidInput("give a plan id or filters, not both")
         self._ensure_enabled()
-        reviewed: Plan | None = None
-        if plan_id is not None:
-            reviewed = self.get_plan(plan_id)
-            age = self.clock.now() - reviewed.created_at
-            if age > PLAN_MAX_AGE:
-                raise Conflict(f"plan {plan_id} is {age} old (more than {PLAN_MAX_AGE}): make a new plan")
+        reviewed = self._reviewed(plan_id) if plan_id is not None else None
         dry = self.settings.cleanup_dry_run or bool(dry_run)
         started = self.clock.now()
         wanted = reviewed.filters if reviewed else Filters.parse(filters)
@@ -414,55 +390,50 @@ class CleanupService:
         except (InvalidInput, Conflict):
             raise  # the caller's filters: no run took place
         except DockmasterError as exc:
-            self._record_stopped(
-                RunRecord(
-                    new_id("run", started),
-                    trigger,
-                    dry,
-                    started,
-                    Plan(new_id("plan", started), started, wanted, dry, 0, (), []),
-                    reviewed_plan_id=plan_id,
-                ),
-                exc,
+            unplanned = Plan(new_id("plan", started), started, wanted, dry, 0, (), [])
+            run = RunRecord(
+                new_id("run", started), trigger, dry, started, unplanned, reviewed_plan_id=plan_id
             )
+            self._record_stopped(run, exc)
             raise
         run = RunRecord(new_id("run", started), trigger, dry, started, fresh, reviewed_plan_id=plan_id)
         todo = fresh.deletions
         if reviewed is not None:
-            approved = {item.key for item in reviewed.deletions}
-            fresh_items = {item.key: item for item in fresh.items}
-            for item in todo:
-                if item.key not in approved:
-                    why = f"not a deletion in the reviewed plan {plan_id}"
-                    run.outcomes.append(Outcome(item.subscription, item.name, NOT_REVIEWED, why, item.expiry))
-            for item in reviewed.deletions:
-                again = fresh_items.get(item.key)
-                if again is None or again.decision != DELETE:
-                    why = f"{again.decision}: {again.reason}" if again else "not listed, or no longer a lab"
-                    result = BLOCKED if again is not None and again.decision == BLOCKED else KEPT
-                    run.outcomes.append(
-                        Outcome(item.subscription, item.name, result, f"the fresh plan: {why}")
-                    )
-            todo = [item for item in todo if item.key in approved]
+            todo, refused = reconcile(reviewed.plan_id, reviewed.items, fresh.items)
+            run.outcomes += [Outcome(r.subscription, r.name, r.result, r.reason, r.expiry) for r in refused]
         if todo and not dry:
             # Recorded before the first delete: a run killed mid-batch still leaves a record (no
             # finishedAt) whose plan names every group it may have deleted.
             self.store.save_run(run)
         run.outcomes += self._each(lambda item: self._delete(item, rules, dry), todo)
+        self._announce_deleted(run)
+        return self._finish(run)
+
+    def _reviewed(self, plan_id: str) -> Plan:
+        """The plan a caller reviewed, while it is recent enough to stand for the world."""
+        reviewed = self.get_plan(plan_id)
+        age = self.clock.now() - reviewed.created_at
+        if age > PLAN_MAX_AGE:
+            raise Conflict(f"plan {plan_id} is {age} old (more than {PLAN_MAX_AGE}): make a new plan")
+        return reviewed
+
+    def _announce_deleted(self, run: RunRecord) -> None:
+        """An event for each deletion ARM accepted; one not published is noted in the run, not retried."""
         for outcome in run.having(DELETED):
             try:
-                self.publisher.deleted(outcome, run.run_id)
+                self.publisher.publish(deleted_event(outcome, run.run_id))
             except DockmasterError as exc:
                 log.log(logging.WARNING if isinstance(exc, Retryable) else logging.ERROR, "%s", exc.message)
-                run.notes.append(
-                    f"{CleanupPublisher.DELETED} for {outcome.name} not published: {exc.message}"
-                )
+                run.notes.append(f"{DELETED_EVENT} for {outcome.name} not published: {exc.message}")
+
+    def _finish(self, run: RunRecord) -> RunRecord:
+        """Record the run as finished; Retryable (after recording) when a deletion is worth trying again."""
         run.finished_at = self.clock.now()
         self.store.save_run(run)
-        mode = "dry run" if dry else "for real"
+        mode = "dry run" if run.dry_run else "for real"
         log.info(
             "cleanup run %s (%s, %s): deleted %s, blocked %s, failed %s",
-            *(run.run_id, trigger, mode, run.deleted, run.blocked, run.failed),
+            *(run.run_id, run.trigger, mode, run.deleted, run.blocked, run.failed),
         )
         transient = [o.name for o in run.outcomes if o.transient]
         if transient:
@@ -496,7 +467,7 @@ class CleanupService:
         ) -> Outcome:
             return Outcome(item.subscription, item.name, result, reason, expiry, transient)
 
-        operations = self._resources(item.subscription).resource_groups
+        operations = self.resource_client(item.subscription).resource_groups
         try:
             group = as_group(item.subscription, operations.get(item.name))
             locks = self._lock_list(item.subscription, item.name)
@@ -545,18 +516,36 @@ class CleanupService:
             raise InvalidInput(f"hours must be at most {limit:g} (CLEANUP_MAX_EXTENSION_HOURS)")
         sub = self.subscriptions(Filters(subscriptions=(subscription,)) if subscription else None)[0]
         rules = self.rules()
-        operations = self._resources(sub).resource_groups
+        found = self._lab(sub, group, rules)
+        new = self._extended_expiry(found, rules, hours)
         try:
-            found = as_group(sub, operations.get(group))
+            self.merge_tags(found, {rules.expiry_tag: iso(new)})
+        except HttpResponseError as exc:
+            if scope_locked(exc):
+                raise Conflict(f"'{group}' is locked (ReadOnly): its expiry cannot be written") from exc
+            raise arm_error(exc, f"writing the expiry of {group}") from exc
+        except AzureError as exc:
+            raise arm_error(exc, f"writing the expiry of {group}") from exc
+        log.info("cleanup: %s extended to %s", group, iso(new))
+        return new
+
+    def _lab(self, subscription: str, group: str, rules: Rules) -> Group:
+        """A lab as ARM has it now; one that is not a lab, or is being deleted, is refused."""
+        try:
+            found = as_group(subscription, self.resource_client(subscription).resource_groups.get(group))
         except ResourceNotFoundError as exc:
-            raise NotFound(f"resource group '{group}' was not found in subscription {sub}") from exc
+            raise NotFound(f"resource group '{group}' was not found in subscription {subscription}") from exc
         except AzureError as exc:
             raise arm_error(exc, f"reading {group}") from exc
         if not rules.is_lab(found):
             raise InvalidInput(f"'{group}' is not a lab (no lab tag, no matching name pattern)")
         if found.state.lower() == "deleting":
             raise Conflict(f"'{group}' is already being deleted")
-        now = self.clock.now()
+        return found
+
+    def _extended_expiry(self, found: Group, rules: Rules, hours: float) -> dt.datetime:
+        """The lab's expiry `hours` later (whole seconds); refused unless it only delays the deletion."""
+        group, now = found.name, self.clock.now()
         # A lab cleanup never deletes (protected, managed, an expiry that does not parse) has no expiry to
         # push out: writing one would make it deletable. Refused with the plan's own reason.
         before = decide(found, rules, now, ())
@@ -586,15 +575,6 @@ class CleanupService:
         )
         if new <= current or (after.decision == DELETE and before.decision != DELETE):
             raise Conflict(f"'{group}': extending to {iso(new)} would bring its deletion closer")
-        try:
-            self.merge_tags(found, {rules.expiry_tag: iso(new)})
-        except HttpResponseError as exc:
-            if scope_locked(exc):
-                raise Conflict(f"'{group}' is locked (ReadOnly): its expiry cannot be written") from exc
-            raise arm_error(exc, f"writing the expiry of {group}") from exc
-        except AzureError as exc:
-            raise arm_error(exc, f"writing the expiry of {group}") from exc
-        log.info("cleanup: %s extended to %s", group, iso(new))
         return new
 
     def get_run(self, run_id: str) -> RunRecord:

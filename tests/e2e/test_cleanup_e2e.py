@@ -18,7 +18,7 @@ from azure.data.tables import TableClient
 
 from devstack.host import Host
 from devstack.stack import REPO_ROOT, free_port
-from shared import services
+from shared import container
 from shared.cleanup import RUNS_TABLE
 from shared.cleanup.planner import iso
 from tests.conftest import Devstack
@@ -44,9 +44,9 @@ def settings(devstack: Devstack, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
-    services.reset()
+    container.reset()
     yield prefix
-    services.reset()
+    container.reset()
 
 
 def runs_naming(devstack: Devstack, name: str) -> list[dict[str, Any]]:
@@ -88,7 +88,7 @@ def test_the_timer_deletes_an_expired_lab_and_keeps_a_locked_one(
 
         [entity] = runs_naming(devstack, expired)
         assert (entity["Trigger"], entity["DryRun"]) == ("timer", False)
-        run = services.cleanup_service().get_run(entity["RowKey"])
+        run = container.get_container().cleanup.get_run(entity["RowKey"])
         assert run.blocked == [locked]
         blocked = next(item for item in run.plan.items if item.name == locked)
         assert blocked.reason.startswith("locked: shared (CanNotDelete)")

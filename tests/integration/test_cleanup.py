@@ -22,8 +22,8 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from shared import services
-from shared.cleanup import CleanupPublisher, CleanupService, RunStore
+from shared import container
+from shared.cleanup import DELETED_EVENT, CleanupService, RunStore
 from shared.cleanup.planner import (
     BLOCKED,
     DEFERRED,
@@ -31,17 +31,20 @@ from shared.cleanup.planner import (
     FIRST_SEEN_TAG,
     INVALID_EXPIRY,
     KEEP,
+    KEPT,
     MANAGED,
+    NOT_REVIEWED,
     PROTECTED,
     WARN,
     WARNED_TAG,
     iso,
     parse_time,
 )
-from shared.cleanup.records import DELETED, FAILED, GONE, KEPT, NOT_REVIEWED, WOULD_DELETE
+from shared.cleanup.records import DELETED, FAILED, GONE, WOULD_DELETE
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.errors import Conflict, InvalidInput, NotFound, Retryable
+from shared.publisher import Publisher
 from tests.conftest import Devstack, group_state, unique
 
 LOCATION = "westeurope"
@@ -110,7 +113,7 @@ class Env:
             resource_client=resources or (lambda _: self.resource_client),
             lock_client=locks or (lambda _: self.lock_client),
             store=RunStore(table),
-            publisher=CleanupPublisher(self.grid if publisher == "grid" else publisher),
+            publisher=Publisher(self.grid if publisher == "grid" else publisher),
             clock=self.clock,
         )
 
@@ -284,7 +287,7 @@ def test_dry_run_deletes_nothing(env: Env) -> None:
     # The caller may ask for a dry run; CLEANUP_DRY_RUN=false does not make it real.
     again = env.service().execute(confirm=True, dry_run=True)
     assert (again.dry_run, again.outcomes[0].result, env.state(name)) == (True, WOULD_DELETE, "Succeeded")
-    assert not env.grid.of(CleanupPublisher.DELETED)
+    assert not env.grid.of(DELETED_EVENT)
 
 
 def test_execute_deletes_only_expired_labs_without_waiting(env: Env) -> None:
@@ -305,7 +308,7 @@ def test_execute_deletes_only_expired_labs_without_waiting(env: Env) -> None:
     for name in doomed:
         env.wait_gone(name)
     assert env.state(kept) == env.state(locked) == env.state(outsider) == "Succeeded"
-    events = env.grid.of(CleanupPublisher.DELETED)
+    events = env.grid.of(DELETED_EVENT)
     assert sorted(event.subject for event in events) == sorted(doomed)
     assert events[0].data["runId"] == run.run_id
     # The record reads back as it was written.
@@ -615,14 +618,14 @@ def test_the_service_factory_reads_the_settings(env: Env, monkeypatch: pytest.Mo
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("CLEANUP_DRY_RUN", raising=False)
-    services.reset()
+    container.reset()
     try:
-        run = services.cleanup_service().execute(confirm=True)
+        run = container.get_container().cleanup.execute(confirm=True)
         assert run.dry_run, "CLEANUP_DRY_RUN defaults to true"
         assert [(o.name, o.result) for o in run.outcomes] == [(name, WOULD_DELETE)]
-        assert services.cleanup_service().get_run(run.run_id).run_id == run.run_id
+        assert container.get_container().cleanup.get_run(run.run_id).run_id == run.run_id
     finally:
-        services.reset()
+        container.reset()
 
 
 def test_the_group_of_a_configured_registry_is_never_deleted(
@@ -651,11 +654,11 @@ def test_the_group_of_a_configured_registry_is_never_deleted(
         "CLEANUP_NAME_PATTERNS": f"{env.prefix}az204-*",
     }.items():
         monkeypatch.setenv(key, value)
-    services.reset()
+    container.reset()
     try:
-        run = services.cleanup_service().execute(confirm=True, trigger="timer")
+        run = container.get_container().cleanup.execute(confirm=True, trigger="timer")
     finally:
-        services.reset()
+        container.reset()
     assert not run.dry_run
     protected = item_of(run.plan, held)
     assert (protected.decision, protected.reason) == (

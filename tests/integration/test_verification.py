@@ -19,7 +19,7 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 from azure.storage.blob import BlobClient
 
-from shared import services
+from shared import container
 from shared.events import UnknownRegistry
 from shared.tasks import docker_build_request, pack_context, read_log
 from shared.verdicts import Verdict
@@ -46,11 +46,11 @@ def app_verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in settings.items():
             patch.setenv(key, value)
-        services.reset()
+        container.reset()
         try:
-            yield services.verifier()
+            yield container.get_container().verifier
         finally:
-            services.reset()
+            container.reset()
 
 
 @pytest.fixture(scope="module")

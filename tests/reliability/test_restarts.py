@@ -13,7 +13,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from devstack import devapp, stack
-from shared import services
+from shared import container
 from shared.errors import Retryable
 from tests.conftest import group_of, new_registry, wire_app
 from tests.integration.test_verification import POLICY, build, image_context, pushed
@@ -87,9 +87,11 @@ def test_unreachable_storage_acknowledges_nothing(
     with pytest.MonkeyPatch.context() as patch:
         for key, value in environment.items():
             patch.setenv(key, value)
-        services.reset()
+        container.reset()
         try:
             with pytest.raises(Retryable):  # the trigger fails, so the platform redelivers
-                services.verifier().handle_event(pushed(registry, "nosmoke/nostore", "v1", digest))
+                container.get_container().verifier.handle_event(
+                    pushed(registry, "nosmoke/nostore", "v1", digest)
+                )
         finally:
-            services.reset()
+            container.reset()

@@ -7,22 +7,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import functools
 import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, get_args
+from contextlib import AbstractContextManager
+from typing import Any, cast, get_args
 
 import httpx
 import pytest
 
-from shared import services, tasks
+from shared import container, services, tasks
 from shared.api import auth, limits, models, routes
 from shared.api.app import api
 from shared.api.limits import MAX_JSON_BYTES
+from shared.cleanup import CleanupService
 from shared.cleanup.planner import BLOCKED, DECISIONS, DELETE, INVALID_EXPIRY, KEEP, PlanItem
 from shared.cleanup.records import DELETED, FAILED, RESULTS, Filters, Outcome, Plan, RunRecord
+from shared.config import get_settings
 from shared.errors import Retryable
 
 ENDPOINTS = {
@@ -59,9 +61,9 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No Azure here: no registry configured, roles off unless a test turns them on."""
     monkeypatch.setenv("DOCKMASTER_REGISTRIES", "")
     monkeypatch.setenv("DOCKMASTER_API_ROLES", "false")
-    services.reset()
+    container.reset()
     yield
-    services.reset()
+    container.reset()
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -241,7 +243,7 @@ def test_roles_when_switched_on(monkeypatch: pytest.MonkeyPatch, cleanup: Stub) 
     # Off: no principal needed (the function key is the host's business).
     assert call("POST", "/api/cleanup/execute", json=body).status_code == 200
     monkeypatch.setenv("DOCKMASTER_API_ROLES", "true")
-    services.reset()
+    get_settings.cache_clear()
     error = error_of(call("POST", "/api/cleanup/execute", json=body), 401, "Unauthorized")
     assert auth.PRINCIPAL_HEADER in error["message"]
     error_of(call("GET", "/api/registries", headers={auth.PRINCIPAL_HEADER: "???"}), 401, "Unauthorized")
@@ -330,11 +332,17 @@ class Stub:
         return NOW + dt.timedelta(hours=hours)
 
 
+def with_cleanup(service: object) -> AbstractContextManager[container.Container]:
+    """The app with `service` as its cleanup service (settings from the environment)."""
+    fake = cast("CleanupService", service)
+    return container.installed(container.Container.with_fakes(get_settings(), cleanup=fake))
+
+
 @pytest.fixture
-def cleanup(monkeypatch: pytest.MonkeyPatch) -> Stub:
+def cleanup() -> Iterator[Stub]:
     stub = Stub()
-    monkeypatch.setattr(services, "cleanup_service", functools.cache(lambda: stub))
-    return stub
+    with with_cleanup(stub):
+        yield stub
 
 
 def test_cleanup_maps_the_service_records_without_loss(cleanup: Stub) -> None:
@@ -443,7 +451,7 @@ def test_cleanup_turned_off_is_409_from_the_real_service(monkeypatch: pytest.Mon
     monkeypatch.setenv("DOCKMASTER_EVENTS_TOPIC_ENDPOINT", "")
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
     monkeypatch.setenv("CLEANUP_ENABLED", "false")
-    services.reset()
+    container.reset()
     for path, body in (
         ("/api/cleanup/plan", {}),
         ("/api/cleanup/execute", {"filters": {}, "confirm": True}),
@@ -454,12 +462,13 @@ def test_cleanup_turned_off_is_409_from_the_real_service(monkeypatch: pytest.Mon
         assert error["message"] == "cleanup is turned off (CLEANUP_ENABLED=false)"
 
 
-def test_unexpected_errors_are_500_without_details(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(filters: Mapping[str, Any] | None = None) -> None:
-        raise RuntimeError("secret internals")
+def test_unexpected_errors_are_500_without_details() -> None:
+    class Broken:
+        def plan(self, filters: Mapping[str, Any] | None = None) -> None:
+            raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(services, "plan_cleanup", broken)
-    error = error_of(call("POST", "/api/cleanup/plan", json={}), 500, "InternalError")
+    with with_cleanup(Broken()):
+        error = error_of(call("POST", "/api/cleanup/plan", json={}), 500, "InternalError")
     assert "secret" not in json.dumps(error)
 
 

@@ -33,7 +33,8 @@ from shared.errors import (
     Retryable,
     from_status,
 )
-from shared.verdicts import Publisher, Verdict, VerdictStore
+from shared.publisher import Publisher
+from shared.verdicts import Verdict, VerdictStore, verdict_event
 from shared.verification import RunQueue
 
 ACCOUNT_KEY = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"
@@ -208,7 +209,8 @@ def test_publishing_a_verdict(endpoint: Answering, status: int, error: type[Dock
     )
     verdict = a_verdict()
     verdict.status = "passed"
+    event = verdict_event(verdict, "/subscriptions/s/resourceGroups/g/providers/x/registries/reg")
     with pytest.raises(error) as published:
-        Publisher(client).publish(verdict, "/subscriptions/s/resourceGroups/g/providers/x/registries/reg")
+        Publisher(client).publish(event)
     if error is AccessDenied:
         assert EVENTS_ROLE in published.value.message

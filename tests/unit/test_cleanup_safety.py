@@ -3,9 +3,9 @@ planner never selects a group for deletion that a rule protects, and execute del
 plan's deletions, at most the cap. Expected decisions come from an oracle written from the generated
 specs (what each tag means), not from the planner's parsers.
 
-Execute's selection (fresh plan ∩ reviewed plan, cap, re-check before delete) lives in the service, so
-it runs through `CleanupService` with in-memory fakes of exactly the ARM calls it makes and a real
-`RunStore` over a dict-backed table.
+Reconciliation (a reviewed plan ∩ a fresh plan) is the planner's `reconcile`, proved on its own; execute's
+whole selection (reconciliation, cap, re-check before delete) runs through `CleanupService` with in-memory
+fakes of exactly the ARM calls it makes and a real `RunStore` over a dict-backed table.
 """
 
 from __future__ import annotations
@@ -21,21 +21,29 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.cleanup import CleanupPublisher, CleanupService, RunStore
+from shared.cleanup import CleanupService, RunStore
 from shared.cleanup.planner import (
+    BLOCKED,
+    DECISIONS,
     DEFERRED,
     DELETE,
     FIRST_SEEN_TAG,
+    KEPT,
+    NOT_REVIEWED,
     PROTECTED,
     Group,
     Lock,
+    PlanItem,
     Rules,
     iso,
+    key_of,
     plan_labs,
+    reconcile,
 )
 from shared.cleanup.records import DELETED, WOULD_DELETE
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.publisher import Publisher
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, 0, tzinfo=dt.UTC)
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -307,6 +315,45 @@ def test_the_planner_deletes_only_what_no_rule_protects(
         assert max(by_key[k].expiry or NOW for k in doomed) <= min(by_key[k].expiry or NOW for k in deferred)
 
 
+# Reconciliation: the reviewed plan against a fresh one ----------------------------------------------------
+
+
+@st.composite
+def plan_items(draw: st.DrawFn) -> list[PlanItem]:
+    """A plan's items: unique labs (names in any case, as ARM lists them), each with some decision."""
+    names = draw(st.lists(st.sampled_from(STEMS).flatmap(cased), max_size=8))
+    unique = {name.lower(): name for name in names}.values()
+    return [PlanItem(SUB, name, draw(st.sampled_from(DECISIONS)), "why") for name in unique]
+
+
+@PROPERTIES
+@given(reviewed=plan_items(), fresh=plan_items())
+def test_reconciliation_deletes_only_what_both_plans_delete(
+    reviewed: list[PlanItem], fresh: list[PlanItem]
+) -> None:
+    todo, refused = reconcile("plan-x", reviewed, fresh)
+    approved = {item.key for item in reviewed if item.decision == DELETE}
+    now = {item.key: item for item in fresh}
+    assert {item.key for item in todo} == approved & {k for k, item in now.items() if item.decision == DELETE}
+    assert all(now[item.key] is item for item in todo), "deleted as the fresh plan has it now"
+    refusals = {key_of(r.subscription, r.name): r for r in refused}
+    assert len(refusals) == len(refused), "one refusal a lab"
+    assert not refusals.keys() & {item.key for item in todo}
+    for key, refusal in refusals.items():
+        again = now.get(key)
+        if refusal.result == NOT_REVIEWED:
+            assert again is not None
+            assert again.decision == DELETE
+            assert key not in approved
+        else:
+            assert key in approved
+            assert again is None or again.decision != DELETE
+            assert (refusal.result == BLOCKED) == (again is not None and again.decision == BLOCKED)
+            assert refusal.result in (BLOCKED, KEPT)
+    every = approved | {k for k, item in now.items() if item.decision == DELETE}
+    assert every == refusals.keys() | {item.key for item in todo}, "every deletion of either plan accounted"
+
+
 # Execute, through the service with fakes of the ARM calls it makes ---------------------------------------
 
 
@@ -403,7 +450,7 @@ def service(arm: FakeArm, rules: Rules, dry_run: bool, cap: int) -> tuple[Cleanu
         lambda _: arm,
         lambda _: arm,
         RunStore(MemoryTable()),
-        CleanupPublisher(None),
+        Publisher(None),
         clock,
         concurrency=1,
     )

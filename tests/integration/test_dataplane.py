@@ -20,7 +20,7 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from tests.conftest import group_of, unique
+from tests.support.stack import group_of, unique
 
 RUNC = "/usr/sbin/runc"
 

@@ -30,10 +30,10 @@ from azure.core.credentials import AzureKeyCredential, AzureSasCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient, generate_sas
-from azure.storage.blob import BlobServiceClient
 
 from devstack import stack
-from tests.conftest import Devstack, error_code, unique
+from tests.support.eventgrid import dead_letter_to, dead_letters
+from tests.support.stack import Devstack, error_code, unique
 
 LOCATION = "westeurope"
 ACR_TYPE = "Microsoft.ContainerRegistry.Registries"
@@ -627,27 +627,6 @@ def test_a_failing_subscriber_gets_the_event_on_a_later_attempt(
     assert {n.body[0]["id"] for n in deliveries} == {event_id}
     time.sleep(1)
     assert len(receiver.notifications()) == 4
-
-
-def dead_letters(devstack: Devstack, container: str, timeout: float = 20) -> list[tuple[str, Any]]:
-    service = BlobServiceClient.from_connection_string(str(devstack.endpoints["storageConnectionString"]))
-    deadline = time.monotonic() + timeout
-    client = service.get_container_client(container)
-    while time.monotonic() < deadline:
-        if client.exists():
-            blobs = list(client.list_blobs())
-            if blobs:
-                return [(b.name, json.loads(client.download_blob(b.name).readall())) for b in blobs]
-        time.sleep(0.1)
-    raise AssertionError(f"nothing dead-lettered to {container} in {timeout}s")
-
-
-def dead_letter_to(container: str) -> dict[str, Any]:
-    account = (
-        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/any"
-        "/providers/Microsoft.Storage/storageAccounts/deadletters"
-    )
-    return {"endpoint_type": "StorageBlob", "resource_id": account, "blob_container_name": container}
 
 
 def test_a_subscriber_that_always_fails_is_dead_lettered(

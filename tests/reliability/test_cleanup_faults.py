@@ -21,8 +21,8 @@ from shared.cleanup import CleanupService
 from shared.cleanup.records import DELETED, FAILED
 from shared.clients import RETRIES, arm_options
 from shared.errors import AccessDenied, DockmasterError, Retryable
-from tests.conftest import Devstack
-from tests.integration.test_cleanup import Env
+from tests.support.cleanup import Env
+from tests.support.stack import Devstack
 
 
 class Faults:

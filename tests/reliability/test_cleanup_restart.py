@@ -29,7 +29,7 @@ from devstack import devapp, stack
 from shared.cleanup import RUNS_TABLE
 from shared.cleanup.planner import iso
 from shared.cleanup.records import DELETED, RunRecord
-from tests.conftest import Devstack, group_state
+from tests.support.stack import Devstack, group_state
 
 EXPIRED = 24  # three waves of the service's eight concurrent deletes
 FIRST_WAVE = 8

@@ -20,10 +20,12 @@ import pytest
 from azure.data.tables import TableClient
 
 from devstack import stack
-from tests.conftest import Devstack, group_of, new_registry, unique, wire_app
-from tests.integration.test_eventgrid import dead_letter_to, dead_letters
-from tests.integration.test_verification import POLICY, build, image_context
-from tests.reliability.test_restarts import wait_for
+from tests.support.eventgrid import dead_letter_to, dead_letters
+from tests.support.images import image_context
+from tests.support.paths import POLICY
+from tests.support.stack import Devstack, group_of, new_registry, unique, wire_app
+from tests.support.tasks import build
+from tests.support.verification import wait_for_verdict
 
 AZURITE = "azurite-outage"
 
@@ -78,7 +80,7 @@ def test_storage_down_mid_flow_loses_and_doubles_nothing(
     try:
         slow = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "sleep 3; echo done"]')
         build(tasks_client, registry, slow, "verify/slow:v1")
-        running = wait_for(table, "verify/slow", {"running"})
+        running = wait_for_verdict(table, "verify/slow", {"running"})
 
         storage.stop()
         build(tasks_client, registry, hello_context, "nosmoke/during:v1")  # its event meets the outage
@@ -86,10 +88,10 @@ def test_storage_down_mid_flow_loses_and_doubles_nothing(
         storage.start()
         back = time.time()
 
-        followed = wait_for(table, "verify/slow", {"passed", "failed", "superseded"})
+        followed = wait_for_verdict(table, "verify/slow", {"passed", "failed", "superseded"})
         assert followed["Status"] == "passed", followed["Checks"]
         assert followed["RunId"] == running["RunId"], "the run was followed, not scheduled again"
-        during = wait_for(table, "nosmoke/during", {"passed"})
+        during = wait_for_verdict(table, "nosmoke/during", {"passed"})
         stored = table.get_entity(during["PartitionKey"], during["RowKey"]).metadata["timestamp"]
         assert stored is not None
         assert stored.timestamp() >= back - 1, "stored before storage was back"

@@ -5,7 +5,6 @@ notification, Event Grid, the local Functions host running function_app, ACR Tas
 from __future__ import annotations
 
 import json
-import ssl
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.support.e2e import App, local_image, push
+from tests.support.faults import FAULTS, admin_client, fault, hits
 from tests.support.images import image_context
 from tests.support.stack import group_of
 
@@ -45,27 +45,21 @@ def test_a_failing_image_is_quarantined(app: App, hello_context: Path, tmp_path:
 def test_a_tag_repushed_before_verification_is_superseded(
     app: App, hello_context: Path, tmp_path: Path
 ) -> None:
-    context = ssl.create_default_context(cafile=app.devstack.endpoints["caBundle"])
-    admin = {"X-Devstack-Admin-Key": app.devstack.endpoints["identityHeader"]}
     # Hold the first verification's tag lookup until the second push has landed: a hold, not a latency
     # (a busy machine can take longer to push than any latency guessed here).
     rule = {"target": "dataplane", "kind": "hold", "method": "GET",
             "path": "/v2/e2e/moving/manifests/v1$", "count": 1}  # fmt: skip
     first = local_image(hello_context)
     second = local_image(image_context(tmp_path, hello_context, '["/bin/busybox", "true"]'))
-    with httpx.Client(base_url=app.devstack.arm, verify=context, headers=admin) as client:
-        held = client.post("/_devstack/faults", json=rule)
-        assert held.status_code == 201, held.text
+    with admin_client(app.devstack) as client:
+        held = fault(client, **rule)
         push(app, first, "e2e/moving:v1")
         deadline = time.monotonic() + 60
-        while not any(
-            r["id"] == held.json()["id"] and r["hits"]
-            for r in client.get("/_devstack/faults").json()["value"]
-        ):
+        while not hits(client, held):
             assert time.monotonic() < deadline, "the first verification never looked up its tag"
             time.sleep(0.1)
         push(app, second, "e2e/moving:v1")
-        assert client.delete(f"/_devstack/faults/{held.json()['id']}").status_code == 204
+        assert client.delete(f"{FAULTS}/{held['id']}").status_code == 204
     verdicts: list[Any] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and len(verdicts) < 2:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import ssl
 import threading
 import time
 import uuid
@@ -15,7 +14,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 from azure.mgmt.resource.resources import ResourceManagementClient
 
@@ -38,6 +36,7 @@ from shared.cleanup.planner import (
 from shared.cleanup.records import DELETED, FAILED, GONE, KEPT, NOT_REVIEWED, WOULD_DELETE
 from shared.errors import Conflict, InvalidInput, NotFound, Retryable
 from tests.support.cleanup import LOCATION, Env
+from tests.support.faults import FAULTS, admin_client, fault
 from tests.support.stack import Devstack, unique
 
 
@@ -258,16 +257,13 @@ def test_a_transient_delete_failure_is_recorded_then_retried(
     impatient = ResourceManagementClient(
         credential, devstack.subscription, retry_total=0, **devstack.arm_kwargs()
     )
-    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
-    admin = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
-    with httpx.Client(base_url=devstack.arm, verify=context, headers=admin) as faults:
-        rule = {"target": "arm", "kind": "error", "status": 503, "method": "DELETE", "path": f"/{name}$"}
-        assert faults.post("/_devstack/faults", json={**rule, "count": None}).status_code == 201
+    with admin_client(devstack) as faults:
+        fault(faults, target="arm", kind="error", status=503, method="DELETE", path=f"/{name}$", count=None)
         try:
             with pytest.raises(Retryable) as caught:
                 env.service(resources=lambda _: impatient).execute(confirm=True)
         finally:
-            faults.delete("/_devstack/faults")
+            faults.delete(FAULTS)
     run_id = caught.value.detail["runId"]  # type: ignore[index]
     stored = env.service().get_run(run_id)
     [outcome] = stored.outcomes

@@ -15,10 +15,9 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient
 
 from shared.tasks import docker_build_request, encoded_cmd_request
-from shared.verdicts import Verdict
 from tests.support.stack import MAX_SOURCE_BYTES, error_code, group_of, new_registry
 from tests.support.tasks import build, log_of, schedule, upload, wait_for_run, yaml_request
-from tests.support.verification import app_verifier, drain, pushed
+from tests.support.verification import app_verifier, pushed, smoke_run_verdict
 
 # How ACR Tasks reports a step the registry refused (the engine's exit status), and the refusals' texts.
 DENIED_RUN = "failed during container, err: exit status 125"
@@ -365,10 +364,7 @@ def test_the_apps_smoke_run_passes_on_an_abac_registry(
 ) -> None:
     digest = build(tasks_client, abac_registry, hello_context, "verify/abac:v1")
     with app_verifier(devstack, abac_registry) as verifier:
-        verdict = verifier.handle_event(pushed(abac_registry, "verify/abac", "v1", digest))
-        assert isinstance(verdict, Verdict)
-        assert verdict.status == "running"
-        verdict = drain(verifier, verdict)
+        verdict = smoke_run_verdict(verifier, pushed(abac_registry, "verify/abac", "v1", digest))
     assert verdict.status == "passed", verdict.checks
     assert "Hello from Dockmaster" in verdict.log_excerpt
 

@@ -17,17 +17,14 @@ from shared.verdicts import Verdict
 from shared.verification import Verifier
 from tests.support.images import image_context
 from tests.support.tasks import build
-from tests.support.verification import drain, pushed
+from tests.support.verification import pushed, smoke_run_verdict
 
 
 def test_a_good_image_passes_and_is_locked(
     verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path, data_client: Any
 ) -> None:
     digest = build(tasks_client, registry, hello_context, "verify/good:v1")
-    verdict = verifier.handle_event(pushed(registry, "verify/good", "v1", digest))
-    assert isinstance(verdict, Verdict)
-    assert verdict.status == "running"
-    verdict = drain(verifier, verdict)
+    verdict = smoke_run_verdict(verifier, pushed(registry, "verify/good", "v1", digest))
     assert verdict.status == "passed", verdict.checks
     assert "Hello from Dockmaster" in verdict.log_excerpt
     assert {c["name"] for c in verdict.checks} >= {"tag-resolves", "media-type", "env", "smoke-run"}
@@ -46,7 +43,7 @@ def test_a_failing_command_is_quarantined(
 ) -> None:
     context = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "echo broken; exit 1"]')
     digest = build(tasks_client, registry, context, "verify/bad:v1")
-    verdict = drain(verifier, verifier.handle_event(pushed(registry, "verify/bad", "v1", digest)))  # type: ignore[arg-type]
+    verdict = smoke_run_verdict(verifier, pushed(registry, "verify/bad", "v1", digest))
     assert verdict.status == "failed"
     smoke = next(c for c in verdict.checks if c["name"] == "smoke-run")
     assert smoke["reason"] == "exit status 1, expected 0"
@@ -103,7 +100,7 @@ def test_a_hanging_run_times_out(
 ) -> None:
     context = image_context(tmp_path, hello_context, '["/bin/busybox", "sleep", "300"]')
     digest = build(tasks_client, registry, context, "slow/app:v1")
-    verdict = drain(verifier, verifier.handle_event(pushed(registry, "slow/app", "v1", digest)))  # type: ignore[arg-type]
+    verdict = smoke_run_verdict(verifier, pushed(registry, "slow/app", "v1", digest))
     assert verdict.status == "failed"
     assert "timed out" in next(c["reason"] for c in verdict.checks if c["name"] == "smoke-run")
 

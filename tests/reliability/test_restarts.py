@@ -16,25 +16,19 @@ from shared import services
 from shared.errors import Retryable
 from tests.support.images import image_context
 from tests.support.paths import POLICY
-from tests.support.stack import group_of, new_registry, wire_app
+from tests.support.stack import WiredRegistry
 from tests.support.tasks import build
 from tests.support.verification import pushed, wait_for_verdict
 
 
 def test_host_killed_during_a_smoke_run_resumes_after_restart(
-    devstack: Any,
-    resource_client: Any,
-    acr_client: Any,
-    credential: Any,
-    tasks_client: Any,
-    hello_context: Path,
-    tmp_path: Path,
+    devstack: Any, wired_registry: WiredRegistry, tasks_client: Any, hello_context: Path, tmp_path: Path
 ) -> None:
-    registry = new_registry(resource_client, acr_client, "restart")
-    app = wire_app(devstack, credential, registry, POLICY)
-    name = app.name
-    table = TableClient.from_connection_string(devstack.endpoints["storageConnectionString"], app.table_name)
-    try:
+    with wired_registry("restart", POLICY) as (registry, app):
+        name = app.name
+        table = TableClient.from_connection_string(
+            devstack.endpoints["storageConnectionString"], app.table_name
+        )
         context = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "sleep 4; echo done"]')
         build(tasks_client, registry, context, "verify/slow:v1")  # the executor's push fires the event
         running = wait_for_verdict(table, "verify/slow", {"running"})
@@ -48,9 +42,6 @@ def test_host_killed_during_a_smoke_run_resumes_after_restart(
         assert "done" in final["LogExcerpt"]
         entities = list(table.query_entities("Repository eq 'verify/slow'"))
         assert len(entities) == 1, "one verdict, never two"
-    finally:
-        stack.stop_service(devstack.home, name)
-        resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
 
 
 def test_unreachable_storage_acknowledges_nothing(

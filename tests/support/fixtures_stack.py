@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from devstack import stack
 from tests.support.images import BUSYBOX
-from tests.support.stack import MAX_SOURCE_BYTES, Devstack, unique
+from tests.support.stack import MAX_SOURCE_BYTES, Devstack, WiredRegistry, app_on_new_registry, unique
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +114,11 @@ def hello_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
         'ENTRYPOINT ["/bin/busybox", "echo", "Hello from Dockmaster"]\n'
     )
     return context
+
+
+@pytest.fixture
+def wired_registry(
+    devstack: Devstack, resource_client: Any, acr_client: Any, credential: Any
+) -> WiredRegistry:
+    """`app_on_new_registry` on the session's stack: (prefix, policy, subscription=None, **app settings)."""
+    return functools.partial(app_on_new_registry, devstack, resource_client, acr_client, credential)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,7 @@ def app_on_new_registry(
     finally:
         stack.stop_service(devstack.home, app.name)
         resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
+
+
+# The `wired_registry` fixture: app_on_new_registry with the stack and its clients given.
+WiredRegistry = Callable[..., AbstractContextManager[tuple[Any, WiredApp]]]

@@ -18,15 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.stack import REPO_ROOT
 from shared.api.auth import OPERATE, PRINCIPAL_HEADER, READ
 from shared.api.params import verification_id
 from shared.tasks import pack_context
 from tests.support.api import Api, error_of, follow_log, local_host, principal, wait_for
+from tests.support.paths import POLICY
 from tests.support.raw_http import raw_http
 from tests.support.stack import Devstack
-
-POLICY = REPO_ROOT / "tests" / "data" / "policy.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from shared.tasks import docker_build_request, encoded_cmd_request, pack_context
-from tests.conftest import unique, wait_for_run
+from tests.support.stack import unique
+from tests.support.tasks import wait_for_run
 
 GROUP = "az204-acr-rg"
 

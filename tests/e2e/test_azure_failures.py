@@ -19,11 +19,10 @@ import httpx
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from tests.e2e.test_push_to_verdict import App, local_image, push
-from tests.e2e.test_push_to_verdict import app as app
-from tests.reliability.test_verification_faults import FAULTS
-from tests.reliability.test_verification_faults import admin as admin
-from tests.reliability.test_verification_faults import fault as add_fault
+from tests.support.e2e import App, local_image, push
+from tests.support.faults import FAULTS
+from tests.support.faults import fault as add_fault
+from tests.support.faults import hits as hits_of
 
 
 def fault(admin: httpx.Client, **rule: Any) -> dict[str, Any]:
@@ -37,7 +36,7 @@ def wait_hits(admin: httpx.Client, rule: dict[str, Any], at_least: int, timeout:
     shows that a redelivery or a follow-up came after the first one failed."""
     deadline = time.monotonic() + timeout
     while True:
-        hits = next(int(r["hits"]) for r in admin.get(FAULTS).json()["value"] if r["id"] == rule["id"])
+        hits = hits_of(admin, rule)
         if hits >= at_least:
             return hits
         if time.monotonic() > deadline:

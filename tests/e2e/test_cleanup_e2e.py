@@ -21,7 +21,7 @@ from devstack.stack import REPO_ROOT, free_port
 from shared import container
 from shared.cleanup import RUNS_TABLE
 from shared.cleanup.planner import iso
-from tests.conftest import Devstack
+from tests.support.stack import Devstack
 
 
 @pytest.fixture

@@ -5,124 +5,17 @@ notification, Event Grid, the local Functions host running function_app, ACR Tas
 from __future__ import annotations
 
 import json
-import shutil
-import ssl
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient
 
-from devstack import stack
-from tests.conftest import group_of, new_registry, wire_app
-
-POLICY = Path(__file__).parent.parent / "data" / "policy.yaml"
-RUNC = "/usr/sbin/runc"
-
-
-@dataclass
-class App:
-    registry: Any
-    base_url: str
-    webhook: str
-    table: TableClient
-    podman: Any
-    devstack: Any
-    settings: dict[str, str]
-
-    def verdict(self, repository: str, tag: str, timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                query = f"Repository eq '{repository}' and Tag eq '{tag}'"
-                for entity in self.table.query_entities(query):
-                    # Final, and its lock or quarantine applied (recorded right after the status).
-                    if (
-                        entity["Status"] in ("passed", "failed", "superseded")
-                        and entity["PendingActions"] == "[]"
-                    ):
-                        return dict(entity)
-            except ResourceNotFoundError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"no final verdict for {repository}:{tag} within {timeout}s")
-
-
-@pytest.fixture(scope="module")
-def app(
-    devstack: Any,
-    resource_client: Any,
-    acr_client: Any,
-    credential: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[App]:
-    registry = new_registry(resource_client, acr_client, "e2e", adminUserEnabled=True)
-    group = group_of(registry.id)
-    wired = wire_app(devstack, credential, registry, POLICY)
-
-    home = tmp_path_factory.mktemp("podman-e2e")
-    (home / "certs").mkdir()
-    shutil.copy(devstack.endpoints["caBundle"], home / "certs" / "ca.crt")
-    auth = ["--cert-dir", str(home / "certs"), "--authfile", str(home / "auth.json")]
-    credentials = acr_client.registries.list_credentials(group, registry.name)
-    login = subprocess.run(
-        ["podman", "login", *auth, "-u", credentials.username, "--password-stdin", registry.login_server],
-        input=credentials.passwords[0].value,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert login.returncode == 0, login.stderr
-
-    def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        verb = 2 if args[:2] == ("manifest", "push") else 1
-        command = ["podman", "--runtime", RUNC, *args[:verb]]
-        if args[:verb] in (("push",), ("pull",), ("manifest", "push")):
-            command += auth
-        result = subprocess.run(
-            [*command, *args[verb:]], capture_output=True, text=True, timeout=120, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{command} failed: {result.stderr}")
-        return result
-
-    table = TableClient.from_connection_string(
-        devstack.endpoints["storageConnectionString"], wired.table_name
-    )
-    yield App(registry, wired.url, wired.webhook, table, podman, devstack, wired.settings)
-    stack.stop_service(devstack.home, wired.name)
-    resource_client.resource_groups.begin_delete(group, polling=False)
-
-
-def local_image(context: Path) -> str:
-    name = f"localhost/dockmaster-e2e/{uuid.uuid4().hex[:8]}:latest"
-    subprocess.run(["buildah", "bud", "-q", "-t", name, str(context)], check=True, capture_output=True)
-    return name
-
-
-def context_with(tmp_path: Path, hello_context: Path, entrypoint: str) -> Path:
-    context = tmp_path / uuid.uuid4().hex
-    context.mkdir()
-    shutil.copy(hello_context / "busybox", context / "busybox")
-    (context / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT {entrypoint}\n")
-    return context
-
-
-def push(app: App, source: str, reference: str) -> str:
-    target = f"{app.registry.login_server}/{reference}"
-    app.podman("tag", source, target)
-    try:
-        app.podman("push", target)
-    finally:
-        app.podman("rmi", target, check=False)
-    return reference.rpartition(":")[0]
+from tests.support.e2e import App, local_image, push
+from tests.support.faults import FAULTS, admin_client, fault, hits
+from tests.support.images import image_context
+from tests.support.stack import group_of
 
 
 def test_a_pushed_image_passes_with_its_smoke_run_log(app: App, hello_context: Path) -> None:
@@ -137,7 +30,7 @@ def test_a_pushed_image_passes_with_its_smoke_run_log(app: App, hello_context: P
 
 
 def test_a_failing_image_is_quarantined(app: App, hello_context: Path, tmp_path: Path) -> None:
-    failing = local_image(context_with(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "exit 1"]'))
+    failing = local_image(image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "exit 1"]'))
     push(app, failing, "e2e/broken:v1")
     verdict = app.verdict("e2e/broken", "v1")
     assert verdict["Status"] == "failed"
@@ -152,27 +45,21 @@ def test_a_failing_image_is_quarantined(app: App, hello_context: Path, tmp_path:
 def test_a_tag_repushed_before_verification_is_superseded(
     app: App, hello_context: Path, tmp_path: Path
 ) -> None:
-    context = ssl.create_default_context(cafile=app.devstack.endpoints["caBundle"])
-    admin = {"X-Devstack-Admin-Key": app.devstack.endpoints["identityHeader"]}
     # Hold the first verification's tag lookup until the second push has landed: a hold, not a latency
     # (a busy machine can take longer to push than any latency guessed here).
     rule = {"target": "dataplane", "kind": "hold", "method": "GET",
             "path": "/v2/e2e/moving/manifests/v1$", "count": 1}  # fmt: skip
     first = local_image(hello_context)
-    second = local_image(context_with(tmp_path, hello_context, '["/bin/busybox", "true"]'))
-    with httpx.Client(base_url=app.devstack.arm, verify=context, headers=admin) as client:
-        held = client.post("/_devstack/faults", json=rule)
-        assert held.status_code == 201, held.text
+    second = local_image(image_context(tmp_path, hello_context, '["/bin/busybox", "true"]'))
+    with admin_client(app.devstack) as client:
+        held = fault(client, **rule)
         push(app, first, "e2e/moving:v1")
         deadline = time.monotonic() + 60
-        while not any(
-            r["id"] == held.json()["id"] and r["hits"]
-            for r in client.get("/_devstack/faults").json()["value"]
-        ):
+        while not hits(client, held):
             assert time.monotonic() < deadline, "the first verification never looked up its tag"
             time.sleep(0.1)
         push(app, second, "e2e/moving:v1")
-        assert client.delete(f"/_devstack/faults/{held.json()['id']}").status_code == 204
+        assert client.delete(f"{FAULTS}/{held['id']}").status_code == 204
     verdicts: list[Any] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and len(verdicts) < 2:

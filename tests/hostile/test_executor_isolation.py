@@ -17,9 +17,9 @@ import pytest
 from azure.storage.blob import BlobClient
 
 from shared.tasks import docker_build_request, pack_context
-from tests.conftest import Devstack, group_of, wait_for_run
-from tests.hostile.conftest import Target
-from tests.integration.test_tasks import log_of, schedule, yaml_request
+from tests.support.hostile import Target
+from tests.support.stack import Devstack, group_of
+from tests.support.tasks import log_of, schedule, wait_for_run, yaml_request
 
 ECHO = "hostile/echo:v1"  # the package's echo_image fixture: busybox, built and pushed by a run
 FAILED_BUILD = "failed during build, err: exit status 125"

@@ -21,10 +21,11 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 
 from shared.api.auth import OPERATE, READ
-from tests.conftest import group_of, unique
-from tests.hostile.conftest import Target, assert_refused, error_shape, requests_seen
-from tests.integration.test_api import follow_log, wait_for
-from tests.integration.test_verification import build
+from tests.support.api import follow_log, wait_for
+from tests.support.faults import requests_seen
+from tests.support.hostile import Target, assert_refused, error_shape
+from tests.support.stack import group_of, unique
+from tests.support.tasks import build
 
 # What an injected command would create on this machine (the executor's host); unique per session.
 MARKER = f"/tmp/dockmaster-hostile-{uuid.uuid4().hex[:12]}"

@@ -16,7 +16,7 @@ import httpx
 
 from shared.api.auth import OPERATE, READ
 from shared.api.limits import MAX_JSON_BYTES
-from tests.hostile.conftest import Target, assert_refused, error_shape
+from tests.support.hostile import Target, assert_refused, error_shape
 
 DEEP = 100_000
 

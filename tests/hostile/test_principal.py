@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from shared.api.auth import MAX_PRINCIPAL_BYTES, OPERATE, PRINCIPAL_HEADER, READ
-from tests.conftest import Devstack
-from tests.hostile.conftest import Target, app_settings, error_shape
-from tests.integration.test_api import Api, local_host, principal
+from tests.support.api import Api, local_host, principal
+from tests.support.hostile import Target, app_settings, error_shape
+from tests.support.stack import Devstack
 
 
 def encode(document: Any) -> str:

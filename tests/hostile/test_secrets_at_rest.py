@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from devstack.redact import RedactSecrets, redact
-from tests.conftest import Devstack, group_of
-from tests.hostile.conftest import Target
+from tests.support.hostile import Target
+from tests.support.stack import Devstack, group_of
 
 # What devstack writes itself; each holds a secret or says where one is.
 PRIVATE_FILES = (

@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from shared.api.auth import OPERATE, PRINCIPAL_HEADER, READ
-from tests.hostile.conftest import Target, assert_refused, error_shape, raw_request, requests_seen
-from tests.integration.test_api import principal
+from tests.support.api import principal
+from tests.support.faults import requests_seen
+from tests.support.hostile import Target, assert_refused, error_shape
+from tests.support.raw_http import raw_request
 
 SHA = "sha256:" + "ab" * 32
 

@@ -15,7 +15,7 @@ import json
 import uuid
 from typing import Any
 
-from tests.hostile.conftest import Target, Trap
+from tests.support.hostile import Target, Trap
 
 VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 

@@ -12,9 +12,7 @@ import io
 import json
 import tarfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,25 +21,16 @@ from azure.containerregistry import ContainerRegistryClient
 from shared import services
 from shared.verdicts import MAX_EVENTS, MAX_PROPERTY_BYTES, Verdict
 from shared.verification import Request, Verifier
-from tests.integration.test_verification import app_verifier, drain, pushed
+from tests.support.images import BUSYBOX
+from tests.support.verification import drain, pushed
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-BUSYBOX = Path("/bin/busybox")
+
+
 AMD64 = {"os": "linux", "architecture": "amd64"}
-
-
-@pytest.fixture(scope="module")
-def verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
-    with app_verifier(devstack, registry) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def data(registry: Any, credential: Any, devstack: Any) -> ContainerRegistryClient:
-    return ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
 
 
 def layer(files: dict[str, bytes]) -> bytes:
@@ -143,8 +132,8 @@ class Images:
 
 
 @pytest.fixture(scope="module")
-def images(data: ContainerRegistryClient) -> Images:
-    return Images(data)
+def images(data_client: ContainerRegistryClient) -> Images:
+    return Images(data_client)
 
 
 def repo(name: str) -> str:
@@ -165,7 +154,7 @@ def reasons(verdict: Verdict) -> dict[str, str]:
 
 
 def test_an_index_wrapping_a_root_image_fails_like_the_image(
-    verifier: Verifier, registry: Any, images: Images, data: ContainerRegistryClient
+    verifier: Verifier, registry: Any, images: Images, data_client: ContainerRegistryClient
 ) -> None:
     name = repo("index")
     root = images.image(name, "plain", user=None)
@@ -175,8 +164,8 @@ def test_an_index_wrapping_a_root_image_fails_like_the_image(
     assert "linux/amd64" in reasons(verdict)["user"]
     assert "runs as root" in reasons(verdict)["user"]
     assert verdict.images == {root.digest: "failed"}
-    assert data.get_manifest_properties(name, wrapped.digest).can_read is False
-    assert data.get_manifest_properties(name, root.digest).can_read is False
+    assert data_client.get_manifest_properties(name, wrapped.digest).can_read is False
+    assert data_client.get_manifest_properties(name, root.digest).can_read is False
     # Its own tag's event comes after the quarantine: an image no client can pull fails, never stalls.
     plain = verify(verifier, registry, root, "plain")
     assert "quarantined" in reasons(plain)["image"]
@@ -188,7 +177,7 @@ def test_an_index_wrapping_a_root_image_fails_like_the_image(
 
 
 def test_an_index_runs_its_runner_image_and_fails_on_any_image(
-    verifier: Verifier, registry: Any, images: Images, data: ContainerRegistryClient
+    verifier: Verifier, registry: Any, images: Images, data_client: ContainerRegistryClient
 ) -> None:
     name = repo("multi")
     good = images.image(name, "amd64")
@@ -198,7 +187,9 @@ def test_an_index_runs_its_runner_image_and_fails_on_any_image(
     assert verdict.status == "passed", verdict.checks
     assert verdict.run_digest == good.digest, "the smoke run runs the linux/amd64 image, not the index"
     assert "hello" in verdict.log_excerpt
-    assert data.get_manifest_properties(name, good.digest).can_delete is False, "the index's image is locked"
+    assert data_client.get_manifest_properties(name, good.digest).can_delete is False, (
+        "the index's image is locked"
+    )
     mixed = images.index(
         name, "v2", [good.descriptor(**AMD64), root.descriptor(os="linux", architecture="arm64")]
     )
@@ -208,8 +199,8 @@ def test_an_index_runs_its_runner_image_and_fails_on_any_image(
     assert "uid 0" in reasons(verdict)["user"]
     assert verdict.images == {good.digest: "passed", root.digest: "failed"}
     # The image that passed may be another index's too: only the failing one is quarantined.
-    assert data.get_manifest_properties(name, root.digest).can_read is False
-    assert data.get_manifest_properties(name, good.digest).can_read is True
+    assert data_client.get_manifest_properties(name, root.digest).can_read is False
+    assert data_client.get_manifest_properties(name, good.digest).can_read is True
 
 
 # 2. Root is uid 0, whatever `User` calls it --------------------------------------------------------------
@@ -258,7 +249,7 @@ def test_a_named_user_that_is_not_root_passes(verifier: Verifier, registry: Any,
 
 
 def test_each_tag_is_judged_on_the_tag_rules(
-    verifier: Verifier, registry: Any, images: Images, data: ContainerRegistryClient
+    verifier: Verifier, registry: Any, images: Images, data_client: ContainerRegistryClient
 ) -> None:
     name = repo("tags")
     image = images.image(name, "v1")
@@ -284,8 +275,8 @@ def test_each_tag_is_judged_on_the_tag_rules(
     assert isinstance(again, Verdict)
     assert (again.tag_results, client.requests) == (verdict.tag_results, before)
     assert verdict.tag_results["v2"]["action"] == "locked tag v2"
-    assert data.get_tag_properties(name, "latest").can_read is False
-    assert data.get_tag_properties(name, "v1").can_read is True
+    assert data_client.get_tag_properties(name, "latest").can_read is False
+    assert data_client.get_tag_properties(name, "v1").can_read is True
     listing = {t.tag["name"]: t for t in services.tags(registry.name, name, 100).tags}
     assert {t: info.status for t, info in listing.items()} == {
         "v1": "passed",
@@ -300,7 +291,7 @@ def test_each_tag_is_judged_on_the_tag_rules(
 
 
 def test_a_superseded_digest_tagged_again_is_checked(
-    verifier: Verifier, registry: Any, images: Images, data: ContainerRegistryClient
+    verifier: Verifier, registry: Any, images: Images, data_client: ContainerRegistryClient
 ) -> None:
     name = repo("superseded")
     bad = images.image(name, "v1", user="0")
@@ -313,7 +304,7 @@ def test_a_superseded_digest_tagged_again_is_checked(
     assert verdict.status == "failed"
     assert verdict.tag == "v2"
     assert "runs as root" in reasons(verdict)["user"]
-    assert data.get_manifest_properties(name, bad.digest).can_read is False
+    assert data_client.get_manifest_properties(name, bad.digest).can_read is False
 
 
 # 5. A malformed image is a failed verdict, never a pending one ---------------------------------------------
@@ -344,7 +335,7 @@ def test_a_crafted_config_fails_the_verdict(
     verifier: Verifier,
     registry: Any,
     images: Images,
-    data: ContainerRegistryClient,
+    data_client: ContainerRegistryClient,
     config: bytes,
     short_by: int,
     expected: str,
@@ -357,7 +348,7 @@ def test_a_crafted_config_fails_the_verdict(
     assert verdict.status == "failed"
     assert expected in reasons(verdict)["image"]
     assert verdict.pending_actions == []
-    assert data.get_manifest_properties(name, image.digest).can_read is False
+    assert data_client.get_manifest_properties(name, image.digest).can_read is False
     again = verifier.handle_event(event)  # a redelivery finds it final
     assert isinstance(again, Verdict)
     assert (again.status, again.completed_at) == ("failed", verdict.completed_at)
@@ -398,7 +389,7 @@ def test_a_verdict_stays_within_table_limits(verifier: Verifier, registry: Any, 
 
 
 def test_a_tag_moved_during_the_smoke_run_is_not_locked(
-    verifier: Verifier, registry: Any, images: Images, data: ContainerRegistryClient
+    verifier: Verifier, registry: Any, images: Images, data_client: ContainerRegistryClient
 ) -> None:
     name = repo("lock")
     good = images.image(name, "v1")
@@ -411,6 +402,6 @@ def test_a_tag_moved_during_the_smoke_run_is_not_locked(
     verdict = drain(verifier, running)
     assert verdict.status == "passed"
     assert verdict.actions == [f"locked {good.digest}; tag v1 not locked: it points to {bad.digest} now"]
-    assert data.get_manifest_properties(name, good.digest).can_write is False
-    tag = data.get_tag_properties(name, "v1")
+    assert data_client.get_manifest_properties(name, good.digest).can_write is False
+    tag = data_client.get_tag_properties(name, "v1")
     assert (tag.digest, tag.can_write) == (bad.digest, True), "a fixed v1 can still be pushed"

@@ -9,113 +9,22 @@ Queue storage on Azurite, and the host's queue trigger finishes verifications as
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devstack.stack import REPO_ROOT, free_port
 from shared.api.auth import OPERATE, PRINCIPAL_HEADER, READ
 from shared.api.params import verification_id
-from shared.api.routes import COMPLETE, FOLLOW_SECONDS, NEXT_OFFSET
 from shared.tasks import pack_context
-from tests.conftest import Devstack
-
-POLICY = REPO_ROOT / "tests" / "data" / "policy.yaml"
-HOST_JSON = {
-    "version": "2.0",
-    "functionTimeout": "00:05:00",
-    "extensions": {
-        "http": {"routePrefix": "api"},
-        "queues": {"batchSize": 8, "maxDequeueCount": 5, "visibilityTimeout": "00:00:01"},
-    },
-}
-
-
-def principal(*roles: str) -> str:
-    claims = [{"typ": "name", "val": "api-test"}, *({"typ": "roles", "val": role} for role in roles)]
-    document = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
-    return base64.b64encode(json.dumps(document).encode()).decode()
-
-
-@dataclass
-class Api:
-    url: str
-    key: str
-    registry: str  # the configured name
-    login_server: str
-    log_path: Path
-
-    def client(self, *roles: str, key: bool = True) -> httpx.Client:
-        headers = {PRINCIPAL_HEADER: principal(*roles)} if roles else {}
-        if key:
-            headers["x-functions-key"] = self.key
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
-@contextlib.contextmanager
-def local_host(devstack: Devstack, tmp: Path, settings: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
-    """function_app on devstack's local Functions host with these app settings: (url, function key, log)."""
-    values = {
-        "FUNCTIONS_WORKER_RUNTIME": "python",
-        "AzureWebJobsStorage": str(devstack.endpoints["storageConnectionString"]),
-        "AZURE_SUBSCRIPTION_ID": devstack.subscription,
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
-        **settings,
-    }
-    (tmp / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
-    (tmp / "host.json").write_text(json.dumps(HOST_JSON))
-    # The identity endpoint and CA bundle come from the devstack fixture's environment; the app's own
-    # settings only from local.settings.json (the environment would win over it, as with Core Tools).
-    env = {name: value for name, value in os.environ.items() if name not in values}
-    port = free_port()
-    log_path = tmp / "host.log"
-    with open(log_path, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "devstack.host", "--app", "function_app", "--port", str(port),
-                "--settings", str(tmp / "local.settings.json"), "--host-json", str(tmp / "host.json"),
-                "--state-dir", str(tmp / "state"), "--script-root", str(REPO_ROOT),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, f"the host did not start:\n{log_path.read_text()}"
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        keys = json.loads((tmp / "state" / "keys.json").read_text())
-        yield url, keys["functionKeys"]["default"], log_path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from tests.support.api import Api, error_of, follow_log, local_host, principal, wait_for
+from tests.support.paths import POLICY
+from tests.support.raw_http import raw_http
+from tests.support.stack import Devstack
 
 
 @pytest.fixture(scope="module")
@@ -134,43 +43,6 @@ def api(devstack: Devstack, registry: Any, tmp_path_factory: pytest.TempPathFact
     }
     with local_host(devstack, tmp_path_factory.mktemp("api-host"), settings) as (url, key, log_path):
         yield Api(url, key, registry.name, registry.login_server, log_path)
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return str(error["message"])
-
-
-def follow_log(client: httpx.Client, url: str) -> str:
-    """A run's whole log, read as the API documents it: long polls from the next offset until complete.
-    Each answer comes within FOLLOW_SECONDS, with the bytes since the offset and where to read on."""
-    data, offset, reads = b"", 0, 0
-    while True:
-        answer = client.get(url, params={"follow": "true", "offset": offset}, timeout=FOLLOW_SECONDS + 30)
-        assert answer.status_code == 200, answer.text
-        data += answer.content
-        assert int(answer.headers[NEXT_OFFSET]) == offset + len(answer.content)
-        offset = int(answer.headers[NEXT_OFFSET])
-        if answer.headers[COMPLETE] == "true":
-            assert "link" not in answer.headers
-            return data.decode()
-        assert f"offset={offset}" in answer.headers["link"]
-        reads += 1
-        assert reads < 50, f"the log of {url} is still not complete after {reads} reads"
-
-
-def wait_for(client: httpx.Client, location: str, done: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = client.get(location)
-        assert answer.status_code == 200, answer.text
-        body: dict[str, Any] = answer.json()
-        if body[done]:
-            return body
-        assert time.monotonic() < deadline, f"{location} still {body.get('status')}"
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -512,7 +384,6 @@ def test_the_anonymous_health_route_reaches_nothing_else(api: Api) -> None:
     """Issue 14 (9): a Host header carrying a path made the URL the health function gets name another
     endpoint, served without a key. The host refuses such a header (as Kestrel does), and the function
     serves /api/health whatever URL it is given (tests/unit/test_api_app.py shows that half alone)."""
-    from tests.integration.test_host import raw_http
 
     port = api.url.rsplit(":", 1)[1]
     for host in (f"127.0.0.1:{port}/api/registries?x=", f"127.0.0.1:{port}/api/openapi.json#"):

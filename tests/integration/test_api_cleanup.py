@@ -19,9 +19,9 @@ import pytest
 
 from shared.api.auth import OPERATE, READ
 from shared.cleanup.planner import iso
-from tests.conftest import Devstack
-from tests.integration.test_api import Api, error_of, local_host
-from tests.integration.test_cleanup import MARK, Env
+from tests.support.api import Api, error_of, local_host
+from tests.support.cleanup import MARK, Env
+from tests.support.stack import Devstack
 
 MAX_EXTENSION_HOURS = 48
 

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from tests.conftest import Devstack
-from tests.integration.test_api import POLICY, local_host
+from tests.support.api import local_host
+from tests.support.paths import POLICY
+from tests.support.stack import Devstack
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 

@@ -20,7 +20,8 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from tests.conftest import group_of, unique
+from tests.support.faults import FAULTS, admin_client, fault, hits
+from tests.support.stack import group_of, unique
 
 RUNC = "/usr/sbin/runc"
 
@@ -125,22 +126,18 @@ def test_podman_pulls_every_blob_through_the_storage_link(
     target = f"{admin_registry.login_server}/pulled/app:v1"
     assert push(podman, local_image, target).returncode == 0
     manifest = data_client.get_manifest("pulled/app", "v1").manifest
-    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
-    admin = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
     on_link_host = f"^/{admin_registry.name.lower()}/pulled/app/blobs/sha256:"  # paths there, not /v2/
     watch = {"target": "dataplane", "kind": "latency", "delay_ms": 0, "method": "GET", "path": on_link_host}
-    with httpx.Client(base_url=devstack.arm, verify=context, headers=admin) as client:
-        rule = client.post("/_devstack/faults", json={**watch, "count": None}).json()
+    with admin_client(devstack) as client:
+        rule = fault(client, **watch, count=None)
         try:
             with tempfile.TemporaryDirectory(prefix="pull-") as store:  # podman: a runroot under 50 chars
                 pulled = podman("pull", target, store=Path(store), check=False)
         finally:
-            hits = next(
-                r["hits"] for r in client.get("/_devstack/faults").json()["value"] if r["id"] == rule["id"]
-            )
-            assert client.delete(f"/_devstack/faults/{rule['id']}").status_code == 204
+            from_link_host = hits(client, rule)
+            assert client.delete(f"{FAULTS}/{rule['id']}").status_code == 204
     assert pulled.returncode == 0, pulled.stderr
-    assert hits == len(manifest["layers"]) + 1, "the config and each layer, from the link host"
+    assert from_link_host == len(manifest["layers"]) + 1, "the config and each layer, from the link host"
 
 
 def test_sdk_lists_pages_and_reads_properties(

@@ -30,10 +30,10 @@ from azure.core.credentials import AzureKeyCredential, AzureSasCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient, generate_sas
-from azure.storage.blob import BlobServiceClient
 
 from devstack import stack
-from tests.conftest import Devstack, error_code, unique
+from tests.support.eventgrid import dead_letter_to, dead_letters
+from tests.support.stack import Devstack, error_code, unique
 
 LOCATION = "westeurope"
 ACR_TYPE = "Microsoft.ContainerRegistry.Registries"
@@ -324,6 +324,29 @@ def delete_manifest(devstack: Devstack, registry: Any, repository: str, digest: 
         assert response.status == 202
 
 
+@dataclass
+class RegistryEvents:
+    """The module's registry behind its system topic: each push and delete here raises an event there."""
+
+    devstack: Devstack
+    registry: Any
+    image: str
+    tmp_path: Path
+
+    def push(self, repository: str, tag: str) -> str:
+        return push(self.devstack, self.registry, self.image, repository, tag, self.tmp_path)
+
+    def delete(self, repository: str, digest: str) -> None:
+        delete_manifest(self.devstack, self.registry, repository, digest)
+
+
+@pytest.fixture
+def registry_events(
+    devstack: Devstack, acr: Any, system_topic: Any, local_image: str, tmp_path: Path
+) -> RegistryEvents:
+    return RegistryEvents(devstack, acr, local_image, tmp_path)
+
+
 def subjects(events: list[dict[str, Any]]) -> list[str]:
     return [str(e.get("subject")) for e in events]
 
@@ -448,19 +471,16 @@ def test_manual_validation_through_the_validation_url(
 
 # Registry events -----------------------------------------------------------------------------------------
 def test_a_push_is_one_image_pushed_event(
-    devstack: Devstack,
     eventgrid_client: Any,
     eg_group: str,
     acr: Any,
-    system_topic: Any,
-    local_image: str,
+    registry_events: RegistryEvents,
     receivers: Callable[..., Receiver],
-    tmp_path: Path,
 ) -> None:
     receiver = receivers()
     subscription = subscribe_system(eventgrid_client, eg_group, receiver)
     repository = unique("push-")
-    digest = push(devstack, acr, local_image, repository, "v1", tmp_path)
+    digest = registry_events.push(repository, "v1")
     events = receiver.wait_for(lambda got: f"{repository}:v1" in subjects(got))
     time.sleep(1)  # the layer and config blob pushes must not add events
     mine = [e for e in receiver.events() if str(e["subject"]).startswith(repository)]
@@ -494,21 +514,18 @@ def test_a_push_is_one_image_pushed_event(
 
 
 def test_a_manifest_delete_is_image_deleted(
-    devstack: Devstack,
     eventgrid_client: Any,
     eg_group: str,
     acr: Any,
-    system_topic: Any,
-    local_image: str,
+    registry_events: RegistryEvents,
     receivers: Callable[..., Receiver],
-    tmp_path: Path,
 ) -> None:
     receiver = receivers()
     subscribe_system(eventgrid_client, eg_group, receiver)
     repository = unique("gone-")
-    digest = push(devstack, acr, local_image, repository, "v1", tmp_path)
+    digest = registry_events.push(repository, "v1")
     receiver.wait_for(lambda got: f"{repository}:v1" in subjects(got))
-    delete_manifest(devstack, acr, repository, digest)
+    registry_events.delete(repository, digest)
     events = receiver.wait_for(lambda got: any(e["eventType"] == DELETED for e in got))
     [deleted] = [e for e in events if e["eventType"] == DELETED]
     assert deleted["subject"] == repository
@@ -524,14 +541,7 @@ def test_a_manifest_delete_is_image_deleted(
 
 
 def test_filters_on_registry_events(
-    devstack: Devstack,
-    eventgrid_client: Any,
-    eg_group: str,
-    acr: Any,
-    system_topic: Any,
-    local_image: str,
-    receivers: Callable[..., Receiver],
-    tmp_path: Path,
+    eventgrid_client: Any, eg_group: str, registry_events: RegistryEvents, receivers: Callable[..., Receiver]
 ) -> None:
     prefix = unique("filt-")
     deletes_only = receivers()
@@ -548,11 +558,11 @@ def test_filters_on_registry_events(
         tagged_v2,
         filter={"subject_begins_with": prefix, "subject_ends_with": ":V2"},  # case-insensitive
     )
-    kept = push(devstack, acr, local_image, f"{prefix}/keep", "v1", tmp_path)
-    push(devstack, acr, local_image, f"{prefix}/keep", "v2", tmp_path)
-    other = push(devstack, acr, local_image, f"{prefix}/other", "v1", tmp_path)
-    delete_manifest(devstack, acr, f"{prefix}/other", other)
-    delete_manifest(devstack, acr, f"{prefix}/keep", kept)
+    kept = registry_events.push(f"{prefix}/keep", "v1")
+    registry_events.push(f"{prefix}/keep", "v2")
+    other = registry_events.push(f"{prefix}/other", "v1")
+    registry_events.delete(f"{prefix}/other", other)
+    registry_events.delete(f"{prefix}/keep", kept)
     got = deletes_only.wait_for(lambda events: len(events) >= 1)
     v2 = tagged_v2.wait_for(lambda events: len(events) >= 1)
     time.sleep(1.5)
@@ -563,14 +573,11 @@ def test_filters_on_registry_events(
 
 
 def test_cloudevents_delivery_uses_the_options_check(
-    devstack: Devstack,
     eventgrid_client: Any,
     eg_group: str,
     acr: Any,
-    system_topic: Any,
-    local_image: str,
+    registry_events: RegistryEvents,
     receivers: Callable[..., Receiver],
-    tmp_path: Path,
 ) -> None:
     receiver = receivers()
     created = subscribe_system(
@@ -581,7 +588,7 @@ def test_cloudevents_delivery_uses_the_options_check(
     assert check.method == "OPTIONS"
     assert check.headers["webhook-request-origin"] == "eventgrid.azure.net"
     repository = unique("ce-")
-    digest = push(devstack, acr, local_image, repository, "v1", tmp_path)
+    digest = registry_events.push(repository, "v1")
     receiver.wait_for(lambda got: f"{repository}:v1" in subjects(got))
     [notification] = [n for n in receiver.notifications() if n.body.get("subject") == f"{repository}:v1"]
     assert notification.headers["content-type"].startswith("application/cloudevents+json")
@@ -627,27 +634,6 @@ def test_a_failing_subscriber_gets_the_event_on_a_later_attempt(
     assert {n.body[0]["id"] for n in deliveries} == {event_id}
     time.sleep(1)
     assert len(receiver.notifications()) == 4
-
-
-def dead_letters(devstack: Devstack, container: str, timeout: float = 20) -> list[tuple[str, Any]]:
-    service = BlobServiceClient.from_connection_string(str(devstack.endpoints["storageConnectionString"]))
-    deadline = time.monotonic() + timeout
-    client = service.get_container_client(container)
-    while time.monotonic() < deadline:
-        if client.exists():
-            blobs = list(client.list_blobs())
-            if blobs:
-                return [(b.name, json.loads(client.download_blob(b.name).readall())) for b in blobs]
-        time.sleep(0.1)
-    raise AssertionError(f"nothing dead-lettered to {container} in {timeout}s")
-
-
-def dead_letter_to(container: str) -> dict[str, Any]:
-    account = (
-        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/any"
-        "/providers/Microsoft.Storage/storageAccounts/deadletters"
-    )
-    return {"endpoint_type": "StorageBlob", "resource_id": account, "blob_container_name": container}
 
 
 def test_a_subscriber_that_always_fails_is_dead_lettered(

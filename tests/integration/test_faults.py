@@ -12,19 +12,15 @@ import httpx
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-FAULTS = "/_devstack/faults"
+from tests.support.faults import FAULTS, admin_client, fault
 
 
 @pytest.fixture
 def faults(devstack: Any) -> Iterator[Any]:
-    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
-    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
-    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as client:
+    with admin_client(devstack) as client:
 
         def add(**rule: Any) -> dict[str, Any]:
-            response = client.post(FAULTS, json=rule)
-            assert response.status_code == 201, response.text
-            return dict(response.json())
+            return fault(client, **rule)
 
         add.client = client  # type: ignore[attr-defined]
         yield add

@@ -31,7 +31,8 @@ from azure.storage.queue import QueueClient
 
 from devstack.host import Host, HostError
 from devstack.stack import REPO_ROOT, free_port
-from tests.conftest import Devstack
+from tests.support.raw_http import raw_http
+from tests.support.stack import Devstack
 
 HOSTAPPS = REPO_ROOT / "tests" / "hostapps"
 WEBHOOK = "/runtime/webhooks/eventgrid"
@@ -226,20 +227,6 @@ def test_a_chunked_request_body_does_not_reach_the_function(basic: RunningHost) 
     posted = httpx.post(basic.url + "/api/items/42", content=chunks())
     assert posted.request.headers["transfer-encoding"] == "chunked"
     assert posted.json()["body"] == ""
-
-
-def raw_http(url: str, request: bytes) -> tuple[int, bytes]:
-    """One request as bytes on a socket (clients refuse to send malformed headers): (status, whole reply)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    where = urlsplit(url)
-    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
-        sock.sendall(request)
-        reply = b""
-        while chunk := sock.recv(65536):  # every request here says Connection: close
-            reply += chunk
-    return int(reply.split(b" ", 2)[1]), reply
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from tests.conftest import error_code, unique
+from tests.support.stack import error_code, unique
 
 
 def test_create_is_an_lro_with_a_login_server(acr_client: Any, group: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
-from tests.conftest import error_code, unique
+from tests.support.stack import error_code, unique
 
 
 def raw(client: Any, devstack: Any, method: str, path: str, **kwargs: Any) -> Any:

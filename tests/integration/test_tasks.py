@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import subprocess
 import tarfile
@@ -15,35 +14,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient
 
-from shared.tasks import docker_build_request, encoded_cmd_request, pack_context
-from shared.verdicts import Verdict
-from tests.conftest import error_code, group_of, new_registry, wait_for_run
-
-
-def schedule(tasks_client: Any, registry: Any, body: dict[str, Any]) -> Any:
-    return tasks_client.registries.schedule_run(group_of(registry.id), registry.name, body)
-
-
-def log_of(tasks_client: Any, registry: Any, run_id: str) -> tuple[str, dict[str, str]]:
-    link = tasks_client.runs.get_log_sas_url(group_of(registry.id), registry.name, run_id).log_link
-    blob = BlobClient.from_blob_url(link)
-    return blob.download_blob().readall().decode(), blob.get_blob_properties().metadata
-
-
-def upload(tasks_client: Any, registry: Any, context: Path) -> str:
-    target = tasks_client.registries.get_build_source_upload_url(group_of(registry.id), registry.name)
-    BlobClient.from_blob_url(target.upload_url).upload_blob(pack_context(context))
-    return str(target.relative_path)
-
-
-def build_into(tasks_client: Any, registry: Any, context: Path, image: str) -> str:
-    """`image` built and pushed by the build the app asks for (it logs in as the caller); its digest."""
-    source = upload(tasks_client, registry, context)
-    run = schedule(tasks_client, registry, docker_build_request(source, [image]))
-    finished = wait_for_run(tasks_client, registry, run.run_id)
-    assert finished.status == "Succeeded", log_of(tasks_client, registry, run.run_id)[0]
-    return str(finished.output_images[0].digest)
-
+from shared.tasks import docker_build_request, encoded_cmd_request
+from tests.support.stack import MAX_SOURCE_BYTES, error_code, group_of, new_registry
+from tests.support.tasks import build, log_of, schedule, upload, wait_for_run, yaml_request
+from tests.support.verification import app_verifier, pushed, smoke_run_verdict
 
 # How ACR Tasks reports a step the registry refused (the engine's exit status), and the refusals' texts.
 DENIED_RUN = "failed during container, err: exit status 125"
@@ -57,14 +31,6 @@ def refused_with(tasks_client: Any, registry: Any, run_id: str, error: str) -> t
     log = log_of(tasks_client, registry, run_id)[0]
     assert (finished.status, finished.run_error_message) == ("Failed", error), log
     return finished, log
-
-
-def yaml_request(text: str) -> dict[str, Any]:
-    return {
-        "type": "EncodedTaskRunRequest",
-        "encodedTaskContent": base64.b64encode(text.encode()).decode(),
-        "platform": {"os": "Linux", "architecture": "amd64"},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +170,6 @@ def test_build_from_a_missing_upload_fails(tasks_client: Any, registry: Any) -> 
 def test_oversize_source_fails_the_build(tasks_client: Any, registry: Any, tmp_path: Path) -> None:
     import os
 
-    from tests.conftest import MAX_SOURCE_BYTES
-
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY blob /blob\n")
     (tmp_path / "blob").write_bytes(os.urandom(MAX_SOURCE_BYTES + 1024))  # random: gzip cannot shrink it
     source = upload(tasks_client, registry, tmp_path)
@@ -250,8 +214,6 @@ class Zeros(io.RawIOBase):
 
 
 def test_a_gzip_bomb_fails_the_build_before_it_fills_the_disk(tasks_client: Any, registry: Any) -> None:
-    from tests.conftest import MAX_SOURCE_BYTES
-
     expanded_limit = 10 * MAX_SOURCE_BYTES  # DEVSTACK_MAX_SOURCE_EXPANDED_BYTES' default
     bomb = tarfile.TarInfo("zeros")
     bomb.size = expanded_limit + 1
@@ -296,7 +258,7 @@ def test_a_quarantined_image_does_not_run(
     from azure.containerregistry import ContainerRegistryClient
 
     repository = f"tests/quarantined-{reference}"
-    digest = build_into(tasks_client, registry, hello_context, f"{repository}:v1")
+    digest = build(tasks_client, registry, hello_context, f"{repository}:v1")
     data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
     data.update_manifest_properties(repository, digest, can_read=False)
     target = f"{repository}@{digest}" if reference == "digest" else f"{repository}:v1"
@@ -312,7 +274,7 @@ def test_a_run_cannot_push_over_a_locked_tag(
     """writeEnabled=false refuses a push of the tag to anyone, an ACR Tasks run included."""
     from azure.containerregistry import ContainerRegistryClient
 
-    build_into(tasks_client, registry, hello_context, "tests/locked:v1")
+    build(tasks_client, registry, hello_context, "tests/locked:v1")
     data = ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
     data.update_tag_properties("tests/locked", "v1", can_write=False)
     again = schedule(
@@ -338,7 +300,7 @@ def abac_registry(resource_client: Any, acr_client: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def abac_image(tasks_client: Any, abac_registry: Any, hello_context: Path) -> str:
-    build_into(tasks_client, abac_registry, hello_context, "tests/hello:v1")
+    build(tasks_client, abac_registry, hello_context, "tests/hello:v1")
     return f"{abac_registry.login_server}/tests/hello:v1"
 
 
@@ -400,14 +362,9 @@ def test_a_run_that_does_not_log_in_cannot_pull(tasks_client: Any, registry: Any
 def test_the_apps_smoke_run_passes_on_an_abac_registry(
     devstack: Any, tasks_client: Any, abac_registry: Any, hello_context: Path
 ) -> None:
-    from tests.integration.test_verification import app_verifier, drain, pushed
-
-    digest = build_into(tasks_client, abac_registry, hello_context, "verify/abac:v1")
+    digest = build(tasks_client, abac_registry, hello_context, "verify/abac:v1")
     with app_verifier(devstack, abac_registry) as verifier:
-        verdict = verifier.handle_event(pushed(abac_registry, "verify/abac", "v1", digest))
-        assert isinstance(verdict, Verdict)
-        assert verdict.status == "running"
-        verdict = drain(verifier, verdict)
+        verdict = smoke_run_verdict(verifier, pushed(abac_registry, "verify/abac", "v1", digest))
     assert verdict.status == "passed", verdict.checks
     assert "Hello from Dockmaster" in verdict.log_excerpt
 

@@ -6,129 +6,25 @@ to `Verifier.follow_run` as the Functions host would.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import shutil
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.containerregistry import ContainerRegistryClient
-from azure.storage.blob import BlobClient
 
-from shared import container
 from shared.events import UnknownRegistry
-from shared.tasks import docker_build_request, pack_context, read_log
 from shared.verdicts import Verdict
 from shared.verification import Verifier
-from tests.conftest import group_of, wait_for_run
-
-POLICY = Path(__file__).parent.parent / "data" / "policy.yaml"
-
-
-@contextlib.contextmanager
-def app_verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
-    """The app's verifier for `registry`, built in this process from settings as the host builds it, with a
-    verdict table and run queue of its own."""
-    settings = {
-        "AZURE_SUBSCRIPTION_ID": devstack.subscription,
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
-        "AzureWebJobsStorage": devstack.endpoints["storageConnectionString"],
-        "DOCKMASTER_REGISTRIES": registry.id,
-        "DOCKMASTER_POLICY_PATH": str(POLICY),
-        "DOCKMASTER_VERDICTS_TABLE": f"verdicts{uuid.uuid4().hex[:8]}",
-        "DOCKMASTER_RUNS_QUEUE": f"runs-{uuid.uuid4().hex[:8]}",
-        "DOCKMASTER_EVENTS_TOPIC_ENDPOINT": "",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in settings.items():
-            patch.setenv(key, value)
-        container.reset()
-        try:
-            yield container.get_container().verifier
-        finally:
-            container.reset()
-
-
-@pytest.fixture(scope="module")
-def verifier(devstack: Any, registry: Any) -> Iterator[Verifier]:
-    with app_verifier(devstack, registry) as built:
-        yield built
-
-
-def build(tasks_client: Any, registry: Any, context: Path, image: str) -> str:
-    target = tasks_client.registries.get_build_source_upload_url(group_of(registry.id), registry.name)
-    BlobClient.from_blob_url(target.upload_url).upload_blob(pack_context(context))
-    run = tasks_client.registries.schedule_run(
-        group_of(registry.id), registry.name, docker_build_request(target.relative_path, [image])
-    )
-    finished = wait_for_run(tasks_client, registry, run.run_id)
-    if finished.status != "Succeeded":  # the run's own log says why (a message alone did not, once)
-        log = read_log(tasks_client, group_of(registry.id), registry.name, run.run_id)
-        raise AssertionError(f"build of {image}: {finished.run_error_message}\n{log[-4000:]}")
-    return str(finished.output_images[0].digest)
-
-
-def image_context(tmp_path: Path, hello_context: Path, entrypoint: str) -> Path:
-    context = tmp_path / uuid.uuid4().hex
-    context.mkdir()
-    shutil.copy(hello_context / "busybox", context / "busybox")  # keeps the executable bit
-    (context / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT {entrypoint}\n")
-    return context
-
-
-def pushed(
-    registry: Any, repository: str, tag: str, digest: str, event_id: str | None = None
-) -> dict[str, Any]:
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "topic": registry.id,
-        "subject": f"{repository}:{tag}",
-        "eventType": "Microsoft.ContainerRegistry.ImagePushed",
-        "eventTime": "2026-11-29T08:00:00Z",
-        "data": {
-            "target": {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "repository": repository,
-                "tag": tag,
-                "digest": digest,
-            },
-            "request": {"host": "evil.example"},
-        },
-        "dataVersion": "1.0",
-    }
-
-
-def drain(verifier: Verifier, verdict: Verdict, timeout: float = 90) -> Verdict:
-    from shared import clients
-
-    queue = clients.queue_client()
-    deadline = time.monotonic() + timeout
-    while not verdict.final:
-        assert time.monotonic() < deadline, f"verdict still {verdict.status}"
-        for message in queue.receive_messages(visibility_timeout=30, max_messages=8):
-            verdict = verifier.follow_run(json.loads(message.content)) or verdict
-            queue.delete_message(message)
-        time.sleep(0.2)
-    return verdict
-
-
-@pytest.fixture(scope="module")
-def data_client(registry: Any, credential: Any, devstack: Any) -> ContainerRegistryClient:
-    return ContainerRegistryClient(f"https://{registry.login_server}", credential, audience=devstack.arm)
+from tests.support.images import image_context
+from tests.support.tasks import build
+from tests.support.verification import pushed, smoke_run_verdict
 
 
 def test_a_good_image_passes_and_is_locked(
     verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path, data_client: Any
 ) -> None:
     digest = build(tasks_client, registry, hello_context, "verify/good:v1")
-    verdict = verifier.handle_event(pushed(registry, "verify/good", "v1", digest))
-    assert isinstance(verdict, Verdict)
-    assert verdict.status == "running"
-    verdict = drain(verifier, verdict)
+    verdict = smoke_run_verdict(verifier, pushed(registry, "verify/good", "v1", digest))
     assert verdict.status == "passed", verdict.checks
     assert "Hello from Dockmaster" in verdict.log_excerpt
     assert {c["name"] for c in verdict.checks} >= {"tag-resolves", "media-type", "env", "smoke-run"}
@@ -147,7 +43,7 @@ def test_a_failing_command_is_quarantined(
 ) -> None:
     context = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "echo broken; exit 1"]')
     digest = build(tasks_client, registry, context, "verify/bad:v1")
-    verdict = drain(verifier, verifier.handle_event(pushed(registry, "verify/bad", "v1", digest)))  # type: ignore[arg-type]
+    verdict = smoke_run_verdict(verifier, pushed(registry, "verify/bad", "v1", digest))
     assert verdict.status == "failed"
     smoke = next(c for c in verdict.checks if c["name"] == "smoke-run")
     assert smoke["reason"] == "exit status 1, expected 0"
@@ -204,7 +100,7 @@ def test_a_hanging_run_times_out(
 ) -> None:
     context = image_context(tmp_path, hello_context, '["/bin/busybox", "sleep", "300"]')
     digest = build(tasks_client, registry, context, "slow/app:v1")
-    verdict = drain(verifier, verifier.handle_event(pushed(registry, "slow/app", "v1", digest)))  # type: ignore[arg-type]
+    verdict = smoke_run_verdict(verifier, pushed(registry, "slow/app", "v1", digest))
     assert verdict.status == "failed"
     assert "timed out" in next(c["reason"] for c in verdict.checks if c["name"] == "smoke-run")
 

@@ -7,7 +7,6 @@ as worth retrying and the next run deletes the lab.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,8 +20,9 @@ from shared.cleanup import CleanupService
 from shared.cleanup.records import DELETED, FAILED
 from shared.clients import RETRIES, arm_options
 from shared.errors import AccessDenied, DockmasterError, Retryable
-from tests.conftest import Devstack
-from tests.integration.test_cleanup import Env
+from tests.support.cleanup import Env
+from tests.support.faults import FAULTS, admin_client, fault, hits
+from tests.support.stack import Devstack
 
 
 class Faults:
@@ -30,22 +30,17 @@ class Faults:
         self.client = client
 
     def add(self, **rule: Any) -> str:
-        response = self.client.post("/_devstack/faults", json=rule)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        return str(fault(self.client, **rule)["id"])
 
     def hits(self, rule_id: str) -> int:
-        rules = {r["id"]: r for r in self.client.get("/_devstack/faults").json()["value"]}
-        return int(rules[rule_id]["hits"])
+        return hits(self.client, {"id": rule_id})
 
 
 @pytest.fixture
 def faults(devstack: Devstack) -> Iterator[Faults]:
-    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
-    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
-    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as client:
+    with admin_client(devstack) as client:
         yield Faults(client)
-        client.delete("/_devstack/faults")
+        client.delete(FAULTS)
 
 
 def app_service(env: Env, credential: Any) -> CleanupService:
@@ -89,7 +84,7 @@ def test_an_arm_that_keeps_failing_costs_bounded_attempts_then_the_next_run(
     run = service.get_run(caught.value.detail["runId"])  # type: ignore[index]
     results = {outcome.name: (outcome.result, outcome.transient) for outcome in run.outcomes}
     assert results == {failing: (FAILED, True), other: (DELETED, False)}
-    faults.client.delete(f"/_devstack/faults/{outage}")
+    faults.client.delete(f"{FAULTS}/{outage}")
     assert service.execute(confirm=True).deleted == [failing], "the next run deletes it"
 
 
@@ -121,7 +116,7 @@ def test_a_run_that_cannot_plan_is_recorded_with_why(
     service = app_service(env, credential)
     with pytest.raises(error) as caught:
         service.execute(confirm=True, trigger="timer")
-    faults.client.delete("/_devstack/faults")
+    faults.client.delete(FAULTS)
     run = service.get_run(caught.value.detail["runId"])  # type: ignore[index]
     assert run.trigger == "timer"
     assert run.finished_at is not None

@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import os
 import signal
-import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +28,8 @@ from devstack import devapp, stack
 from shared.cleanup import RUNS_TABLE
 from shared.cleanup.planner import iso
 from shared.cleanup.records import DELETED, RunRecord
-from tests.conftest import Devstack, group_state
+from tests.support.faults import FAULTS, admin_client, fault
+from tests.support.stack import Devstack, group_state
 
 EXPIRED = 24  # three waves of the service's eight concurrent deletes
 FIRST_WAVE = 8
@@ -43,28 +43,21 @@ class SlowDeletes:
         path = f"/resourcegroups/{prefix}"
         first = {"target": "arm", "kind": "latency", "method": "DELETE", "path": path, "count": FIRST_WAVE}
         later = {"target": "arm", "kind": "hold", "method": "DELETE", "path": path, "count": None}
-        self.first, self.later = self._add(first), self._add(later)
-
-    def _add(self, rule: dict[str, Any]) -> str:
-        response = self.admin.post("/_devstack/faults", json=rule)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        self.first, self.later = str(fault(admin, **first)["id"]), str(fault(admin, **later)["id"])
 
     def hits(self, rule_id: str) -> int:
-        rules = self.admin.get("/_devstack/faults").json()["value"]
+        rules = self.admin.get(FAULTS).json()["value"]
         return int(next((r["hits"] for r in rules if r["id"] == rule_id), 0))
 
     def release(self) -> None:
-        self.admin.delete(f"/_devstack/faults/{self.first}")
-        self.admin.delete(f"/_devstack/faults/{self.later}")
+        self.admin.delete(f"{FAULTS}/{self.first}")
+        self.admin.delete(f"{FAULTS}/{self.later}")
 
 
 @pytest.fixture
 def slow_deletes(devstack: Devstack) -> Iterator[SlowDeletes]:
     prefix = f"az204-acr-rg-{uuid.uuid4().hex[:8]}"
-    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
-    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
-    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as admin:
+    with admin_client(devstack) as admin:
         deletes = SlowDeletes(admin, prefix)
         try:
             yield deletes

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,53 +14,34 @@ from azure.data.tables import TableClient
 from devstack import devapp, stack
 from shared import container
 from shared.errors import Retryable
-from tests.conftest import group_of, new_registry, wire_app
-from tests.integration.test_verification import POLICY, build, image_context, pushed
-
-
-def wait_for(table: TableClient, repository: str, accept: set[str], timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            for entity in table.query_entities(f"Repository eq '{repository}'"):
-                if entity["Status"] in accept:
-                    return dict(entity)
-        except Exception:  # the table appears with the first verdict  # noqa: S110
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{repository}: no verdict in {accept} within {timeout}s")
+from tests.support.images import image_context
+from tests.support.paths import POLICY
+from tests.support.stack import WiredRegistry
+from tests.support.tasks import build
+from tests.support.verification import pushed, wait_for_verdict
 
 
 def test_host_killed_during_a_smoke_run_resumes_after_restart(
-    devstack: Any,
-    resource_client: Any,
-    acr_client: Any,
-    credential: Any,
-    tasks_client: Any,
-    hello_context: Path,
-    tmp_path: Path,
+    devstack: Any, wired_registry: WiredRegistry, tasks_client: Any, hello_context: Path, tmp_path: Path
 ) -> None:
-    registry = new_registry(resource_client, acr_client, "restart")
-    app = wire_app(devstack, credential, registry, POLICY)
-    name = app.name
-    table = TableClient.from_connection_string(devstack.endpoints["storageConnectionString"], app.table_name)
-    try:
+    with wired_registry("restart", POLICY) as (registry, app):
+        name = app.name
+        table = TableClient.from_connection_string(
+            devstack.endpoints["storageConnectionString"], app.table_name
+        )
         context = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "sleep 4; echo done"]')
         build(tasks_client, registry, context, "verify/slow:v1")  # the executor's push fires the event
-        running = wait_for(table, "verify/slow", {"running"})
+        running = wait_for_verdict(table, "verify/slow", {"running"})
         pids = json.loads((devstack.home / "pids.json").read_text())
         os.killpg(pids[name], signal.SIGKILL)  # no graceful shutdown: the worst case
         stack.stop_service(devstack.home, name)
         devapp.start_host(devstack.home, app.settings, port=app.port, name=name)
-        final = wait_for(table, "verify/slow", {"passed", "failed", "superseded"})
+        final = wait_for_verdict(table, "verify/slow", {"passed", "failed", "superseded"})
         assert final["Status"] == "passed", final["Checks"]
         assert final["RunId"] == running["RunId"], "the run was followed, not scheduled again"
         assert "done" in final["LogExcerpt"]
         entities = list(table.query_entities("Repository eq 'verify/slow'"))
         assert len(entities) == 1, "one verdict, never two"
-    finally:
-        stack.stop_service(devstack.home, name)
-        resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
 
 
 def test_unreachable_storage_acknowledges_nothing(

@@ -20,10 +20,12 @@ import pytest
 from azure.data.tables import TableClient
 
 from devstack import stack
-from tests.conftest import Devstack, group_of, new_registry, unique, wire_app
-from tests.integration.test_eventgrid import dead_letter_to, dead_letters
-from tests.integration.test_verification import POLICY, build, image_context
-from tests.reliability.test_restarts import wait_for
+from tests.support.eventgrid import dead_letter_to, dead_letters
+from tests.support.images import image_context
+from tests.support.paths import POLICY
+from tests.support.stack import Devstack, WiredRegistry, unique
+from tests.support.tasks import build
+from tests.support.verification import wait_for_verdict
 
 AZURITE = "azurite-outage"
 
@@ -65,20 +67,16 @@ def storage(devstack: Devstack, tmp_path: Path) -> Iterator[PrivateAzurite]:
 def test_storage_down_mid_flow_loses_and_doubles_nothing(
     devstack: Devstack,
     storage: PrivateAzurite,
-    resource_client: Any,
-    acr_client: Any,
-    credential: Any,
+    wired_registry: WiredRegistry,
     tasks_client: Any,
     hello_context: Path,
     tmp_path: Path,
 ) -> None:
-    registry = new_registry(resource_client, acr_client, "outage")
-    app = wire_app(devstack, credential, registry, POLICY, AzureWebJobsStorage=storage.connection_string)
-    table = TableClient.from_connection_string(storage.connection_string, app.table_name)
-    try:
+    with wired_registry("outage", POLICY, AzureWebJobsStorage=storage.connection_string) as (registry, app):
+        table = TableClient.from_connection_string(storage.connection_string, app.table_name)
         slow = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "sleep 3; echo done"]')
         build(tasks_client, registry, slow, "verify/slow:v1")
-        running = wait_for(table, "verify/slow", {"running"})
+        running = wait_for_verdict(table, "verify/slow", {"running"})
 
         storage.stop()
         build(tasks_client, registry, hello_context, "nosmoke/during:v1")  # its event meets the outage
@@ -86,37 +84,29 @@ def test_storage_down_mid_flow_loses_and_doubles_nothing(
         storage.start()
         back = time.time()
 
-        followed = wait_for(table, "verify/slow", {"passed", "failed", "superseded"})
+        followed = wait_for_verdict(table, "verify/slow", {"passed", "failed", "superseded"})
         assert followed["Status"] == "passed", followed["Checks"]
         assert followed["RunId"] == running["RunId"], "the run was followed, not scheduled again"
-        during = wait_for(table, "nosmoke/during", {"passed"})
+        during = wait_for_verdict(table, "nosmoke/during", {"passed"})
         stored = table.get_entity(during["PartitionKey"], during["RowKey"]).metadata["timestamp"]
         assert stored is not None
         assert stored.timestamp() >= back - 1, "stored before storage was back"
         for repository in ("verify/slow", "nosmoke/during"):
             entities = list(table.query_entities(f"Repository eq '{repository}'"))
             assert len(entities) == 1, f"{repository}: one verdict, never two"
-    finally:
-        stack.stop_service(devstack.home, app.name)
-        resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
 
 
 def test_an_event_that_can_never_be_stored_is_dead_lettered_with_its_reason(
     devstack: Devstack,
-    resource_client: Any,
-    acr_client: Any,
-    credential: Any,
+    wired_registry: WiredRegistry,
     tasks_client: Any,
     hello_context: Path,
     tmp_path: Path,
 ) -> None:
     down = PrivateAzurite(devstack, tmp_path / "never-started")  # storage that never comes up
-    registry = new_registry(resource_client, acr_client, "deadletter")
     container = unique("dead-")
-    app = wire_app(
-        devstack,
-        credential,
-        registry,
+    wired = wired_registry(
+        "deadletter",
         POLICY,
         subscription={
             "retry_policy": {"max_delivery_attempts": 3, "event_time_to_live_in_minutes": 60},
@@ -124,12 +114,9 @@ def test_an_event_that_can_never_be_stored_is_dead_lettered_with_its_reason(
         },
         AzureWebJobsStorage=down.connection_string,
     )
-    try:
+    with wired as (registry, _):
         digest = build(tasks_client, registry, hello_context, "nosmoke/never:v1")
         [(_, [event])] = dead_letters(devstack, container, timeout=60)
-    finally:
-        stack.stop_service(devstack.home, app.name)
-        resource_client.resource_groups.begin_delete(group_of(registry.id), polling=False)
     assert event["eventType"] == "Microsoft.ContainerRegistry.ImagePushed"
     assert (event["data"]["target"]["repository"], event["data"]["target"]["digest"]) == (
         "nosmoke/never",

@@ -6,10 +6,9 @@ import copy
 import datetime as dt
 import json
 import random
-import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,30 +21,9 @@ from shared.errors import REGISTRY_ARM_ROLE, AccessDenied, DockmasterError, Retr
 from shared.policy import parse_policy
 from shared.verdicts import Verdict, VerdictStore
 from shared.verification import Request, RunQueue, Verifier
-from tests.integration.test_verification import build, drain, pushed
-
-FAULTS = "/_devstack/faults"
-STATS = "/_devstack/stats"
-
-
-@pytest.fixture
-def admin(devstack: Any) -> Iterator[httpx.Client]:
-    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
-    headers = {"X-Devstack-Admin-Key": devstack.endpoints["identityHeader"]}
-    with httpx.Client(base_url=devstack.arm, verify=context, headers=headers) as client:
-        yield client
-        client.delete(FAULTS)
-
-
-def fault(admin: httpx.Client, **rule: Any) -> dict[str, Any]:
-    response = admin.post(FAULTS, json=rule)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def hits(admin: httpx.Client, rule: dict[str, Any]) -> int:
-    rules = {r["id"]: r for r in admin.get(FAULTS).json()["value"]}
-    return int(rules[rule["id"]]["hits"])
+from tests.support.faults import FAULTS, fault, hits
+from tests.support.tasks import build
+from tests.support.verification import drain, pushed
 
 
 def repository() -> str:

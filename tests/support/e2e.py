@@ -1,0 +1,59 @@
+"""Push → verdict through the whole chain: the app on its host behind Event Grid, podman pushing to it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+
+RUNC = "/usr/sbin/runc"
+
+
+@dataclass
+class App:
+    registry: Any
+    base_url: str
+    webhook: str
+    table: TableClient
+    podman: Any
+    devstack: Any
+    settings: dict[str, str]
+
+    def verdict(self, repository: str, tag: str, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                query = f"Repository eq '{repository}' and Tag eq '{tag}'"
+                for entity in self.table.query_entities(query):
+                    # Final, and its lock or quarantine applied (recorded right after the status).
+                    if (
+                        entity["Status"] in ("passed", "failed", "superseded")
+                        and entity["PendingActions"] == "[]"
+                    ):
+                        return dict(entity)
+            except ResourceNotFoundError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"no final verdict for {repository}:{tag} within {timeout}s")
+
+
+def local_image(context: Path) -> str:
+    name = f"localhost/dockmaster-e2e/{uuid.uuid4().hex[:8]}:latest"
+    subprocess.run(["buildah", "bud", "-q", "-t", name, str(context)], check=True, capture_output=True)
+    return name
+
+
+def push(app: App, source: str, reference: str) -> str:
+    target = f"{app.registry.login_server}/{reference}"
+    app.podman("tag", source, target)
+    try:
+        app.podman("push", target)
+    finally:
+        app.podman("rmi", target, check=False)
+    return reference.rpartition(":")[0]

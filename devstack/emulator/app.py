@@ -11,7 +11,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from . import eventgrid, notifications, registries, resources, tasks
 from .config import EmulatorConfig
@@ -75,9 +75,8 @@ def arm_app(emu: Emulator) -> Starlette:
     return Starlette(
         routes=[
             Route("/_devstack/health", health),
-            *eventgrid.data_routes(
-                emu.eventgrid, emu.tokens.decode
-            ),  # topic publishing and validation URLs, outside ARM
+            # Topic publishing and validation URLs, outside ARM.
+            *eventgrid.data_routes(emu.eventgrid, emu.tokens.decode),
             Route("/_devstack/faults", emu.faults.admin, methods=["GET", "POST", "DELETE"]),
             Route("/_devstack/faults/{id}", emu.faults.remove, methods=["DELETE"]),
             Route("/_devstack/stats", emu.faults.stats, methods=["GET", "DELETE"]),
@@ -113,12 +112,15 @@ def identity_app(emu: Emulator) -> Starlette:
             }
         )
 
-    registry_events = notifications.RegistryNotifications(
+    return Starlette(routes=[Route("/msi/token", token), *notification_routes(emu)])
+
+
+def notification_routes(emu: Emulator) -> list[BaseRoute]:
+    """docker-registry's notifications, turned into the registries' Event Grid events."""
+    handler = notifications.RegistryNotifications(
         emu.store, emu.eventgrid.publish, emu.config.registry_storage
     )
-    return Starlette(
-        routes=[Route("/msi/token", token), *notifications.routes(registry_events, emu.config.signing_key)]
-    )
+    return notifications.routes(handler, emu.config.signing_key)
 
 
 def serve(config: EmulatorConfig) -> None:

@@ -11,7 +11,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from . import eventgrid, notifications, registries, resources, tasks
 from .config import EmulatorConfig
@@ -29,7 +29,7 @@ def build_router(emu: Emulator) -> ArmRouter:
     resources.ResourceGroupsApi(emu.groups, emu.operations, emu.config).register(router)
     registries.RegistriesApi(emu.registries, emu.operations, emu, emu.config).register(router)
     tasks.TasksApi(emu.registries, emu.runs, emu.config).register(router)
-    eventgrid.register(router, emu)
+    eventgrid.register(router, emu.groups, emu.operations, emu.eventgrid, emu.store, emu.config)
     return router
 
 
@@ -44,7 +44,7 @@ def arm_app(emu: Emulator) -> Starlette:
             router.check_api_version(request, route)
             emu.tokens.check_arm(request.headers.get("authorization"), emu.config.arm_endpoint)
             if "sub" in params:
-                emu.check_subscription(params["sub"])
+                emu.groups.check_subscription(params["sub"])
             return await route.handler(request, **params)
         except ArmError as exc:
             return exc.response()
@@ -75,7 +75,8 @@ def arm_app(emu: Emulator) -> Starlette:
     return Starlette(
         routes=[
             Route("/_devstack/health", health),
-            *eventgrid.data_routes(emu),  # topic publishing and validation URLs, outside ARM
+            # Topic publishing and validation URLs, outside ARM.
+            *eventgrid.data_routes(emu.eventgrid, emu.tokens.decode),
             Route("/_devstack/faults", emu.faults.admin, methods=["GET", "POST", "DELETE"]),
             Route("/_devstack/faults/{id}", emu.faults.remove, methods=["DELETE"]),
             Route("/_devstack/stats", emu.faults.stats, methods=["GET", "DELETE"]),
@@ -111,7 +112,15 @@ def identity_app(emu: Emulator) -> Starlette:
             }
         )
 
-    return Starlette(routes=[Route("/msi/token", token), *notifications.routes(emu)])
+    return Starlette(routes=[Route("/msi/token", token), *notification_routes(emu)])
+
+
+def notification_routes(emu: Emulator) -> list[BaseRoute]:
+    """docker-registry's notifications, turned into the registries' Event Grid events."""
+    handler = notifications.RegistryNotifications(
+        emu.store, emu.eventgrid.publish, emu.config.registry_storage
+    )
+    return notifications.routes(handler, emu.config.signing_key)
 
 
 def serve(config: EmulatorConfig) -> None:

@@ -33,9 +33,6 @@ from .config import EmulatorConfig
 from .eventgrid_model import (
     CLOUDEVENTS_SCHEMA,
     EVENTGRID_SCHEMA,
-    KIND_MANIFEST,
-    KIND_SEEN,
-    KIND_SYSTEM_TOPIC,
     Delivery,
     EventGridStore,
     Json,
@@ -43,15 +40,6 @@ from .eventgrid_model import (
 )
 from .eventgrid_runtime import BackgroundTasks, TaskKey, TaskKind, WebhookClient
 from .timeutil import now_iso
-
-__all__ = [  # what the registry notifications import from here
-    "EVENTGRID_SCHEMA",
-    "KIND_MANIFEST",
-    "KIND_SEEN",
-    "KIND_SYSTEM_TOPIC",
-    "DeliveryLoop",
-    "azure_time",
-]
 
 log = logging.getLogger("devstack.eventgrid")
 
@@ -79,12 +67,6 @@ DEAD_LETTER_FIELDS = (
 
 
 # Pure helpers ---------------------------------------------------------------------------------
-def azure_time(moment: dt.datetime | None = None) -> str:
-    """ISO 8601 in UTC with seven fractional digits, as Event Grid stamps events."""
-    moment = moment or dt.datetime.now(dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
-
-
 def base_url(url: str) -> str:
     """The endpoint without its query string: what Event Grid shows as `endpointBaseUrl`."""
     parts = urlsplit(url)

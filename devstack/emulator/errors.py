@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -48,6 +49,14 @@ class AcrError(Exception):
         if self.detail is not None:
             error["detail"] = self.detail
         return JSONResponse({"errors": [error]}, status_code=self.status, headers=self.headers)
+
+
+def require_location(body: Mapping[str, Any]) -> str:
+    """The `location` every tracked resource's create names."""
+    location = body.get("location")
+    if not isinstance(location, str) or not location:
+        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    return location
 
 
 def not_found(kind: str, name: str, group: str | None = None) -> ArmError:

@@ -15,39 +15,25 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .config import EmulatorConfig
 from .errors import ArmError
+from .eventgrid_engine import EventGridEngine
 from .eventgrid_model import KIND_TOPIC, PROVIDER, Json, Topic, invalid
-from .eventgrid_publish import PublishError, authorize, read_events
-from .eventgrid_subscriptions import CONTAINER_NAME, SUBSCRIPTION_NAME, SubscriptionOperations
-from .eventgrid_topics import (
-    CUSTOM_TOPICS,
-    SYSTEM_TOPIC_NAME,
-    SYSTEM_TOPICS,
-    TOPIC_NAME,
-    TopicKind,
-    TopicOperations,
-)
-from .resources import paged, parse_top, subscription_key
+from .eventgrid_publish import PublishError, TokenDecoder, authorize, read_events
+from .eventgrid_subscriptions import SubscriptionOperations
+from .eventgrid_topics import CUSTOM_TOPICS, SYSTEM_TOPICS, TopicKind, TopicOperations
+from .groups import ResourceGroups
+from .operations import Operations, polling_headers
+from .paging import page, parse_top
+from .records import subscription_key
 from .routing import ArmRouter, read_json
-
-if TYPE_CHECKING:
-    from .service import Emulator
-
-__all__ = [  # the name rules, checked together with the other providers' in the unit tests
-    "CONTAINER_NAME",
-    "SUBSCRIPTION_NAME",
-    "SYSTEM_TOPIC_NAME",
-    "TOPIC_NAME",
-    "data_routes",
-    "register",
-]
+from .store import Store
 
 EG_VERSIONS = {
     "2020-06-01",
@@ -86,40 +72,24 @@ def filter_by_name(request: Request, items: list[Json]) -> list[Json]:
 
 
 class ArmContext:
-    """What every Event Grid ARM handler needs from the emulator: groups, locks, operations, lists."""
+    """What every Event Grid ARM handler needs beyond its own records: groups, locks, operations, lists."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    def __init__(self, groups: ResourceGroups, operations: Operations, config: EmulatorConfig) -> None:
+        self.groups = groups
+        self.operations = operations
+        self.config = config
 
     def lro_headers(self, request: Request, sub: str, location: str, operation: str) -> dict[str, str]:
         where = quote(location.replace(" ", "").lower(), safe="")
         version = request.query_params["api-version"]
         url = (
-            f"{self.emu.config.arm_endpoint}/subscriptions/{sub}{PROVIDER}/locations/{where}/operationsStatus/"
+            f"{self.config.arm_endpoint}/subscriptions/{sub}{PROVIDER}/locations/{where}/operationsStatus/"
             f"{operation}?api-version={version}"
         )
         return {"Azure-AsyncOperation": url, "Retry-After": "1"}
 
-    def finished_operation(self, sub: str, kind: str, target: str) -> str:
-        """A long-running operation that is already over (topics are ready when stored)."""
-        operation = self.emu.start_operation(sub, kind, target)
-        self.emu.finish_operation(operation, "Succeeded")
-        return operation
-
-    def writable_group(self, sub: str, rg: str) -> Json:
-        group = self.emu.group(sub, rg)
-        if group["properties"]["provisioningState"] == "Deleting":
-            name = group["name"]
-            raise ArmError(
-                409,
-                "ResourceGroupBeingDeleted",
-                f"The resource group '{name}' is in deprovisioning state and cannot perform this operation.",
-            )
-        self.emu.ensure_unlocked(sub, group["name"], "write")
-        return group
-
     def page(self, request: Request, items: list[Json]) -> Response:
-        return paged(self.emu, request, filter_by_name(request, items), parse_top(request))
+        return page(self.config, request, filter_by_name(request, items), parse_top(request))
 
 
 class TopicHandlers:
@@ -127,7 +97,7 @@ class TopicHandlers:
 
     def __init__(self, arm: ArmContext, topics: TopicOperations, kind: TopicKind) -> None:
         self.arm = arm
-        self.emu = arm.emu
+        self.groups = arm.groups
         self.topics = topics
         self.kind = kind
         self.path = f"{GROUP_PATH}/{kind.segment}/{{topic}}"
@@ -148,7 +118,7 @@ class TopicHandlers:
             router.add("POST", self.path + "/regenerateKey", EG_VERSIONS, segment)(self.regenerate_key)
 
     async def put(self, request: Request, sub: str, rg: str, topic: str) -> Response:
-        group = self.arm.writable_group(sub, rg)
+        group = self.groups.open_for_writes(sub, rg)
         self.topics.check_name(self.kind, topic)
         body = await read_json(request)
         if self.kind.custom:
@@ -158,37 +128,37 @@ class TopicHandlers:
             if not created:  # a system topic's update is synchronous
                 return JSONResponse(self.topics.view(record), status_code=200)
         create = "createTopic" if self.kind.custom else "createSystemTopic"
-        operation = self.arm.finished_operation(sub, create, record.id)
+        operation = self.arm.operations.finished(sub, create, record.id)
         shown = self.topics.view(record)
         shown["properties"]["provisioningState"] = "Creating" if created else "Updating"
         headers = self.arm.lro_headers(request, sub, record.location, operation)
         return JSONResponse(shown, status_code=201, headers=headers)
 
     async def get(self, request: Request, sub: str, rg: str, topic: str) -> Response:
-        return JSONResponse(self.topics.view(self.topics.get(self.kind, self.emu.group(sub, rg), topic)))
+        return JSONResponse(self.topics.view(self.topics.get(self.kind, self.groups.get(sub, rg), topic)))
 
     async def patch(self, request: Request, sub: str, rg: str, topic: str) -> Response:
-        record = self.topics.get(self.kind, self.emu.group(sub, rg), topic)
-        self.arm.writable_group(sub, rg)
+        record = self.topics.get(self.kind, self.groups.get(sub, rg), topic)
+        self.groups.open_for_writes(sub, rg)
         body = await read_json(request)
         return JSONResponse(self.topics.view(self.topics.patch(self.kind, record, body)))
 
     async def delete(self, request: Request, sub: str, rg: str, topic: str) -> Response:
-        group = self.emu.group(sub, rg)
+        group = self.groups.get(sub, rg)
         record = self.topics.find(self.kind, group, topic)
         if record is None:
             return Response(status_code=204)
-        self.emu.ensure_unlocked(sub, group["name"], "delete")
+        self.groups.ensure_unlocked(sub, group["name"], "delete")
         self.topics.delete(record)
         if not self.kind.custom:  # a system topic's delete is synchronous
             return Response(status_code=200)
-        operation = self.arm.finished_operation(sub, "deleteTopic", record.id)
+        operation = self.arm.operations.finished(sub, "deleteTopic", record.id)
         return Response(
             status_code=202, headers=self.arm.lro_headers(request, sub, record.location, operation)
         )
 
     async def list(self, request: Request, sub: str, rg: str) -> Response:
-        group = self.emu.group(sub, rg)
+        group = self.groups.get(sub, rg)
         return self.arm.page(request, [self.topics.view(t) for t in self.topics.list(self.kind, group["id"])])
 
     async def list_in_subscription(self, request: Request, sub: str) -> Response:
@@ -198,11 +168,11 @@ class TopicHandlers:
         )
 
     async def list_keys(self, request: Request, sub: str, rg: str, topic: str) -> Response:
-        record = self.topics.get(self.kind, self.emu.group(sub, rg), topic)
+        record = self.topics.get(self.kind, self.groups.get(sub, rg), topic)
         return JSONResponse(keys_of(record.keys))
 
     async def regenerate_key(self, request: Request, sub: str, rg: str, topic: str) -> Response:
-        record = self.topics.get(self.kind, self.emu.group(sub, rg), topic)
+        record = self.topics.get(self.kind, self.groups.get(sub, rg), topic)
         body = await read_json(request)
         record = self.topics.regenerate_key(record, str(body.get("keyName") or ""))
         return JSONResponse(keys_of(record.keys))
@@ -219,7 +189,7 @@ class EventSubscriptionHandlers:
         self, arm: ArmContext, topics: TopicOperations, subscriptions: SubscriptionOperations, kind: TopicKind
     ) -> None:
         self.arm = arm
-        self.emu = arm.emu
+        self.groups = arm.groups
         self.topics = topics
         self.subscriptions = subscriptions
         self.kind = kind
@@ -239,7 +209,7 @@ class EventSubscriptionHandlers:
             router.add(method, path, EG_VERSIONS, "eventSubscriptions")(handler)
 
     def parent(self, sub: str, rg: str, topic: str) -> Topic:
-        return self.topics.get(self.kind, self.emu.group(sub, rg), topic)
+        return self.topics.get(self.kind, self.groups.get(sub, rg), topic)
 
     async def save(self, request: Request, sub: str, parent: Topic, name: str, requested: Json) -> Response:
         saved = self.subscriptions.save(
@@ -247,7 +217,7 @@ class EventSubscriptionHandlers:
             name,
             requested,
             self.kind.subscription_type,
-            lambda target: self.emu.start_operation(sub, "eventSubscription", target),
+            lambda target: self.arm.operations.start(sub, "eventSubscription", target),
         )
         shown = saved.subscription.view()
         shown["properties"]["provisioningState"] = "Creating" if saved.created else "Updating"
@@ -256,7 +226,7 @@ class EventSubscriptionHandlers:
 
     async def put(self, request: Request, sub: str, rg: str, topic: str, name: str) -> Response:
         parent = self.parent(sub, rg, topic)
-        self.arm.writable_group(sub, rg)
+        self.groups.open_for_writes(sub, rg)
         self.subscriptions.check_name(name)
         body = await read_json(request)
         requested = body.get("properties")
@@ -267,7 +237,7 @@ class EventSubscriptionHandlers:
     async def patch(self, request: Request, sub: str, rg: str, topic: str, name: str) -> Response:
         parent = self.parent(sub, rg, topic)
         record = self.subscriptions.find(parent, name)
-        self.arm.writable_group(sub, rg)
+        self.groups.open_for_writes(sub, rg)
         body = await read_json(request)
         return await self.save(request, sub, parent, record.name, self.subscriptions.patched(record, body))
 
@@ -278,7 +248,7 @@ class EventSubscriptionHandlers:
         record = self.subscriptions.get(self.parent(sub, rg, topic), name)
         if record is None:
             return Response(status_code=204)
-        self.emu.ensure_unlocked(sub, rg, "delete")
+        self.groups.ensure_unlocked(sub, rg, "delete")
         self.subscriptions.delete(record)
         return Response(status_code=200)
 
@@ -302,48 +272,43 @@ class OperationStatusHandlers:
 
     path = "/subscriptions/{sub}" + PROVIDER + "/locations/{location}/operationsStatus/{operation}"
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    def __init__(self, operations: Operations) -> None:
+        self.operations = operations
 
     def register(self, router: ArmRouter) -> None:
         router.add("GET", self.path, EG_VERSIONS, "operationsStatus")(self.get)
 
     async def get(self, request: Request, sub: str, location: str, operation: str) -> Response:
-        record = self.emu.store.get("operation", operation)
-        if not record:
-            raise ArmError(404, "OperationNotFound", f"The operation '{operation}' was not found.")
-        body: Json = {
-            "id": request.url.path,
-            "name": operation,
-            "status": record["status"],
-            "startTime": record["startTime"],
-        }
-        if record.get("endTime"):
-            body["endTime"] = record["endTime"]
-        if record.get("error"):
-            body["error"] = record["error"]
-        headers = {"Retry-After": "1"} if record["status"] == "InProgress" else {}
-        return JSONResponse(body, headers=headers)
+        status = self.operations.status(operation, request.url.path, name=operation)
+        return JSONResponse(status, headers=polling_headers(status))
 
 
-def register(router: ArmRouter, emu: Emulator) -> None:
-    arm = ArmContext(emu)
-    topics = TopicOperations(emu.eventgrid, emu.store, emu.config.tenant_id, emu.config.arm_endpoint)
-    subscriptions = SubscriptionOperations(emu.eventgrid)
+def register(
+    router: ArmRouter,
+    groups: ResourceGroups,
+    operations: Operations,
+    engine: EventGridEngine,
+    store: Store,
+    config: EmulatorConfig,
+) -> None:
+    """Event Grid's ARM routes; `store` holds the registries a system topic's source names."""
+    arm = ArmContext(groups, operations, config)
+    topics = TopicOperations(engine, store, config.tenant_id, config.arm_endpoint)
+    subscriptions = SubscriptionOperations(engine)
     for kind in (SYSTEM_TOPICS, CUSTOM_TOPICS):
         TopicHandlers(arm, topics, kind).register(router)
     for kind in (SYSTEM_TOPICS, CUSTOM_TOPICS):
         EventSubscriptionHandlers(arm, topics, subscriptions, kind).register(router)
-    OperationStatusHandlers(emu).register(router)
+    OperationStatusHandlers(operations).register(router)
 
 
 # Data plane: topic publishing and the manual validation URL ------------------------------------------
 class PublishHandlers:
     """Served on the ARM listener (HTTPS) outside ARM: publishing and `validationUrl`s."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
-        self.engine = emu.eventgrid
+    def __init__(self, engine: EventGridEngine, decode_token: TokenDecoder) -> None:
+        self.engine = engine
+        self.decode_token = decode_token
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -371,7 +336,7 @@ class PublishHandlers:
             raise PublishError(404, "NotFound", f"The topic '{params['topic']}' was not found.")
         endpoint = str(request.url.replace(query=""))
         version = request.query_params.get("api-version")
-        authorize(topic, version, request.headers, endpoint, self.emu.tokens.decode)
+        authorize(topic, version, request.headers, endpoint, self.decode_token)
         events = read_events(topic, await request.body(), request.headers.get("content-type", ""))
         queued = self.engine.publish(topic.id, events, topic.input_schema)
         log.info(
@@ -391,5 +356,5 @@ class PublishHandlers:
         return PlainTextResponse("Webhook successfully validated as a subscription endpoint.")
 
 
-def data_routes(emu: Emulator) -> list[BaseRoute]:
-    return PublishHandlers(emu).routes()
+def data_routes(engine: EventGridEngine, decode_token: TokenDecoder) -> list[BaseRoute]:
+    return PublishHandlers(engine, decode_token).routes()

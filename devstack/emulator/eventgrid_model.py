@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 from .errors import ArmError
+from .records import parent_group
 from .store import Store
 
 KIND_SYSTEM_TOPIC = "egsystemtopic"
@@ -36,20 +37,9 @@ def group_of(resource_id: str) -> str:
     return resource_id.split("/")[4]
 
 
-def group_id_of(resource_id: str) -> str:
-    """The resource group id a provider resource lives in (`…/resourceGroups/{rg}`)."""
-    return resource_id.rsplit("/providers/", 1)[0]
-
-
-# The refusals topics and subscriptions share ----------------------------------------------------
+# The refusal topics and subscriptions share -----------------------------------------------------
 def invalid(message: str) -> ArmError:
     return ArmError(400, "InvalidRequest", message)
-
-
-def eventgrid_not_found(kind: str, name: str, group: str) -> ArmError:
-    return ArmError(
-        404, "ResourceNotFound", f"The Resource '{kind}/{name}' under resource group '{group}' was not found."
-    )
 
 
 # Topics ------------------------------------------------------------------------------------------
@@ -86,7 +76,7 @@ class Topic:
 
     @property
     def parent_id(self) -> str:
-        return group_id_of(self.id)
+        return parent_group(self.id)
 
     @property
     def input_schema(self) -> str:

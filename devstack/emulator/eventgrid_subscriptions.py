@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .delivery import base_url, expired
+from .errors import not_found
 from .eventgrid_engine import EventGridEngine
 from .eventgrid_model import (
     CLOUDEVENTS_SCHEMA,
@@ -25,7 +26,6 @@ from .eventgrid_model import (
     Subscription,
     SubscriptionProperties,
     Topic,
-    eventgrid_not_found,
     group_of,
     invalid,
 )
@@ -271,7 +271,7 @@ class SubscriptionOperations:
     def find(self, topic: Topic, name: str) -> Subscription:
         found = self.get(topic, name)
         if found is None:
-            raise eventgrid_not_found(f"{topic.type}/eventSubscriptions", name, group_of(topic.id))
+            raise not_found(f"{topic.type}/eventSubscriptions", name, group_of(topic.id))
         return found
 
     def list(self, topic: Topic) -> list[Subscription]:

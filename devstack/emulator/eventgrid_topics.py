@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from .errors import ArmError
+from .errors import not_found, require_location
 from .eventgrid_engine import EventGridEngine
 from .eventgrid_model import (
     CLOUDEVENTS_SCHEMA,
@@ -25,9 +25,9 @@ from .eventgrid_model import (
     PROVIDER,
     Json,
     Topic,
-    eventgrid_not_found,
     invalid,
 )
+from .records import ResourceGroup
 from .store import Store
 
 ACR_TOPIC_TYPE = "Microsoft.ContainerRegistry.Registries"
@@ -90,13 +90,6 @@ def identity_of(body: Json, tenant: str, existing: Json | None) -> Json | None:
     return result
 
 
-def require_location(body: Json) -> str:
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-    return location
-
-
 def check_access(properties: Json) -> None:
     """`disableLocalAuth` and `publicNetworkAccess` of a custom topic, where given."""
     if "disableLocalAuth" in properties and not isinstance(properties["disableLocalAuth"], bool):
@@ -121,13 +114,13 @@ class TopicOperations:
     def topic_id(kind: TopicKind, group_id: str, name: str) -> str:
         return f"{group_id}{PROVIDER}/{kind.segment}/{name}"
 
-    def find(self, kind: TopicKind, group: Json, name: str) -> Topic | None:
+    def find(self, kind: TopicKind, group: ResourceGroup, name: str) -> Topic | None:
         return self.records.topics(kind.store_kind).get(self.topic_id(kind, group["id"], name))
 
-    def get(self, kind: TopicKind, group: Json, name: str) -> Topic:
+    def get(self, kind: TopicKind, group: ResourceGroup, name: str) -> Topic:
         topic = self.find(kind, group, name)
         if topic is None:
-            raise eventgrid_not_found(kind.arm_type, name, group["name"])
+            raise not_found(kind.arm_type, name, group["name"])
         return topic
 
     def list(self, kind: TopicKind, group_id: str | None = None, id_prefix: str = "") -> list[Topic]:
@@ -155,7 +148,7 @@ class TopicOperations:
         if not kind.name_pattern.fullmatch(name):
             raise invalid(kind.name_rule.format(name=name))
 
-    def put_system_topic(self, group: Json, name: str, body: Json) -> tuple[Topic, bool]:
+    def put_system_topic(self, group: ResourceGroup, name: str, body: Json) -> tuple[Topic, bool]:
         """Create, or update the tags and identity of, a registry's system topic: (topic, created)."""
         properties = body.get("properties") or {}
         topic_id = self.topic_id(SYSTEM_TOPICS, group["id"], name)
@@ -210,7 +203,7 @@ class TopicOperations:
                     "system topic is allowed per source."
                 )
 
-    def put_topic(self, group: Json, name: str, body: Json) -> tuple[Topic, bool]:
+    def put_topic(self, group: ResourceGroup, name: str, body: Json) -> tuple[Topic, bool]:
         """Create or replace a custom topic (its keys and input schema kept): (topic, created)."""
         location = require_location(body)
         properties = body.get("properties") or {}

@@ -21,10 +21,10 @@ from urllib.parse import quote
 import httpx
 
 from .config import EmulatorConfig
-from .delivery import azure_time, base_url
+from .delivery import base_url
 from .eventgrid_model import CLOUDEVENTS_SCHEMA, EventGridStore, Subscription, Validation
 from .eventgrid_runtime import BackgroundTasks, FinishOperation, TaskKey, TaskKind, WebhookClient
-from .timeutil import now_iso
+from .timeutil import azure_time, now_iso
 
 log = logging.getLogger("devstack.eventgrid")
 

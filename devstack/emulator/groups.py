@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any, cast
 
-from .errors import ArmError, not_found
+from .errors import ArmError, not_found, require_location
 from .operations import Operations
 from .records import (
     KIND_GROUP,
@@ -66,12 +66,15 @@ def check_group_name(rg: str) -> None:
         )
 
 
-def being_deleted(name: str) -> ArmError:
-    return ArmError(
-        409,
-        "ResourceGroupBeingDeleted",
-        f"The resource group '{name}' is in deprovisioning state and cannot perform this operation.",
-    )
+def ensure_not_deleting(group: ResourceGroup) -> None:
+    """Nothing is created or changed in a group once its deletion is accepted."""
+    if group["properties"]["provisioningState"] == "Deleting":
+        raise ArmError(
+            409,
+            "ResourceGroupBeingDeleted",
+            f"The resource group '{group['name']}' is in deprovisioning state and cannot perform this "
+            "operation.",
+        )
 
 
 class ResourceGroups:
@@ -100,16 +103,13 @@ class ResourceGroups:
 
     def put(self, sub: str, rg: str, body: dict[str, Any]) -> tuple[ResourceGroup, bool]:
         """Create or update a group; returns it and whether it is new."""
-        location = body.get("location")
-        if not isinstance(location, str) or not location:
-            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        location = require_location(body)
         tags = body.get("tags") or {}
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
             raise ArmError(400, "InvalidTag", "Tags must be an object of string values.")
         existing = self.find(sub, rg)
         if existing:
-            if existing["properties"]["provisioningState"] == "Deleting":
-                raise being_deleted(existing["name"])
+            ensure_not_deleting(existing)
             self.ensure_unlocked(sub, existing["name"], "write")
             if existing["location"].lower() != location.lower():
                 raise ArmError(
@@ -135,6 +135,13 @@ class ResourceGroups:
     def writable(self, sub: str, rg: str) -> ResourceGroup:
         """A group its locks let be changed, before the change is read."""
         group = self.get(sub, rg)
+        self.ensure_unlocked(sub, group["name"], "write")
+        return group
+
+    def open_for_writes(self, sub: str, rg: str) -> ResourceGroup:
+        """A group a resource may be created or changed in: it exists, is not being deleted, is not locked."""
+        group = self.get(sub, rg)
+        ensure_not_deleting(group)
         self.ensure_unlocked(sub, group["name"], "write")
         return group
 

@@ -15,21 +15,25 @@ import hmac
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .delivery import EVENTGRID_SCHEMA, KIND_MANIFEST, KIND_SEEN, KIND_SYSTEM_TOPIC, azure_time
-
-if TYPE_CHECKING:
-    from .service import Emulator
+from .eventgrid_model import EVENTGRID_SCHEMA, KIND_MANIFEST, KIND_SEEN, KIND_SYSTEM_TOPIC
+from .records import KIND_REGISTRY, backend_namespace
+from .store import Store
+from .timeutil import azure_time
 
 log = logging.getLogger("devstack.eventgrid")
 PATH = "/_devstack/registry-notifications"
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 IMAGE_DELETED = "Microsoft.ContainerRegistry.ImageDeleted"
+# Event Grid's fan-out (`EventGridEngine.publish`): (topic id, events, input schema) -> deliveries queued.
+Publish = Callable[[str, list[dict[str, Any]], str], int]
 MANIFEST_TYPES = frozenset(
     {
         "application/vnd.oci.image.index.v1+json",
@@ -115,12 +119,14 @@ def acr_event(
 
 
 class RegistryNotifications:
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    def __init__(self, store: Store, publish: Publish, registry_storage: Path) -> None:
+        self.store = store
+        self.publish = publish
+        self.registry_storage = registry_storage  # docker-registry's filesystem root
 
     def _registry(self, namespace: str) -> dict[str, Any] | None:
-        for registry in self.emu.store.list("registry"):
-            if self.emu.backend_namespace(registry) == namespace.lower():
+        for registry in self.store.list(KIND_REGISTRY):
+            if backend_namespace(registry) == namespace.lower():
                 return registry
         return None
 
@@ -133,7 +139,7 @@ class RegistryNotifications:
         if not hexdigest or not hexdigest.isalnum():
             return None
         path = (
-            self.emu.config.registry_storage
+            self.registry_storage
             / "docker/registry/v2/blobs"
             / algorithm
             / hexdigest[:2]
@@ -148,7 +154,7 @@ class RegistryNotifications:
 
     def handle(self, notification: dict[str, Any]) -> int:
         """Turn one docker-registry event into ACR events; returns the deliveries queued."""
-        store = self.emu.store
+        store = self.store
         event_id = str(notification.get("id") or "")
         if event_id and store.get(KIND_SEEN, f"egseen:{event_id}"):
             log.info("registry notification %s seen before; ignored", event_id)
@@ -178,7 +184,7 @@ class RegistryNotifications:
                     and t["properties"]["provisioningState"] == "Succeeded"
                 ]
                 for topic in topics:
-                    queued += self.emu.eventgrid.publish(topic["id"], [event], EVENTGRID_SCHEMA)
+                    queued += self.publish(topic["id"], [event], EVENTGRID_SCHEMA)
                 log.info(
                     "registry %s: %s %s (%s); %s",
                     registry["name"],
@@ -192,10 +198,9 @@ class RegistryNotifications:
         return queued
 
 
-def routes(emu: Emulator) -> list[BaseRoute]:
+def routes(notifications: RegistryNotifications, signing_key: str) -> list[BaseRoute]:
     """The endpoint docker-registry's `notifications` section points at (identity listener, HTTP)."""
-    notifications = RegistryNotifications(emu)
-    expected = f"Bearer {notification_token(emu.config.signing_key)}"
+    expected = f"Bearer {notification_token(signing_key)}"
 
     async def receive(request: Request) -> Response:
         if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected.encode()):

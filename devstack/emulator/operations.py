@@ -5,11 +5,28 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from typing import cast
+from typing import NotRequired, TypedDict, cast
 
+from .errors import ArmError
 from .records import KIND_OPERATION, Operation, OperationError, subscription_key
 from .store import Store
 from .timeutil import now_iso
+
+
+class OperationStatus(TypedDict):
+    """The body of an `Azure-AsyncOperation` status URL."""
+
+    id: str
+    name: NotRequired[str]
+    status: str
+    startTime: str
+    endTime: NotRequired[str]
+    error: NotRequired[OperationError]
+
+
+def polling_headers(status: OperationStatus) -> dict[str, str]:
+    # Without Retry-After the SDK's poller waits its default 30 s between polls.
+    return {"Retry-After": "1"} if status["status"] == "InProgress" else {}
 
 
 def new_operation_id() -> str:
@@ -27,6 +44,12 @@ class Operations:
         self._store.put(KIND_OPERATION, operation, subscription_key(sub), record)
         return operation
 
+    def finished(self, sub: str, kind: str, target: str) -> str:
+        """An operation that is over as it starts (Event Grid's topics are ready once stored)."""
+        operation = self.start(sub, kind, target)
+        self.finish(operation, "Succeeded")
+        return operation
+
     def finish(self, operation: str, status: str, error: OperationError | None = None) -> None:
         record = self.get(operation)
         if record:
@@ -38,6 +61,25 @@ class Operations:
 
     def get(self, operation: str) -> Operation | None:
         return cast(Operation | None, self._store.get(KIND_OPERATION, operation))
+
+    def require(self, operation: str) -> Operation:
+        record = self.get(operation)
+        if not record:
+            raise ArmError(404, "OperationNotFound", f"The operation '{operation}' was not found.")
+        return record
+
+    def status(self, operation: str, shown_id: str, name: str | None = None) -> OperationStatus:
+        """What a status URL answers: `shown_id` as its `id` (each provider has its own), `name` if any."""
+        record = self.require(operation)
+        shown: dict[str, object] = {"id": shown_id}  # keys in the order Azure sends them
+        if name is not None:
+            shown["name"] = name
+        shown.update(status=record["status"], startTime=record["startTime"])
+        if record.get("endTime"):
+            shown["endTime"] = record["endTime"]
+        if record.get("error"):
+            shown["error"] = record["error"]
+        return cast(OperationStatus, shown)
 
     def location_headers(self, sub: str, operation: str, version: str) -> dict[str, str]:
         """Where a client polls an operation (`Location`, as a resource group's delete answers)."""

@@ -7,6 +7,7 @@ fields under `_`-prefixed keys (the data plane reads a registry's `_port` and `_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, cast
 
@@ -42,6 +43,11 @@ def registry_id(group: str, name: str) -> str:
 def parent_group(resource_id: str) -> str:
     """The resource group id a provider resource's id starts with."""
     return resource_id.rsplit("/providers/", 1)[0]
+
+
+def backend_namespace(registry: Mapping[str, Any]) -> str:
+    """The docker-registry namespace a registry's repositories live under: its name, lowercased."""
+    return str(registry["name"]).lower()
 
 
 class GroupProperties(TypedDict):

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .config import EmulatorConfig
-from .errors import ArmError
-from .operations import Operations
+from .operations import Operations, polling_headers
+from .paging import page
 from .records import REGISTRY_PROVIDER, RegistryRecord
-from .registry_resources import ABAC as ABAC
-from .registry_resources import REGISTRY_NAME as REGISTRY_NAME
 from .registry_resources import Registries
-from .resources import page
 from .routing import ArmRouter, Handler, read_json
 
 ACR_VERSIONS = {
@@ -93,17 +90,8 @@ class RegistriesApi:
     async def operation_status(
         self, request: Request, sub: str, rg: str, name: str, operation: str
     ) -> Response:
-        record = self.operations.get(operation)
-        if not record:
-            raise ArmError(404, "OperationNotFound", f"The operation '{operation}' was not found.")
-        body: dict[str, Any] = {"id": operation, "status": record["status"], "startTime": record["startTime"]}
-        if record.get("endTime"):
-            body["endTime"] = record["endTime"]
-        if record.get("error"):
-            body["error"] = record["error"]
-        # Without Retry-After the SDK's poller waits its default 30 s between polls.
-        headers = {"Retry-After": "1"} if record["status"] == "InProgress" else {}
-        return JSONResponse(body, headers=headers)
+        status = self.operations.status(operation, operation)
+        return JSONResponse(status, headers=polling_headers(status))
 
     async def get(self, request: Request, sub: str, rg: str, name: str) -> Response:
         return JSONResponse(self.registries.get(sub, rg, name).resource)

@@ -10,8 +10,8 @@ import re
 import secrets
 from typing import Any, TypedDict
 
-from .errors import ArmError, not_found
-from .groups import ResourceGroups, being_deleted
+from .errors import ArmError, not_found, require_location
+from .groups import ResourceGroups, ensure_not_deleting
 from .operations import Operations
 from .records import (
     KIND_REGISTRY,
@@ -161,8 +161,7 @@ class Registries:
     def creatable_in(self, sub: str, rg: str, name: str) -> ResourceGroup:
         """The group a registry of this name may be created or replaced in, before its body is read."""
         group = self._groups.get(sub, rg)
-        if group["properties"]["provisioningState"] == "Deleting":
-            raise being_deleted(group["name"])
+        ensure_not_deleting(group)
         if not REGISTRY_NAME.fullmatch(name):
             raise ArmError(
                 400,
@@ -180,9 +179,7 @@ class Registries:
             raise ArmError(
                 400, "InvalidSku", f"The SKU '{sku}' is invalid. Supported: Basic, Standard, Premium."
             )
-        location = body.get("location")
-        if not isinstance(location, str) or not location:
-            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        location = require_location(body)
         self._groups.ensure_unlocked(sub, group["name"], "write")
         key = registry_id(group["id"], name)
         existing = self.load(key)

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
-from urllib.parse import urlencode
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .config import EmulatorConfig
-from .errors import ArmError
-from .groups import LOCK_LEVELS as LOCK_LEVELS
-from .groups import RG_NAME as RG_NAME
-from .groups import TAG_FILTER as TAG_FILTER
-from .groups import ResourceGroups, check_group_name
-from .groups import parse_tag_filter as parse_tag_filter
-from .groups import tag_matches as tag_matches
+from .groups import ResourceGroups, check_group_name, parse_tag_filter
 from .operations import Operations
-from .operations import new_operation_id as new_operation_id
-from .records import group_id as group_id
-from .records import subscription_key as subscription_key
+from .paging import page, parse_top
 from .routing import ArmRouter, Handler, read_json
 
 RG_VERSIONS = {
@@ -40,69 +26,6 @@ RG_VERSIONS = {
     "2025-04-01",
 }
 LOCK_VERSIONS = {"2015-01-01", "2016-09-01", "2020-05-01"}
-SortKey = Callable[[Mapping[str, Any]], str | int]
-
-
-class Configured(Protocol):
-    """What `paged` needs of its caller (the emulator): the page size and the ARM endpoint."""
-
-    @property
-    def config(self) -> EmulatorConfig: ...
-
-
-def by_id(item: Mapping[str, Any]) -> str | int:
-    return str(item["id"]).lower()
-
-
-def paged(
-    emu: Configured,
-    request: Request,
-    items: Sequence[Mapping[str, Any]],
-    top: int | None = None,
-    key: SortKey = by_id,
-) -> JSONResponse:
-    return page(emu.config, request, items, top, key)
-
-
-def page(
-    config: EmulatorConfig,
-    request: Request,
-    items: Sequence[Mapping[str, Any]],
-    top: int | None = None,
-    key: SortKey = by_id,
-) -> JSONResponse:
-    """One page of `items` plus an opaque `nextLink`, as ARM lists answer.
-
-    The skip token carries the last item's sort key, not a position, so a listing that runs while
-    items are created or deleted neither skips nor repeats the ones that stay.
-    """
-    ordered = sorted(items, key=key)
-    token = request.query_params.get("$skiptoken")
-    if token:
-        try:
-            after = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-        except ValueError as exc:
-            raise ArmError(400, "InvalidSkipToken", "The skip token is invalid.") from exc
-        if not isinstance(after, str | int) or isinstance(after, bool):
-            raise ArmError(400, "InvalidSkipToken", "The skip token is invalid.")
-        ordered = [item for item in ordered if type(key(item)) is type(after) and key(item) > after]  # type: ignore[operator]
-    size = top if top else config.page_size
-    selected = ordered[:size]
-    body: dict[str, Any] = {"value": selected}
-    if len(ordered) > size:
-        query = {k: v for k, v in request.query_params.items() if k != "$skiptoken"}
-        query["$skiptoken"] = base64.urlsafe_b64encode(json.dumps(key(selected[-1])).encode()).decode()
-        body["nextLink"] = f"{config.arm_endpoint}{request.url.path}?{urlencode(query)}"
-    return JSONResponse(body)
-
-
-def parse_top(request: Request) -> int | None:
-    raw = request.query_params.get("$top")
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ArmError(400, "InvalidTopInQueryString", f"The value '{raw}' of $top is invalid.")
-    return int(raw)
 
 
 class ResourceGroupsApi:
@@ -159,9 +82,7 @@ class ResourceGroupsApi:
         return page(self.config, request, groups, parse_top(request))
 
     async def operation_result(self, request: Request, sub: str, operation: str) -> Response:
-        record = self.operations.get(operation)
-        if not record:
-            raise ArmError(404, "OperationNotFound", f"The operation '{operation}' was not found.")
+        record = self.operations.require(operation)
         if record["status"] == "InProgress":
             version = request.query_params["api-version"]
             return Response(

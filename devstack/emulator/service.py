@@ -22,7 +22,7 @@ from .eventgrid_engine import EventGridEngine
 from .faults import Faults
 from .groups import ResourceGroups
 from .operations import Operations
-from .records import OperationError, RegistryRecord, group_id
+from .records import OperationError, RegistryRecord, backend_namespace, group_id
 from .registry_resources import Registries
 from .runs import Runs
 from .store import Store
@@ -82,23 +82,11 @@ class Emulator:
         return int(self.fronts.downloads_port)
 
     # What Event Grid and the data plane use -------------------------------------------
-    def group(self, sub: str, rg: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self.groups.get(sub, rg))
-
-    def check_subscription(self, sub: str) -> None:
-        self.groups.check_subscription(sub)
-
-    def ensure_unlocked(self, sub: str, rg: str, operation: str) -> None:
-        self.groups.ensure_unlocked(sub, rg, operation)
-
-    def start_operation(self, sub: str, kind: str, target: str) -> str:
-        return self.operations.start(sub, kind, target)
-
     def finish_operation(self, operation: str, status: str, error: dict[str, str] | None = None) -> None:
         self.operations.finish(operation, status, cast(OperationError | None, error))
 
     def backend_namespace(self, registry: Mapping[str, Any]) -> str:
-        return str(registry["name"]).lower()
+        return backend_namespace(registry)
 
     def backend_storage(self, registry: Mapping[str, Any]) -> Path:
         return (

@@ -7,8 +7,8 @@ from starlette.responses import JSONResponse, Response
 
 from .config import EmulatorConfig
 from .errors import ArmError
+from .paging import page
 from .registry_resources import Registries
-from .resources import page
 from .routing import ArmRouter, Handler, read_json
 from .run_requests import source_registry_denial
 from .runs import Runs, run_number

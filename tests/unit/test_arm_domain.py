@@ -14,7 +14,7 @@ from devstack.emulator.blobs import Blobs
 from devstack.emulator.config import EmulatorConfig
 from devstack.emulator.errors import ArmError
 from devstack.emulator.groups import ResourceGroups
-from devstack.emulator.operations import Operations
+from devstack.emulator.operations import Operations, polling_headers
 from devstack.emulator.records import KIND_REGISTRY, KIND_RUN, RegistryRecord
 from devstack.emulator.registry_resources import Registries
 from devstack.emulator.runs import Runs
@@ -98,6 +98,30 @@ def test_a_group_deletion_is_accepted_once_and_ends_with_its_locks(arm: Arm) -> 
     assert arm.groups.deleting() == []
 
 
+def test_a_group_being_deleted_takes_no_writes_from_any_provider(arm: Arm) -> None:
+    arm.groups.put(SUB, "lab", {"location": "westeurope"})
+    assert arm.groups.open_for_writes(SUB, "LAB")["name"] == "lab"
+    arm.groups.begin_delete(SUB, "lab")
+    message = "The resource group 'lab' is in deprovisioning state and cannot perform this operation."
+    for call, args in (
+        (arm.groups.put, (SUB, "lab", {"location": "westeurope"})),
+        (arm.registries.creatable_in, (SUB, "lab", "labregistry")),
+        (arm.groups.open_for_writes, (SUB, "lab")),  # Event Grid's topics and subscriptions
+    ):
+        error = refused("ResourceGroupBeingDeleted", call, *args)
+        assert (error.status, error.message) == (409, message)
+
+
+def test_a_write_into_a_group_is_refused_for_its_deletion_before_its_locks(arm: Arm) -> None:
+    group, _ = arm.groups.put(SUB, "lab", {"location": "westeurope"})
+    arm.groups.put_lock(group, "frozen", {"properties": {"level": "ReadOnly"}})
+    refused("ScopeLocked", arm.groups.open_for_writes, SUB, "lab")
+    arm.groups.delete_lock(SUB, "lab", "frozen")
+    arm.groups.begin_delete(SUB, "lab")
+    arm.groups.put_lock(group, "frozen", {"properties": {"level": "ReadOnly"}})
+    refused("ResourceGroupBeingDeleted", arm.groups.open_for_writes, SUB, "lab")
+
+
 def test_groups_filter_by_tag(arm: Arm) -> None:
     arm.groups.put(SUB, "a", {"location": "x", "tags": {"Purpose": "lab"}})
     arm.groups.put(SUB, "b", {"location": "x", "tags": {"purpose": "prod"}})
@@ -117,6 +141,26 @@ def test_an_operation_ends_with_its_error(arm: Arm) -> None:
         "Location": f"{ARM}/subscriptions/{SUB}/operationresults/{operation}?api-version=2021-04-01",
         "Retry-After": "1",
     }
+
+
+def test_an_operation_status_is_shown_with_each_providers_id(arm: Arm) -> None:
+    operation = arm.operations.start(SUB, "createRegistry", "/x")
+    running = arm.operations.status(operation, operation)
+    assert list(running) == ["id", "status", "startTime"]
+    assert polling_headers(running) == {"Retry-After": "1"}
+    arm.operations.finish(operation, "Failed", {"code": "InternalServerError", "message": "no port"})
+    path = f"/subscriptions/{SUB}/providers/Microsoft.EventGrid/locations/westeurope/operationsStatus/x"
+    ended = arm.operations.status(operation, path, name=operation)
+    assert list(ended) == ["id", "name", "status", "startTime", "endTime", "error"]  # Azure's key order
+    assert (ended["id"], ended.get("name"), ended["status"]) == (path, operation, "Failed")
+    assert polling_headers(ended) == {}
+    refused("OperationNotFound", arm.operations.status, "missing", "missing")
+    refused("OperationNotFound", arm.operations.require, "missing")
+
+
+def test_an_operation_can_be_over_as_it_starts(arm: Arm) -> None:
+    operation = arm.operations.finished(SUB, "createTopic", "/x")
+    assert arm.operations.require(operation)["status"] == "Succeeded"
 
 
 # Registries ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from devstack.emulator.errors import ArmError
-from devstack.emulator.resources import parse_tag_filter, tag_matches
+from devstack.emulator.groups import parse_tag_filter, tag_matches
 from devstack.emulator.tokens import TokenService
 
 

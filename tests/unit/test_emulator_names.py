@@ -7,19 +7,19 @@ import re
 
 import pytest
 
-from devstack.emulator import dataplane, eventgrid, registries, resources
+from devstack.emulator import dataplane, eventgrid_subscriptions, eventgrid_topics, groups, registry_resources
 from devstack.emulator.errors import AcrError
 
 CHECKS: list[tuple[re.Pattern[str], str]] = [
     (dataplane.REPOSITORY, "team/app"),
     (dataplane.TAG, "v1.2"),
     (dataplane.DIGEST, "sha256:" + "a" * 64),
-    (registries.REGISTRY_NAME, "dockmasterdev"),
-    (resources.RG_NAME, "az204-acr-rg"),
-    (eventgrid.TOPIC_NAME, "verdicts-topic"),
-    (eventgrid.SYSTEM_TOPIC_NAME, "registry-events"),
-    (eventgrid.SUBSCRIPTION_NAME, "to-the-app"),
-    (eventgrid.CONTAINER_NAME, "dead-letters"),
+    (registry_resources.REGISTRY_NAME, "dockmasterdev"),
+    (groups.RG_NAME, "az204-acr-rg"),
+    (eventgrid_topics.TOPIC_NAME, "verdicts-topic"),
+    (eventgrid_topics.SYSTEM_TOPIC_NAME, "registry-events"),
+    (eventgrid_subscriptions.SUBSCRIPTION_NAME, "to-the-app"),
+    (eventgrid_subscriptions.CONTAINER_NAME, "dead-letters"),
 ]
 
 
@@ -39,8 +39,8 @@ def test_a_name_with_a_control_character_is_refused(pattern: re.Pattern[str], go
             "v\u0661",
         ),  # ARABIC-INDIC DIGIT ONE: \w would take it, the distribution spec does not
         (dataplane.TAG, "\u00e9t\u00e9"),
-        (registries.REGISTRY_NAME, "dockmaster\uff11"),  # FULLWIDTH DIGIT ONE
-        (eventgrid.TOPIC_NAME, "topic\u0661"),
+        (registry_resources.REGISTRY_NAME, "dockmaster\uff11"),  # FULLWIDTH DIGIT ONE
+        (eventgrid_topics.TOPIC_NAME, "topic\u0661"),
     ],
 )
 def test_ascii_names_refuse_look_alikes(pattern: re.Pattern[str], name: str) -> None:

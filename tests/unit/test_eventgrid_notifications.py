@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devstack.emulator.delivery import EVENTGRID_SCHEMA, KIND_SYSTEM_TOPIC
+from devstack.emulator.eventgrid_model import EVENTGRID_SCHEMA, KIND_SYSTEM_TOPIC
 from devstack.emulator.notifications import RegistryNotifications, acr_event, notification_token
 from devstack.emulator.store import Store
 
@@ -162,19 +162,16 @@ class FakeGrid:
         return len(events)
 
 
-class FakeConfig:
-    def __init__(self, storage: Path) -> None:
-        self.registry_storage = storage
-
-
 class FakeEmulator:
+    """The store, Event Grid's fan-out and docker-registry's storage the notifications are given."""
+
     def __init__(self, home: Path) -> None:
         self.store = Store(home / "emulator.sqlite")
-        self.config = FakeConfig(home / "registry")
+        self.registry_storage = home / "registry"
         self.eventgrid = FakeGrid()
 
-    def backend_namespace(self, registry: dict[str, Any]) -> str:
-        return str(registry["name"]).lower()
+    def notifications(self) -> RegistryNotifications:
+        return RegistryNotifications(self.store, self.eventgrid.publish, self.registry_storage)
 
 
 @pytest.fixture
@@ -188,7 +185,7 @@ def emu(tmp_path: Path) -> FakeEmulator:
 
 
 def test_events_go_to_the_registrys_system_topic_once(emu: FakeEmulator) -> None:
-    handler = RegistryNotifications(emu)  # type: ignore[arg-type]
+    handler = emu.notifications()
     assert handler.handle(blob_push()) == 0
     assert handler.handle(manifest_push()) == 1
     assert handler.handle(manifest_push()) == 0  # docker-registry redelivered it: same event id
@@ -200,7 +197,7 @@ def test_events_go_to_the_registrys_system_topic_once(emu: FakeEmulator) -> None
 
 
 def test_a_delete_carries_the_media_type_seen_at_push(emu: FakeEmulator) -> None:
-    handler = RegistryNotifications(emu)  # type: ignore[arg-type]
+    handler = emu.notifications()
     handler.handle(manifest_push(tag=None, event_id="by-digest"))  # no event, but the type is remembered
     assert emu.eventgrid.published == []
     handler.handle(manifest_delete())
@@ -211,12 +208,10 @@ def test_a_delete_carries_the_media_type_seen_at_push(emu: FakeEmulator) -> None
 
 def test_a_delete_of_a_manifest_pushed_earlier_reads_its_type_from_storage(emu: FakeEmulator) -> None:
     hexdigest = DIGEST.split(":")[1]
-    blob = (
-        emu.config.registry_storage / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
-    )
+    blob = emu.registry_storage / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
     blob.parent.mkdir(parents=True)
     blob.write_text(json.dumps({"mediaType": "application/vnd.docker.distribution.manifest.v2+json"}))
-    RegistryNotifications(emu).handle(manifest_delete())  # type: ignore[arg-type]
+    emu.notifications().handle(manifest_delete())
     [(_, event, _)] = emu.eventgrid.published
     assert event["data"]["target"]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -224,5 +219,5 @@ def test_a_delete_of_a_manifest_pushed_earlier_reads_its_type_from_storage(emu: 
 def test_other_namespaces_are_ignored(emu: FakeEmulator) -> None:
     other = manifest_push()
     other["target"]["repository"] = "someoneelse/app"
-    assert RegistryNotifications(emu).handle(other) == 0  # type: ignore[arg-type]
+    assert emu.notifications().handle(other) == 0
     assert emu.eventgrid.published == []

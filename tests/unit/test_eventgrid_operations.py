@@ -27,9 +27,17 @@ from devstack.emulator.eventgrid_publish import PublishError, authorize, read_ev
 from devstack.emulator.eventgrid_runtime import BackgroundTasks, TaskKey, TaskKind
 from devstack.emulator.eventgrid_subscriptions import SubscriptionOperations
 from devstack.emulator.eventgrid_topics import CUSTOM_TOPICS, SYSTEM_TOPICS, TopicOperations
+from devstack.emulator.records import ResourceGroup
 from devstack.emulator.store import Store
 
-GROUP = {"id": "/subscriptions/s/resourceGroups/g", "name": "g"}
+GROUP = ResourceGroup(
+    id="/subscriptions/s/resourceGroups/g",
+    name="g",
+    type="Microsoft.Resources/resourceGroups",
+    location="westeurope",
+    tags={},
+    properties={"provisioningState": "Succeeded"},
+)
 REGISTRY = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/reg"
 
 

@@ -55,6 +55,23 @@ def unreachable(exc: httpx.HTTPError) -> AcrError:
     return AcrError(503, "UNAVAILABLE", f"the registry backend is unreachable: {exc}")
 
 
+def refused_by_backend() -> AcrError:
+    """docker-registry takes no credentials from the front: a 401 from it is the front's fault, not the
+    caller's."""
+    return AcrError(503, "UNAVAILABLE", "the registry backend refused the request")
+
+
+def backend_error(answer: httpx.Response, namespace: str) -> AcrError:
+    """A backend error as the front relays it: its status and first error, the namespace dropped."""
+    try:
+        first = answer.json()["errors"][0]
+        code, message = str(first["code"]), str(first["message"])
+    except (ValueError, LookupError, TypeError):
+        code, message = "UNKNOWN", "unknown error"  # distribution's ErrorCodeUnknown
+    status = answer.status_code if answer.status_code >= 400 else 502
+    return AcrError(status, code, message.replace(f"{namespace}/", ""))
+
+
 class RegistryBackend:
     def __init__(self, base_url: str) -> None:
         self._base_url = base_url
@@ -89,8 +106,20 @@ class RegistryBackend:
             raise unreachable(exc) from exc
         return found.status_code == 200
 
-    async def delete(self, path: str) -> None:
-        await self.http.delete(path)
+    async def delete(self, path: str, namespace: str) -> bool:
+        """DELETE `path` on the backend: True once deleted, False when it had no such thing (404). Any
+        other answer raises the backend's error, as `forward` relays it; no answer is 503."""
+        try:
+            answer = await self.http.delete(path)
+        except httpx.HTTPError as exc:
+            raise unreachable(exc) from exc
+        if answer.status_code in (200, 202, 204):
+            return True
+        if answer.status_code == 404:
+            return False
+        if answer.status_code == 401:
+            raise refused_by_backend()
+        raise backend_error(answer, namespace)
 
     async def forward(self, request: Request, namespace: str, path: str, query: dict[str, str]) -> Response:
         """The request sent on to `path`, its answer relayed with the headers a client may see."""
@@ -101,7 +130,7 @@ class RegistryBackend:
         headers = self._response_headers(upstream, namespace)
         if upstream.status_code == 401:
             await upstream.aclose()
-            raise AcrError(503, "UNAVAILABLE", "the registry backend refused the request")
+            raise refused_by_backend()
         if request.method == "HEAD" or (
             upstream.status_code in (202, 204) and not upstream.headers.get("content-length")
         ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -15,6 +15,12 @@ from .errors import AcrError
 DEFAULT_PAGE_SIZE = 100  # listings page like ACR's: clients follow the Link header
 Item = TypeVar("Item")
 Resolve = Callable[[Request], FrontRegistry]  # the registry whose login server a request came to
+
+
+def method_not_allowed(allowed: Iterable[str]) -> AcrError:
+    """405 with the `Allow` header ASP.NET Core's routing sends (`aspnet-routing`
+    `HttpMethodMatcherPolicy`: the route's methods, sorted, comma-separated)."""
+    return AcrError(405, "UNSUPPORTED", "method not allowed", headers={"Allow": ", ".join(sorted(allowed))})
 
 
 def authorization(request: Request) -> str:

@@ -95,7 +95,7 @@ class RegistryBackend:
         if self._http is not None:
             await self._http.aclose()
 
-    async def open(self, method: str, path: str, headers: list[tuple[str, str]]) -> httpx.Response:
+    async def open(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> httpx.Response:
         """A streamed backend response; the caller closes it. Raises httpx's errors."""
         return await self.http.send(self.http.build_request(method, path, headers=headers), stream=True)
 
@@ -141,11 +141,12 @@ class RegistryBackend:
         return relay(upstream, headers)
 
     def _upstream_request(self, request: Request, path: str, query: dict[str, str]) -> httpx.Request:
-        # A list, not a dict: clients repeat headers (podman sends one Accept per manifest type).
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        # A list, not a dict: clients repeat headers (podman sends one Accept per manifest type). As bytes:
+        # a field value may hold any octet above 0x7f (RFC 9110 obs-text), which httpx cannot encode as str.
+        headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
         body_allowed = request.method in ("PUT", "PATCH", "POST")
         if body_allowed and "content-length" in request.headers:
-            headers.append(("Content-Length", request.headers["content-length"]))
+            headers.append((b"content-length", request.headers["content-length"].encode("latin-1")))
         return self.http.build_request(
             request.method,
             path,

@@ -611,3 +611,51 @@ def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(front: Front)
     assert patched.json()["errors"][0]["code"] == "UNSUPPORTED"
     deleted = front.call("DELETE", f"/acr/v1/app/_manifests/{digest}", headers=front.token("*"))
     assert (deleted.status_code, deleted.headers["Allow"]) == (405, "GET, PATCH")
+
+
+@pytest.mark.parametrize(
+    "size",
+    ["²", "٣", "１", "+1", " 1", "9" * 5000],
+    ids=["superscript", "arabic-indic", "fullwidth", "sign", "space", "overlong"],
+)
+@pytest.mark.parametrize("path", ["/acr/v1/_catalog", "/acr/v1/app/_tags", "/v2/_catalog"])
+def test_a_page_size_is_ascii_digits(front: Front, path: str, size: str) -> None:
+    """distribution reads `n` with Go's strconv.Atoi (ASCII digits); str.isdigit took any Unicode digit,
+    and int() refused some of those (a 500). A count that is not plain ASCII digits is ACR's 400 (a sign,
+    which Atoi takes, is refused too: stricter)."""
+    push(front.root, "app", "v1", manifest(1), T0)
+    access = [
+        {"type": "registry", "name": "catalog", "actions": ["*"]},
+        {"type": "repository", "name": "app", "actions": ["*"]},
+    ]
+    token, _ = front.tokens.issue(REGISTRY.login_server, subject="someone", grant="access", access=access)
+    answer = front.call("GET", path, params={"n": size}, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+
+
+def lowered(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    return [(key.lower(), value) for key, value in headers.raw]
+
+
+def test_header_bytes_outside_ascii_reach_docker_registry_as_sent(front: Front) -> None:
+    """HTTP allows any octet above 0x7f in a field value (RFC 9110 obs-text): the front passes headers on,
+    it does not decide on them (re-encoding them as ASCII was a 500)."""
+    received: list[httpx.Headers] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        received.append(request.headers)
+        return httpx.Response(200, json={"name": "reg/app", "tags": ["v1"]})
+
+    front.backend[0] = backend
+    odd = {"X-Client-Note": b"caf\xe9"}
+    answer = front.call("GET", "/v2/app/tags/list", headers={**front.token("pull"), **odd})
+    assert answer.status_code == 200
+    assert (b"x-client-note", b"caf\xe9") in lowered(received[-1])
+    link = front.fronts.links.issue(BlobRef("reg", "app", DIGEST_A))
+    path, _, query = link.partition("://")[2].partition("/")[2].partition("?")
+    ranged = front.call(
+        "GET", f"/{path}", params=dict(parse_qsl(query)), headers={"Range": b"bytes=\xff"}, storage=True
+    )
+    assert ranged.status_code == 200
+    assert (b"range", b"bytes=\xff") in lowered(received[-1])

@@ -659,3 +659,22 @@ def test_header_bytes_outside_ascii_reach_docker_registry_as_sent(front: Front) 
     )
     assert ranged.status_code == 200
     assert (b"range", b"bytes=\xff") in lowered(received[-1])
+
+
+def test_nulls_docker_registry_accepts_in_a_manifest_leave_it_listed(
+    tmp_path: Path, attributes: AttributeStore
+) -> None:
+    """Go reads a JSON null into a size as 0 and into a platform as none, so docker-registry stores such a
+    manifest as pushed; its listing must not fail on it (I14-15's rule for configs)."""
+    image = {**manifest(1), "layers": [{"digest": "sha256:" + "1" * 64, "size": None}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"digest": "sha256:" + "2" * 64, "size": 1, "platform": None}],
+    }
+    digests = {push(tmp_path, "app", "image", image, T0), push(tmp_path, "app", "index", index, T0 + 1)}
+    metadata = RepositoryMetadata(tmp_path, attributes, RegistryBackend("http://unused"))
+    views = asyncio.run(metadata.manifests(REGISTRY, metadata.existing(REGISTRY, "app"), "app"))
+    assert {v["digest"] for v in views} == digests
+    (listed,) = [v for v in views if v["tags"] == ["index"]]
+    assert listed["references"] == [{"digest": "sha256:" + "2" * 64, "architecture": None, "os": None}]

@@ -150,4 +150,5 @@ class RegistryAuth:
     def is_admin(registry: FrontRegistry, username: str, password: str) -> bool:
         if not registry.admin_user_enabled or username.lower() != registry.name.lower():
             return False
-        return any(hmac.compare_digest(password, p) for p in registry.admin_passwords)
+        # As bytes: compare_digest refuses a str outside ASCII, and a password may be anything.
+        return any(hmac.compare_digest(password.encode(), p.encode()) for p in registry.admin_passwords)

@@ -55,6 +55,23 @@ def unreachable(exc: httpx.HTTPError) -> AcrError:
     return AcrError(503, "UNAVAILABLE", f"the registry backend is unreachable: {exc}")
 
 
+def refused_by_backend() -> AcrError:
+    """docker-registry takes no credentials from the front: a 401 from it is the front's fault, not the
+    caller's."""
+    return AcrError(503, "UNAVAILABLE", "the registry backend refused the request")
+
+
+def backend_error(answer: httpx.Response, namespace: str) -> AcrError:
+    """A backend error as the front relays it: its status and first error, the namespace dropped."""
+    try:
+        first = answer.json()["errors"][0]
+        code, message = str(first["code"]), str(first["message"])
+    except (ValueError, LookupError, TypeError):
+        code, message = "UNKNOWN", "unknown error"  # distribution's ErrorCodeUnknown
+    status = answer.status_code if answer.status_code >= 400 else 502
+    return AcrError(status, code, message.replace(f"{namespace}/", ""))
+
+
 class RegistryBackend:
     def __init__(self, base_url: str) -> None:
         self._base_url = base_url
@@ -78,7 +95,7 @@ class RegistryBackend:
         if self._http is not None:
             await self._http.aclose()
 
-    async def open(self, method: str, path: str, headers: list[tuple[str, str]]) -> httpx.Response:
+    async def open(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> httpx.Response:
         """A streamed backend response; the caller closes it. Raises httpx's errors."""
         return await self.http.send(self.http.build_request(method, path, headers=headers), stream=True)
 
@@ -89,8 +106,20 @@ class RegistryBackend:
             raise unreachable(exc) from exc
         return found.status_code == 200
 
-    async def delete(self, path: str) -> None:
-        await self.http.delete(path)
+    async def delete(self, path: str, namespace: str) -> bool:
+        """DELETE `path` on the backend: True once deleted, False when it had no such thing (404). Any
+        other answer raises the backend's error, as `forward` relays it; no answer is 503."""
+        try:
+            answer = await self.http.delete(path)
+        except httpx.HTTPError as exc:
+            raise unreachable(exc) from exc
+        if answer.status_code in (200, 202, 204):
+            return True
+        if answer.status_code == 404:
+            return False
+        if answer.status_code == 401:
+            raise refused_by_backend()
+        raise backend_error(answer, namespace)
 
     async def forward(self, request: Request, namespace: str, path: str, query: dict[str, str]) -> Response:
         """The request sent on to `path`, its answer relayed with the headers a client may see."""
@@ -101,7 +130,7 @@ class RegistryBackend:
         headers = self._response_headers(upstream, namespace)
         if upstream.status_code == 401:
             await upstream.aclose()
-            raise AcrError(503, "UNAVAILABLE", "the registry backend refused the request")
+            raise refused_by_backend()
         if request.method == "HEAD" or (
             upstream.status_code in (202, 204) and not upstream.headers.get("content-length")
         ):
@@ -112,11 +141,12 @@ class RegistryBackend:
         return relay(upstream, headers)
 
     def _upstream_request(self, request: Request, path: str, query: dict[str, str]) -> httpx.Request:
-        # A list, not a dict: clients repeat headers (podman sends one Accept per manifest type).
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        # A list, not a dict: clients repeat headers (podman sends one Accept per manifest type). As bytes:
+        # a field value may hold any octet above 0x7f (RFC 9110 obs-text), which httpx cannot encode as str.
+        headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
         body_allowed = request.method in ("PUT", "PATCH", "POST")
         if body_allowed and "content-length" in request.headers:
-            headers.append(("Content-Length", request.headers["content-length"]))
+            headers.append((b"content-length", request.headers["content-length"].encode("latin-1")))
         return self.http.build_request(
             request.method,
             path,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -13,8 +14,16 @@ from .acr_records import FrontRegistry
 from .errors import AcrError
 
 DEFAULT_PAGE_SIZE = 100  # listings page like ACR's: clients follow the Link header
+# `n` as distribution reads it (Go's strconv.Atoi into an int64): ASCII digits, at most 18 of them here.
+PAGE_SIZE = re.compile(r"[0-9]{1,18}")
 Item = TypeVar("Item")
 Resolve = Callable[[Request], FrontRegistry]  # the registry whose login server a request came to
+
+
+def method_not_allowed(allowed: Iterable[str]) -> AcrError:
+    """405 with the `Allow` header ASP.NET Core's routing sends (`aspnet-routing`
+    `HttpMethodMatcherPolicy`: the route's methods, sorted, comma-separated)."""
+    return AcrError(405, "UNSUPPORTED", "method not allowed", headers={"Allow": ", ".join(sorted(allowed))})
 
 
 def authorization(request: Request) -> str:
@@ -38,7 +47,7 @@ async def read_json(request: Request) -> Any:
 
 def page_size(request: Request) -> int:
     raw = request.query_params.get("n", str(DEFAULT_PAGE_SIZE))
-    if not raw.isdigit() or int(raw) < 1:
+    if not PAGE_SIZE.fullmatch(raw) or int(raw) < 1:
         raise AcrError(400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested")
     return int(raw)
 

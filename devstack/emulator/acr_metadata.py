@@ -93,19 +93,38 @@ class RepositoryMetadata:
         self, registry: FrontRegistry, storage: RegistryStorage, name: str
     ) -> DeletedRepository:
         """Every manifest deleted through the backend (so that it notifies), then the repository's files
-        and attributes."""
+        and attributes. A manifest the backend does not delete fails the whole (its error, as a /v2/
+        delete answers it): what was deleted by then loses its attributes, the rest keeps its own."""
         if not self.attributes.get(registry, name).delete_enabled:
             raise denied()
         tags = await asyncio.to_thread(storage.tags, name)
         manifests = await asyncio.to_thread(storage.manifests, name)
+        deleted: list[str] = []
         for digest in manifests:
-            await self._backend.delete(f"/v2/{registry.namespace}/{name}/manifests/{digest}")
+            path = f"/v2/{registry.namespace}/{name}/manifests/{digest}"
+            try:
+                await self._backend.delete(path, registry.namespace)  # False: gone already, as wanted
+            except AcrError:
+                self._forget(registry, name, deleted, tags)
+                raise
+            deleted.append(digest)
         await asyncio.to_thread(storage.remove_repository, name)
         self.attributes.forget(
             registry,
             [name, *(tag_target(name, t.name) for t in tags), *(manifest_target(name, d) for d in manifests)],
         )
         return {"manifestsDeleted": sorted(manifests), "tagsDeleted": sorted(t.name for t in tags)}
+
+    def _forget(self, registry: FrontRegistry, name: str, digests: list[str], tags: list[TagRecord]) -> None:
+        """The attributes of deleted manifests and of their tags (docker-registry untags what it deletes)."""
+        gone = set(digests)
+        self.attributes.forget(
+            registry,
+            [
+                *(manifest_target(name, d) for d in digests),
+                *(tag_target(name, t.name) for t in tags if t.digest in gone),
+            ],
+        )
 
     # Tags ---------------------------------------------------------------------------------------
     def tag_view(

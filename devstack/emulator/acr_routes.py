@@ -152,7 +152,7 @@ class StorageRoutes:
 
     async def _open(self, request: Request, blob: BlobRef) -> httpx.Response:
         """The blob (or the range asked) from docker-registry; its failures in Azure Storage's words."""
-        headers = [("Range", request.headers["range"])] if "range" in request.headers else []
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() == b"range"]  # as sent, any octets
         try:
             upstream = await self._backend.open(request.method, blob.backend_path, headers)
         except httpx.HTTPError as exc:

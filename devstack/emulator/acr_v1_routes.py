@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from .acr_attributes import manifest_target, tag_target
 from .acr_auth import RegistryAuth
-from .acr_http import Resolve, authorization, page_size, paged, read_json
+from .acr_http import Resolve, authorization, method_not_allowed, page_size, paged, read_json
 from .acr_metadata import RepositoryMetadata, after, manifest_digest, ordered, tag_name
 from .acr_names import check_repository
 from .acr_records import FrontRegistry
@@ -37,6 +37,15 @@ class Target:
 
 
 MARKERS: tuple[tuple[str, Kind], ...] = (("/_tags", "tags"), ("/_manifests", "manifests"))
+# The methods `ACRDATA` lists for each path, by what it names and whether it names one tag or manifest.
+# No HEAD anywhere (Starlette routes HEAD to every GET route; ASP.NET Core's routing does not).
+ALLOWED: dict[tuple[Kind, bool], tuple[str, ...]] = {
+    ("repository", False): ("DELETE", "GET", "PATCH"),
+    ("tags", False): ("GET",),
+    ("tags", True): ("DELETE", "GET", "PATCH"),
+    ("manifests", False): ("GET",),
+    ("manifests", True): ("GET", "PATCH"),
+}
 
 
 def target(rest: str) -> Target:
@@ -110,12 +119,15 @@ class MetadataRoutes:
         that exists, then handed to the route's method."""
         registry = self._resolve(request)
         found = target(request.path_params["rest"])
-        action = SCOPE_ACTION[request.method]  # HEAD, which Starlette adds to GET routes, has none: a 500
+        allowed = ALLOWED[found.kind, found.ref is not None]
+        action = SCOPE_ACTION.get(request.method)
+        if action is None:  # HEAD: refused as routing refuses it, before any credential is looked at
+            raise method_not_allowed(allowed)
         self._auth.authorize(registry, authorization(request), "repository", found.repository, action)
         storage = self._metadata.existing(registry, found.repository)
         handler = self._handlers.get((found.kind, found.ref is not None, request.method))
         if handler is None:
-            raise AcrError(405, "UNSUPPORTED", "method not allowed")
+            raise method_not_allowed(allowed)
         return await handler(Call(request, registry, storage, found))
 
     # Repositories -------------------------------------------------------------------------------
@@ -190,4 +202,9 @@ class MetadataRoutes:
 
     async def delete_manifest(self, call: Call) -> Response:
         await self._metadata.manifest(call.storage, call.name, call.ref)
-        raise AcrError(405, "UNSUPPORTED", "delete manifests through /v2/{name}/manifests/{digest}")
+        raise AcrError(
+            405,
+            "UNSUPPORTED",
+            "delete manifests through /v2/{name}/manifests/{digest}",
+            headers={"Allow": ", ".join(ALLOWED["manifests", True])},
+        )

@@ -115,7 +115,7 @@ class BlobLinks:
         if expires is None or not signature or query.get("sp") != "r" or query.get("sr") != "b":
             raise authentication_failed("Signature fields not well formed.")
         expected = link_signature(self._key, blob.namespace, blob.repository, blob.digest, expiry)
-        if not hmac.compare_digest(signature, expected):
+        if not hmac.compare_digest(signature.encode(), expected.encode()):  # a query may hold any text
             raise authentication_failed("Signature did not match.")
         now = dt.datetime.now(dt.UTC)
         if now >= expires:

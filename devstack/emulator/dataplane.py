@@ -17,6 +17,7 @@ bytes for a valid link and, as Azure Storage does, refuses any `Authorization` h
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,6 +29,7 @@ from .acr_attributes import AttributeStore
 from .acr_auth import RegistryAuth, parse_scopes
 from .acr_backend import RegistryBackend
 from .acr_host import RegistryHost
+from .acr_http import method_not_allowed
 from .acr_metadata import RepositoryMetadata
 from .acr_names import DIGEST, REPOSITORY, SCOPE, TAG, V2_PATH, check_repository
 from .acr_records import FrontRegistry
@@ -57,6 +59,19 @@ async def error_response(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+def route(path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str]) -> Route:
+    """A route that takes `methods` and no other. Starlette also sends HEAD to every GET route; ACR's API
+    (`ACRDATA`) has HEAD only where it lists it, and ASP.NET Core's routing answers a method no endpoint
+    lists with 405 (`aspnet-routing`)."""
+
+    async def only(request: Request) -> Response:
+        if request.method not in methods:
+            raise method_not_allowed(methods)
+        return await endpoint(request)
+
+    return Route(path, only, methods=methods)
+
+
 class Fronts:
     """The registry fronts of one emulator: their apps, and the listeners that serve them."""
 
@@ -79,14 +94,15 @@ class Fronts:
         storage = StorageRoutes(self.links, self.backend)
         self.app = Starlette(
             routes=[
-                Route("/v2/", v2.ping, methods=["GET", "HEAD"]),
-                Route("/v2/_catalog", v2.catalog, methods=["GET"]),
-                Route(
+                route("/v2/", v2.ping, methods=["GET", "HEAD"]),
+                route("/v2/_catalog", v2.catalog, methods=["GET"]),
+                route(
                     "/v2/{rest:path}", v2.forward, methods=["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"]
                 ),
-                Route("/oauth2/exchange", tokens.exchange, methods=["POST"]),
-                Route("/oauth2/token", tokens.token, methods=["GET", "POST"]),
-                Route("/acr/v1/_catalog", acr.catalog, methods=["GET"]),
+                route("/oauth2/exchange", tokens.exchange, methods=["POST"]),
+                route("/oauth2/token", tokens.token, methods=["GET", "POST"]),
+                route("/acr/v1/_catalog", acr.catalog, methods=["GET"]),
+                # HEAD reaches `dispatch`, which knows what each path allows.
                 Route("/acr/v1/{rest:path}", acr.dispatch, methods=["GET", "PATCH", "DELETE"]),
             ],
             exception_handlers={AcrError: error_response},

@@ -153,17 +153,18 @@ class RegistryStorage:
         document = json.loads(raw)  # docker-registry validated it: a manifest is a JSON object
         media_type = document.get("mediaType", "application/vnd.oci.image.manifest.v1+json")
         config = document.get("config") or {}
-        size = len(raw) + sum(int(layer.get("size", 0)) for layer in document.get("layers") or [])
+        # Go reads a JSON null as a zero size or no platform, so docker-registry keeps such manifests as sent.
+        size = len(raw) + sum(int(layer.get("size") or 0) for layer in document.get("layers") or [])
         platform: dict[str, Any] = {}
         if config.get("digest") and media_type not in INDEX_TYPES:
             platform = platform_of(self.blob(config["digest"]))
-            size += int(config.get("size", 0))
+            size += int(config.get("size") or 0)
         architecture, os_name = platform.get("architecture"), platform.get("os")
         references = [
             {
                 "digest": m["digest"],
-                "architecture": m.get("platform", {}).get("architecture"),
-                "os": m.get("platform", {}).get("os"),
+                "architecture": (m.get("platform") or {}).get("architecture"),
+                "os": (m.get("platform") or {}).get("os"),
             }
             for m in document.get("manifests") or []
         ]

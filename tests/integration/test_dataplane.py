@@ -423,3 +423,31 @@ def test_a_crafted_config_leaves_the_manifest_listed_readable_and_lockable(
     assert properties.architecture is None
     assert properties.operating_system is None
     assert data_client.update_manifest_properties(repository, digest, can_read=False).can_read is False
+
+
+def test_head_where_acr_lists_none_and_a_password_outside_ascii_are_refusals(
+    admin_registry: Any, devstack: Any, data_client: Any
+) -> None:
+    """On the wire: HEAD on ACR's metadata paths is 405 naming the path's methods (it was a 500), and an
+    admin password outside ASCII is a wrong password, ACR's 401 with its challenge (it was a 500)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    push_config_only(data_client, "head/app", config)
+    token = access_token(admin_registry, devstack, data_client, "repository:head/app:*")
+    base = f"https://{admin_registry.login_server}"
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    with httpx.Client(verify=context) as client:
+        for path, allowed in (
+            ("/acr/v1/head/app", "DELETE, GET, PATCH"),
+            ("/acr/v1/head/app/_tags", "GET"),
+            ("/acr/v1/head/app/_tags/v1", "DELETE, GET, PATCH"),
+            ("/acr/v1/head/app/_manifests", "GET"),
+        ):
+            head = client.head(base + path, headers={"Authorization": f"Bearer {token}"})
+            assert (head.status_code, head.headers["Allow"], head.content) == (405, allowed, b"")
+        wrong = client.get(
+            f"{base}/oauth2/token",
+            params={"service": admin_registry.login_server, "scope": "repository:head/app:pull"},
+            auth=(admin_registry.name, "pässwörd"),
+        )
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"] == f'Basic realm="{admin_registry.login_server}"'

@@ -1,5 +1,6 @@
 """The registry front's domain operations, without HTTP: tokens and scopes, changeable attributes and their
-enforcement, /acr/v1/ listings, download links and the backend's URLs rewritten to the login server."""
+enforcement, /acr/v1/ listings, download links and the backend's URLs rewritten to the login server; then
+the front's app in process (docker-registry a mock): methods, credentials and backend failures."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 
 from devstack.emulator.acr_attributes import AttributeStore
@@ -24,7 +28,10 @@ from devstack.emulator.acr_records import ChangeableAttributes, FrontRegistry, T
 from devstack.emulator.acr_rules import ImageRules
 from devstack.emulator.acr_v1_routes import Target, target
 from devstack.emulator.blob_links import LINK_TIME, BlobLinks, BlobRef, StorageError, link_signature
+from devstack.emulator.config import EmulatorConfig
+from devstack.emulator.dataplane import Fronts
 from devstack.emulator.errors import AcrError
+from devstack.emulator.faults import Faults
 from devstack.emulator.registry_storage import RegistryStorage
 from devstack.emulator.store import Store
 from devstack.emulator.tokens import TokenService
@@ -320,3 +327,354 @@ def test_backend_urls_are_rewritten_to_the_login_servers_names() -> None:
         to_login_server("reg", "/v2/reg/app/tags/list?last=reg%2Fzz&n=1") == "/v2/app/tags/list?last=zz&n=1"
     )
     assert to_login_server("reg", "/v2/other/app/manifests/v1") == "/v2/other/app/manifests/v1"
+
+
+# Credentials and signatures outside ASCII ---------------------------------------------------------------
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_a_password_outside_ascii_is_a_wrong_credential_with_its_challenge(auth: RegistryAuth) -> None:
+    with pytest.raises(AcrError) as refused:
+        auth.basic_subject(REGISTRY, basic("reg", "pässwörd"))
+    assert (refused.value.status, refused.value.headers) == (
+        401,
+        {"WWW-Authenticate": 'Basic realm="127.0.0.1:4000"'},
+    )
+    with pytest.raises(AcrError) as refused:
+        auth.form_subject(REGISTRY, {"grant_type": "password", "username": "reg", "password": "pässwörd"})
+    assert (refused.value.status, refused.value.message) == (401, "invalid username or password")
+    accented = FrontRegistry(**{**REGISTRY.__dict__, "admin_passwords": ("pässwörd",)})
+    assert auth.basic_subject(accented, basic("reg", "pässwörd")) == "Reg"  # compared as UTF-8 bytes
+
+
+def test_a_signature_outside_ascii_is_a_signature_that_does_not_match() -> None:
+    links = BlobLinks(KEY, "localhost", 60, lambda: 4443)
+    link = links.issue(BlobRef("reg", "app", "sha256:" + "a" * 64))
+    path, _, query = link.removeprefix("https://localhost:4443").partition("?")
+    params = dict(parse_qsl(query))
+    for signature in ("ü" + params["sig"][1:], "€"):
+        with pytest.raises(StorageError) as refused:
+            links.verify(path, {**params, "sig": signature}, "GET")
+        assert (refused.value.status, refused.value.code, refused.value.detail) == (
+            403,
+            "AuthenticationFailed",
+            "Signature did not match.",
+        )
+
+
+# Deleting a repository: every manifest through docker-registry, or nothing reported ----------------------
+Answer = Callable[[httpx.Request], httpx.Response]
+
+
+def backend_answering(answer: Answer) -> tuple[RegistryBackend, list[str]]:
+    """A backend whose docker-registry is `answer`; the requests it got, in order."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return answer(request)
+
+    backend = RegistryBackend("http://backend")
+    backend.use(httpx.AsyncClient(base_url="http://backend", transport=httpx.MockTransport(handler)))
+    return backend, seen
+
+
+def unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def pushed_repository(root: Path, attributes: AttributeStore) -> list[str]:
+    """`app` with two tagged manifests; the repository hidden, the second manifest quarantined."""
+    digests = [push(root, "app", tag, manifest(n), T0 + n) for n, tag in enumerate(("a", "b"))]
+    attributes.update(REGISTRY, "app", {"listEnabled": False})
+    attributes.update(REGISTRY, f"app@{digests[1]}", {"readEnabled": False})
+    return digests
+
+
+def delete_through(root: Path, attributes: AttributeStore, answer: Answer) -> tuple[list[str], Any]:
+    """Delete `app` with docker-registry answering `answer`: the backend's requests, and the result (or
+    the AcrError raised)."""
+    backend, seen = backend_answering(answer)
+    metadata = RepositoryMetadata(root, attributes, backend)
+
+    async def delete() -> Any:
+        try:
+            return await metadata.delete_repository(REGISTRY, metadata.existing(REGISTRY, "app"), "app")
+        except AcrError as error:
+            return error
+        finally:
+            await backend.close()
+
+    return seen, asyncio.run(delete())
+
+
+@pytest.mark.parametrize("status", [202, 404], ids=["deleted", "already-gone"])
+def test_a_repository_is_deleted_once_each_manifest_is(
+    tmp_path: Path, attributes: AttributeStore, status: int
+) -> None:
+    digests = pushed_repository(tmp_path, attributes)
+    seen, deleted = delete_through(tmp_path, attributes, lambda _: httpx.Response(status))
+    assert sorted(seen) == sorted(f"DELETE /v2/reg/app/manifests/{d}" for d in digests)
+    assert deleted == {"manifestsDeleted": sorted(digests), "tagsDeleted": ["a", "b"]}
+    assert not RegistryStorage(tmp_path, "reg").exists("app")
+    assert attributes.get(REGISTRY, "app") == ChangeableAttributes()
+
+
+def failing_on(digest: str, answer: httpx.Response) -> Answer:
+    return lambda request: answer if request.url.path.endswith(digest) else httpx.Response(202)
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (
+            httpx.Response(500, json={"errors": [{"code": "UNKNOWN", "message": "unknown error"}]}),
+            500,
+            "UNKNOWN",
+        ),
+        (
+            httpx.Response(
+                405, json={"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
+            ),
+            405,
+            "UNSUPPORTED",
+        ),
+        (httpx.Response(502, text="Bad Gateway"), 502, "UNKNOWN"),
+        (httpx.Response(401), 503, "UNAVAILABLE"),
+    ],
+    ids=["error", "unsupported", "not-json", "refused"],
+)
+def test_a_manifest_the_backend_does_not_delete_fails_the_repository_delete(
+    tmp_path: Path, attributes: AttributeStore, failure: httpx.Response, status: int, code: str
+) -> None:
+    """A partial delete is no success: the error is the backend's, as a /v2/ delete relays it, and what
+    was not deleted keeps its files and attributes."""
+    digests = pushed_repository(tmp_path, attributes)
+    _, refused = delete_through(tmp_path, attributes, failing_on(digests[1], failure))
+    assert isinstance(refused, AcrError)
+    assert (refused.status, refused.code) == (status, code)
+    storage = RegistryStorage(tmp_path, "reg")
+    assert storage.exists("app")
+    assert storage.manifest("app", digests[1]) is not None
+    assert attributes.get(REGISTRY, f"app@{digests[1]}").read_enabled is False
+    assert attributes.get(REGISTRY, "app").list_enabled is False
+
+
+def test_an_unreachable_backend_deletes_nothing_and_answers_503(
+    tmp_path: Path, attributes: AttributeStore
+) -> None:
+    pushed_repository(tmp_path, attributes)
+    seen, refused = delete_through(tmp_path, attributes, unreachable)
+    assert isinstance(refused, AcrError)
+    assert (refused.status, refused.code) == (503, "UNAVAILABLE")
+    assert len(seen) == 1, "no further delete once the backend is unreachable"
+    assert RegistryStorage(tmp_path, "reg").exists("app")
+    assert attributes.get(REGISTRY, "app").list_enabled is False
+
+
+# The front's app in process ----------------------------------------------------------------------------
+@dataclass
+class StandInHost:
+    """What a front needs of the emulator (`RegistryHost`), without the emulator."""
+
+    config: EmulatorConfig
+    store: Store
+    tokens: TokenService
+    faults: Faults
+
+    def backend_namespace(self, registry: dict[str, Any]) -> str:
+        return str(registry["name"]).lower()
+
+
+@dataclass
+class Front:
+    fronts: Fronts
+    root: Path
+    backend: list[Answer]  # docker-registry's answer, replaceable by a test
+    tokens: TokenService
+
+    def call(self, method: str, path: str, *, storage: bool = False, **kwargs: Any) -> httpx.Response:
+        """One request to the login server (or to the storage stand-in), answered in process."""
+        app = self.fronts.downloads_app if storage else self.fronts.app
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+        async def send() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url="https://127.0.0.1:4000") as client:
+                return await client.request(method, path, **kwargs)
+
+        return asyncio.run(send())
+
+    def token(self, *actions: str) -> dict[str, str]:
+        access = [{"type": "repository", "name": "app", "actions": list(actions)}]
+        token, _ = self.tokens.issue(REGISTRY.login_server, subject="someone", grant="access", access=access)
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def front(tmp_path: Path, tokens: TokenService) -> Front:
+    config = EmulatorConfig(
+        state_dir=tmp_path,
+        host="127.0.0.1",
+        arm_port=8443,
+        identity_port=0,
+        tls_cert=tmp_path / "tls.crt",
+        tls_key=tmp_path / "tls.key",
+        ca_cert=tmp_path / "ca.crt",
+        tenant_id="tenant",
+        subscription_id="subscription",
+        identity_header="header",
+        signing_key=KEY,
+        registry_backend="http://backend",
+        registry_storage=tmp_path,
+        storage_connection_string="",
+    )
+    store = Store(tmp_path / "emulator.sqlite")
+    record = {
+        "id": REGISTRY.id,
+        "name": REGISTRY.name,
+        "properties": {"loginServer": REGISTRY.login_server, "adminUserEnabled": True},
+        "_passwords": list(REGISTRY.admin_passwords),
+    }
+    store.put("registry", REGISTRY.id, "rg", record)
+    fronts = Fronts(StandInHost(config, store, tokens, Faults("admin-key")))
+    fronts.listeners.by_port[4000] = REGISTRY.id
+    answers: list[Answer] = [lambda _: httpx.Response(202)]
+    fronts.backend.use(
+        httpx.AsyncClient(base_url="http://backend", transport=httpx.MockTransport(lambda r: answers[0](r)))
+    )
+    return Front(fronts, tmp_path, answers, tokens)
+
+
+DIGEST_A = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/acr/v1/app", "DELETE, GET, PATCH"),
+        ("/acr/v1/app/_tags", "GET"),
+        ("/acr/v1/app/_tags/v1", "DELETE, GET, PATCH"),
+        ("/acr/v1/app/_manifests", "GET"),
+        (f"/acr/v1/app/_manifests/{DIGEST_A}", "GET, PATCH"),
+        ("/acr/v1/_catalog", "GET"),
+        ("/v2/_catalog", "GET"),
+        ("/oauth2/token", "GET, POST"),
+    ],
+)
+def test_head_is_not_a_method_of_acrs_metadata_catalog_or_token_routes(
+    front: Front, path: str, allowed: str
+) -> None:
+    """ACR's API (`ACRDATA`) defines no HEAD on these paths and ASP.NET Core's routing answers 405 for a
+    method no endpoint lists; Starlette answers HEAD on every GET route, which gave a 500 here."""
+    push(front.root, "app", "v1", manifest(1), T0)
+    answer = front.call("HEAD", path, headers=front.token("*"))
+    assert (answer.status_code, answer.headers["Allow"]) == (405, allowed)
+    assert front.call("GET", path, headers=front.token("*")).status_code != 405
+
+
+def test_get_still_answers_on_the_metadata_routes(front: Front) -> None:
+    push(front.root, "app", "v1", manifest(1), T0)
+    answer = front.call("GET", "/acr/v1/app/_tags", headers=front.token("*"))
+    assert (answer.status_code, [t["name"] for t in answer.json()["tags"]]) == (200, ["v1"])
+
+
+def test_a_basic_password_outside_ascii_is_401_with_the_challenge(front: Front) -> None:
+    answer = front.call("GET", "/oauth2/token", headers={"Authorization": basic("reg", "pässwörd")})
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == 'Basic realm="127.0.0.1:4000"'
+    form = {"grant_type": "password", "username": "reg", "password": "pässwörd"}
+    assert front.call("POST", "/oauth2/token", data=form).status_code == 401
+
+
+def test_a_link_signature_outside_ascii_is_403_authentication_failed(front: Front) -> None:
+    link = front.fronts.links.issue(BlobRef("reg", "app", DIGEST_A))
+    path, _, query = link.partition("://")[2].partition("/")[2].partition("?")
+    forged = {**dict(parse_qsl(query)), "sig": "ü"}
+    answer = front.call("GET", f"/{path}", params=forged, storage=True)
+    assert (answer.status_code, answer.headers["x-ms-error-code"]) == (403, "AuthenticationFailed")
+
+
+def test_a_repository_delete_with_the_backend_unreachable_is_503(front: Front) -> None:
+    push(front.root, "app", "v1", manifest(1), T0)
+    front.backend[0] = unreachable
+    answer = front.call("DELETE", "/acr/v1/app", headers=front.token("*"))
+    assert answer.status_code == 503
+    assert answer.json()["errors"][0]["code"] == "UNAVAILABLE"
+    assert RegistryStorage(front.root, "reg").exists("app")
+
+
+def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(front: Front) -> None:
+    digest = push(front.root, "app", "v1", manifest(1), T0)
+    patched = front.call("PATCH", "/acr/v1/app/_tags", headers=front.token("*"), json={})
+    assert (patched.status_code, patched.headers["Allow"]) == (405, "GET")
+    assert patched.json()["errors"][0]["code"] == "UNSUPPORTED"
+    deleted = front.call("DELETE", f"/acr/v1/app/_manifests/{digest}", headers=front.token("*"))
+    assert (deleted.status_code, deleted.headers["Allow"]) == (405, "GET, PATCH")
+
+
+@pytest.mark.parametrize(
+    "size",
+    ["²", "٣", "１", "+1", " 1", "9" * 5000],
+    ids=["superscript", "arabic-indic", "fullwidth", "sign", "space", "overlong"],
+)
+@pytest.mark.parametrize("path", ["/acr/v1/_catalog", "/acr/v1/app/_tags", "/v2/_catalog"])
+def test_a_page_size_is_ascii_digits(front: Front, path: str, size: str) -> None:
+    """distribution reads `n` with Go's strconv.Atoi (ASCII digits); str.isdigit took any Unicode digit,
+    and int() refused some of those (a 500). A count that is not plain ASCII digits is ACR's 400 (a sign,
+    which Atoi takes, is refused too: stricter)."""
+    push(front.root, "app", "v1", manifest(1), T0)
+    access = [
+        {"type": "registry", "name": "catalog", "actions": ["*"]},
+        {"type": "repository", "name": "app", "actions": ["*"]},
+    ]
+    token, _ = front.tokens.issue(REGISTRY.login_server, subject="someone", grant="access", access=access)
+    answer = front.call("GET", path, params={"n": size}, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+
+
+def lowered(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    return [(key.lower(), value) for key, value in headers.raw]
+
+
+def test_header_bytes_outside_ascii_reach_docker_registry_as_sent(front: Front) -> None:
+    """HTTP allows any octet above 0x7f in a field value (RFC 9110 obs-text): the front passes headers on,
+    it does not decide on them (re-encoding them as ASCII was a 500)."""
+    received: list[httpx.Headers] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        received.append(request.headers)
+        return httpx.Response(200, json={"name": "reg/app", "tags": ["v1"]})
+
+    front.backend[0] = backend
+    odd = {"X-Client-Note": b"caf\xe9"}
+    answer = front.call("GET", "/v2/app/tags/list", headers={**front.token("pull"), **odd})
+    assert answer.status_code == 200
+    assert (b"x-client-note", b"caf\xe9") in lowered(received[-1])
+    link = front.fronts.links.issue(BlobRef("reg", "app", DIGEST_A))
+    path, _, query = link.partition("://")[2].partition("/")[2].partition("?")
+    ranged = front.call(
+        "GET", f"/{path}", params=dict(parse_qsl(query)), headers={"Range": b"bytes=\xff"}, storage=True
+    )
+    assert ranged.status_code == 200
+    assert (b"range", b"bytes=\xff") in lowered(received[-1])
+
+
+def test_nulls_docker_registry_accepts_in_a_manifest_leave_it_listed(
+    tmp_path: Path, attributes: AttributeStore
+) -> None:
+    """Go reads a JSON null into a size as 0 and into a platform as none, so docker-registry stores such a
+    manifest as pushed; its listing must not fail on it (I14-15's rule for configs)."""
+    image = {**manifest(1), "layers": [{"digest": "sha256:" + "1" * 64, "size": None}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"digest": "sha256:" + "2" * 64, "size": 1, "platform": None}],
+    }
+    digests = {push(tmp_path, "app", "image", image, T0), push(tmp_path, "app", "index", index, T0 + 1)}
+    metadata = RepositoryMetadata(tmp_path, attributes, RegistryBackend("http://unused"))
+    views = asyncio.run(metadata.manifests(REGISTRY, metadata.existing(REGISTRY, "app"), "app"))
+    assert {v["digest"] for v in views} == digests
+    (listed,) = [v for v in views if v["tags"] == ["index"]]
+    assert listed["references"] == [{"digest": "sha256:" + "2" * 64, "architecture": None, "os": None}]

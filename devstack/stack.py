@@ -24,10 +24,11 @@ from typing import Any
 
 import yaml
 
+from devstack.emulator.eventgrid.notifications import PATH as NOTIFICATIONS_PATH
+from devstack.emulator.eventgrid.notifications import notification_token
+
 from .certs import TlsFiles, ensure_tls
 from .emulator.config import EmulatorConfig
-from .emulator.notifications import PATH as NOTIFICATIONS_PATH
-from .emulator.notifications import notification_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import eventgrid, notifications, registries, resources, tasks
+from .acr.front import Fronts
+from .acr.listeners import close, listen
+from .arm import registries, resources, tasks
+from .arm.routing import ArmRouter
 from .config import EmulatorConfig
-from .dataplane import Fronts
 from .errors import ArmError
-from .listeners import close, listen
-from .routing import ArmRouter
+from .eventgrid import handlers as eventgrid
+from .eventgrid import notifications
 from .service import Emulator
 
 log = logging.getLogger("devstack.emulator")

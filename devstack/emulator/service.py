@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..executor import Executor
+from .arm.groups import ResourceGroups
+from .arm.operations import Operations
+from .arm.records import OperationError, RegistryRecord, backend_namespace, group_id
+from .arm.registry_resources import Registries
+from .arm.runs import Runs
 from .blobs import Blobs
 from .config import EmulatorConfig
-from .eventgrid_engine import EventGridEngine
+from .eventgrid.engine import EventGridEngine
 from .faults import Faults
-from .groups import ResourceGroups
-from .operations import Operations
-from .records import OperationError, RegistryRecord, backend_namespace, group_id
-from .registry_resources import Registries
-from .runs import Runs
 from .store import Store
 from .tokens import TokenService
 

@@ -312,7 +312,7 @@ def test_a_blob_get_is_redirected_to_a_signed_link_that_takes_no_token(
 ) -> None:
     """ACR's GetBlob answers 307 with a Location on storage, another host (the spec's GetBlob.json); the
     link carries its own short-lived signature, as a SAS does, and Azure Storage refuses a registry token."""
-    from devstack.emulator.dataplane import link_signature
+    from devstack.emulator.acr.front import link_signature
 
     payload = os.urandom(4096)
     digest, _ = data_client.upload_blob("links/app", io.BytesIO(payload))

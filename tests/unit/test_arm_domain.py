@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
+from devstack.emulator.arm.groups import ResourceGroups
+from devstack.emulator.arm.operations import Operations, polling_headers
+from devstack.emulator.arm.records import KIND_REGISTRY, KIND_RUN, RegistryRecord
+from devstack.emulator.arm.registry_resources import Registries
+from devstack.emulator.arm.runs import Runs
 from devstack.emulator.blobs import Blobs
 from devstack.emulator.config import EmulatorConfig
 from devstack.emulator.errors import ArmError
-from devstack.emulator.groups import ResourceGroups
-from devstack.emulator.operations import Operations, polling_headers
-from devstack.emulator.records import KIND_REGISTRY, KIND_RUN, RegistryRecord
-from devstack.emulator.registry_resources import Registries
-from devstack.emulator.runs import Runs
 from devstack.emulator.store import Store
 from devstack.emulator.tokens import TokenService
 from devstack.executor import Executor

@@ -7,8 +7,8 @@ import time
 import jwt
 import pytest
 
+from devstack.emulator.arm.groups import parse_tag_filter, tag_matches
 from devstack.emulator.errors import ArmError
-from devstack.emulator.groups import parse_tag_filter, tag_matches
 from devstack.emulator.tokens import TokenService
 
 

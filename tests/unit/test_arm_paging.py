@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.requests import Request
 
+from devstack.emulator.arm.paging import page, parse_top
 from devstack.emulator.errors import ArmError
-from devstack.emulator.paging import page, parse_top
 
 
 @dataclass(frozen=True)

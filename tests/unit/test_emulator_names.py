@@ -7,8 +7,11 @@ import re
 
 import pytest
 
-from devstack.emulator import dataplane, eventgrid_subscriptions, eventgrid_topics, groups, registry_resources
+from devstack.emulator.acr import front as dataplane
+from devstack.emulator.arm import groups, registry_resources
 from devstack.emulator.errors import AcrError
+from devstack.emulator.eventgrid import subscriptions as eventgrid_subscriptions
+from devstack.emulator.eventgrid import topics as eventgrid_topics
 
 CHECKS: list[tuple[re.Pattern[str], str]] = [
     (dataplane.REPOSITORY, "team/app"),

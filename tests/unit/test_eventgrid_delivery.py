@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from devstack.emulator import delivery, eventgrid_validation
 from devstack.emulator.config import EmulatorConfig
-from devstack.emulator.eventgrid_engine import EventGridEngine
-from devstack.emulator.eventgrid_model import (
+from devstack.emulator.eventgrid import delivery
+from devstack.emulator.eventgrid import validation as eventgrid_validation
+from devstack.emulator.eventgrid.engine import EventGridEngine
+from devstack.emulator.eventgrid.model import (
     CLOUDEVENTS_SCHEMA,
     EVENTGRID_SCHEMA,
     KIND_DELIVERY,

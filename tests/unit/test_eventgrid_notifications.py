@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from devstack.emulator.eventgrid_model import EVENTGRID_SCHEMA, KIND_SYSTEM_TOPIC
-from devstack.emulator.notifications import RegistryNotifications, acr_event, notification_token
+from devstack.emulator.eventgrid.model import EVENTGRID_SCHEMA, KIND_SYSTEM_TOPIC
+from devstack.emulator.eventgrid.notifications import RegistryNotifications, acr_event, notification_token
 from devstack.emulator.store import Store
 
 REGISTRY_ID = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/MyReg01"

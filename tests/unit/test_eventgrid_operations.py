@@ -10,10 +10,11 @@ from typing import Any, cast
 
 import pytest
 
+from devstack.emulator.arm.records import ResourceGroup
 from devstack.emulator.config import EmulatorConfig
 from devstack.emulator.errors import ArmError
-from devstack.emulator.eventgrid_engine import EventGridEngine
-from devstack.emulator.eventgrid_model import (
+from devstack.emulator.eventgrid.engine import EventGridEngine
+from devstack.emulator.eventgrid.model import (
     CLOUDEVENTS_SCHEMA,
     KIND_SUBSCRIPTION,
     KIND_TOPIC,
@@ -23,11 +24,10 @@ from devstack.emulator.eventgrid_model import (
     TopicProperties,
     Validation,
 )
-from devstack.emulator.eventgrid_publish import PublishError, authorize, read_events
-from devstack.emulator.eventgrid_runtime import BackgroundTasks, TaskKey, TaskKind
-from devstack.emulator.eventgrid_subscriptions import SubscriptionOperations
-from devstack.emulator.eventgrid_topics import CUSTOM_TOPICS, SYSTEM_TOPICS, TopicOperations
-from devstack.emulator.records import ResourceGroup
+from devstack.emulator.eventgrid.publish import PublishError, authorize, read_events
+from devstack.emulator.eventgrid.runtime import BackgroundTasks, TaskKey, TaskKind
+from devstack.emulator.eventgrid.subscriptions import SubscriptionOperations
+from devstack.emulator.eventgrid.topics import CUSTOM_TOPICS, SYSTEM_TOPICS, TopicOperations
 from devstack.emulator.store import Store
 
 GROUP = ResourceGroup(

@@ -10,15 +10,15 @@ import pytest
 from azure.eventgrid import generate_sas
 
 from devstack.emulator.errors import ArmError
-from devstack.emulator.eventgrid_model import CLOUDEVENTS_SCHEMA, EVENTGRID_SCHEMA
-from devstack.emulator.eventgrid_publish import (
+from devstack.emulator.eventgrid.model import CLOUDEVENTS_SCHEMA, EVENTGRID_SCHEMA
+from devstack.emulator.eventgrid.publish import (
     PublishError,
     parse_cloudevents,
     parse_eventgrid_events,
     sas_valid,
 )
-from devstack.emulator.eventgrid_subscriptions import parse_subscription
-from devstack.emulator.eventgrid_topics import new_key
+from devstack.emulator.eventgrid.subscriptions import parse_subscription
+from devstack.emulator.eventgrid.topics import new_key
 
 TOPIC = "/subscriptions/s/resourceGroups/g/providers/Microsoft.EventGrid/topics/orders"
 ENDPOINT = "https://127.0.0.1:8443/eventgrid/subscriptions/s/resourceGroups/g/topics/orders/api/events"

@@ -162,8 +162,8 @@ def test_resolves_relative_imports_and_submodules() -> None:
     assert "devstack.emulator.service" in modules
     assert "shared.api" in modules  # a package, by its __init__
     targets = {edge.target for edge in graph["devstack.emulator.app"]}
-    assert "devstack.emulator.routing" in targets  # from .routing import ArmRouter
-    assert "devstack.emulator.resources" in targets  # from . import resources
+    assert "devstack.emulator.arm.routing" in targets  # from .routing import ArmRouter
+    assert "devstack.emulator.arm.resources" in targets  # from . import resources
     assert "devstack.emulator" not in targets  # not the parent package of what `from . import` names
 
 

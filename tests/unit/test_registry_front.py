@@ -19,20 +19,20 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from devstack.emulator.acr_attributes import AttributeStore
-from devstack.emulator.acr_auth import RegistryAuth, is_granted, parse_scopes
-from devstack.emulator.acr_backend import RegistryBackend, to_login_server
-from devstack.emulator.acr_metadata import RepositoryMetadata, after, ordered, tag_name
-from devstack.emulator.acr_names import NULL_GUID_USER
-from devstack.emulator.acr_records import ChangeableAttributes, FrontRegistry, TagView
-from devstack.emulator.acr_rules import ImageRules
-from devstack.emulator.acr_v1_routes import Target, target
-from devstack.emulator.blob_links import LINK_TIME, BlobLinks, BlobRef, StorageError, link_signature
+from devstack.emulator.acr.attributes import AttributeStore
+from devstack.emulator.acr.auth import RegistryAuth, is_granted, parse_scopes
+from devstack.emulator.acr.backend import RegistryBackend, to_login_server
+from devstack.emulator.acr.blob_links import LINK_TIME, BlobLinks, BlobRef, StorageError, link_signature
+from devstack.emulator.acr.front import Fronts
+from devstack.emulator.acr.metadata import RepositoryMetadata, after, ordered, tag_name
+from devstack.emulator.acr.names import NULL_GUID_USER
+from devstack.emulator.acr.records import ChangeableAttributes, FrontRegistry, TagView
+from devstack.emulator.acr.registry_storage import RegistryStorage
+from devstack.emulator.acr.rules import ImageRules
+from devstack.emulator.acr.v1_routes import Target, target
 from devstack.emulator.config import EmulatorConfig
-from devstack.emulator.dataplane import Fronts
 from devstack.emulator.errors import AcrError
 from devstack.emulator.faults import Faults
-from devstack.emulator.registry_storage import RegistryStorage
 from devstack.emulator.store import Store
 from devstack.emulator.tokens import TokenService
 

@@ -1,0 +1,169 @@
+"""HTTP handlers of a registry's login server (the token endpoints and `/v2/`) and of the storage stand-in
+its blob downloads redirect to: one method per route, over the domain operations."""
+
+from __future__ import annotations
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import AcrError
+from .auth import RegistryAuth, challenge
+from .backend import RegistryBackend, relay
+from .blob_links import INTERNAL, SAS_VERSION, BlobLinks, BlobRef, StorageError
+from .http import Resolve, authorization, paged, read_form
+from .metadata import RepositoryMetadata
+from .names import DIGEST, V2_PATH, check_repository
+from .records import FrontRegistry
+from .rules import ImageRules, v2_action
+
+API_VERSION = {"Docker-Distribution-Api-Version": "registry/2.0"}
+PASS_BLOB = {"content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified"}
+
+
+class TokenRoutes:
+    """`/oauth2/exchange` and `/oauth2/token`."""
+
+    def __init__(self, resolve: Resolve, auth: RegistryAuth) -> None:
+        self._resolve = resolve
+        self._auth = auth
+
+    async def exchange(self, request: Request) -> Response:
+        registry = self._resolve(request)
+        refresh = self._auth.exchange(registry, await read_form(request))
+        return JSONResponse({"refresh_token": refresh})
+
+    async def token(self, request: Request) -> Response:
+        """GET with Basic auth (`docker login`), POST with a refresh token or the admin user's password."""
+        registry = self._resolve(request)
+        if request.method == "GET":
+            params: dict[str, str] = dict(request.query_params)
+            scope = " ".join(request.query_params.getlist("scope"))
+            subject = self._auth.basic_subject(registry, authorization(request))
+        else:
+            params = await read_form(request)
+            scope = params.get("scope", "")
+            subject = self._auth.form_subject(registry, params)
+        token = self._auth.access_token(registry, subject, scope, params.get("service"))
+        return JSONResponse({"access_token": token, "token": token})
+
+
+class V2Routes:
+    """`/v2/`: the API version check, the catalog, and everything else forwarded to docker-registry."""
+
+    def __init__(
+        self,
+        resolve: Resolve,
+        auth: RegistryAuth,
+        rules: ImageRules,
+        metadata: RepositoryMetadata,
+        backend: RegistryBackend,
+        links: BlobLinks,
+    ) -> None:
+        self._resolve = resolve
+        self._auth = auth
+        self._rules = rules
+        self._metadata = metadata
+        self._backend = backend
+        self._links = links
+
+    async def ping(self, request: Request) -> Response:
+        registry = self._resolve(request)
+        if self._auth.grants(registry, authorization(request)) is None:
+            raise challenge(registry, None)
+        return JSONResponse({}, headers=API_VERSION)
+
+    async def catalog(self, request: Request) -> Response:
+        registry = self._resolve(request)
+        self._auth.authorize(registry, authorization(request), "registry", "catalog", "*")
+        names = self._metadata.listed_repositories(registry)
+        last = request.query_params.get("last")
+        if last:
+            names = [n for n in names if n > last]
+        page, headers = paged(request, names, str, "/v2/_catalog")
+        return JSONResponse({"repositories": page}, headers=headers)
+
+    async def forward(self, request: Request) -> Response:
+        """`/v2/{name}/(manifests|blobs|blobs/uploads|tags)/...`, with ACR's attributes enforced."""
+        registry = self._resolve(request)
+        found = V2_PATH.fullmatch(request.path_params["rest"])
+        if not found:
+            raise AcrError(404, "NAME_UNKNOWN", "unsupported /v2/ path")
+        name, kind, ref = found.group("name"), found.group("kind"), found.group("ref") or ""
+        check_repository(name)
+        action = v2_action(request.method)
+        self._auth.authorize(registry, authorization(request), "repository", name, action)
+        storage = self._metadata.storage(registry)
+        self._rules.check_repository(registry, name, action)
+        if kind == "manifests":
+            await self._rules.check_manifest(registry, storage, name, ref, request.method)
+        if kind == "blobs" and request.method == "GET" and DIGEST.fullmatch(ref):
+            redirect = await self._download_link(BlobRef(registry.namespace, name, ref))
+            if redirect is not None:
+                return redirect
+        query = dict(request.query_params)
+        if kind == "blobs/uploads" and "from" in query:
+            query["from"] = self._mount_source(request, registry, query["from"])
+        suffix = f"{kind}/{ref}" if ref or kind != "blobs/uploads" else f"{kind}/"
+        path = f"/v2/{registry.namespace}/{name}/{suffix}"
+        return await self._backend.forward(request, registry.namespace, path, query)
+
+    def _mount_source(self, request: Request, registry: FrontRegistry, source: str) -> str:
+        """A cross-repository mount's `from`: pulled from, so it needs pull on that repository too."""
+        check_repository(source)
+        self._auth.authorize(registry, authorization(request), "repository", source, "pull")
+        return f"{registry.namespace}/{source}"
+
+    async def _download_link(self, blob: BlobRef) -> Response | None:
+        """ACR's answer to a blob GET: 307 to a signed link on the storage host (a HEAD stays 200 here;
+        the spec allows a 307 for it as well, see FIDELITY.md). None when the repository has no such
+        blob: the backend's BLOB_UNKNOWN then answers on the login server, as ACR's does."""
+        if not await self._backend.has_blob(blob.backend_path):
+            return None
+        return Response(status_code=307, headers={"Location": self._links.issue(blob), **API_VERSION})
+
+
+class StorageRoutes:
+    """The storage stand-in: a blob for a valid, unexpired link, and never with `Authorization`."""
+
+    def __init__(self, links: BlobLinks, backend: RegistryBackend) -> None:
+        self._links = links
+        self._backend = backend
+
+    async def download(self, request: Request) -> Response:
+        """Azure Storage takes any Authorization header for the request's credential (Shared Key, or a
+        Bearer token as Entra auth) and refuses a registry's token: ACR's FAQ quotes this 400 for
+        clients that follow the redirect with their headers (`curl -L`); see Azure/acr#217."""
+        if "authorization" in request.headers:
+            raise StorageError(
+                400,
+                "InvalidAuthenticationInfo",
+                "Authentication information is not given in the correct format. "
+                "Check the value of Authorization header.",
+            )
+        blob = self._links.verify(request.scope["path"], request.query_params, request.method)
+        upstream = await self._open(request, blob)
+        headers = {k: v for k, v in upstream.headers.items() if k.lower() in PASS_BLOB}
+        headers.update({"x-ms-version": SAS_VERSION, "x-ms-blob-type": "BlockBlob"})
+        if request.method == "HEAD":
+            await upstream.aclose()
+            return Response(status_code=upstream.status_code, headers=headers)
+        return relay(upstream, headers)
+
+    async def _open(self, request: Request, blob: BlobRef) -> httpx.Response:
+        """The blob (or the range asked) from docker-registry; its failures in Azure Storage's words."""
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() == b"range"]  # as sent, any octets
+        try:
+            upstream = await self._backend.open(request.method, blob.backend_path, headers)
+        except httpx.HTTPError as exc:
+            raise StorageError(500, "InternalError", INTERNAL) from exc
+        if upstream.status_code in (200, 206):
+            return upstream
+        await upstream.aclose()
+        if upstream.status_code == 404:
+            raise StorageError(404, "BlobNotFound", "The specified blob does not exist.")
+        if upstream.status_code == 416:
+            raise StorageError(
+                416, "InvalidRange", "The range specified is invalid for the current size of the resource."
+            )
+        raise StorageError(500, "InternalError", INTERNAL)

@@ -1,0 +1,1 @@
+"""ARM providers: resource groups and locks, registries, ACR Tasks runs (handlers → domain → records)."""

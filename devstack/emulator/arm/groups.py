@@ -1,0 +1,241 @@
+"""Resource groups and the management locks at their scope: the rules ARM applies, without HTTP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, cast
+
+from ..errors import ArmError, not_found, require_location
+from ..store import Store
+from .operations import Operations
+from .records import (
+    KIND_GROUP,
+    KIND_LOCK,
+    LOCK_TYPE,
+    Lock,
+    LockProperties,
+    ResourceGroup,
+    group_id,
+    lock_id,
+    subscription_key,
+)
+
+LOCK_LEVELS = {"CanNotDelete", "ReadOnly"}
+RG_NAME = re.compile(r"[-\w._()]{1,90}")
+TAG_FILTER = re.compile(
+    r"\s*tagName\s+eq\s+'((?:[^']|'')*)'(?:\s+and\s+tagValue\s+eq\s+'((?:[^']|'')*)')?\s*",
+    re.IGNORECASE,
+)
+TagFilter = tuple[str, str | None]
+# Starts a group's deletion in the background: (subscription, group name, operation id).
+DeletionScheduler = Callable[[str, str, str], None]
+
+
+def parse_tag_filter(raw: str | None) -> TagFilter | None:
+    if not raw:
+        return None
+    found = TAG_FILTER.fullmatch(raw)
+    if not found:
+        raise ArmError(
+            400,
+            "InvalidFilterInQueryString",
+            f"Invalid $filter '{raw}' specified in the query string. Supported: "
+            "\"tagName eq 'name'\" optionally followed by \"and tagValue eq 'value'\".",
+        )
+    name = found.group(1).replace("''", "'")
+    value = found.group(2).replace("''", "'") if found.group(2) is not None else None
+    return name, value
+
+
+def tag_matches(tags: dict[str, str] | None, name: str, value: str | None) -> bool:
+    for key, tag_value in (tags or {}).items():
+        if key.lower() == name.lower() and (value is None or tag_value == value):
+            return True
+    return False
+
+
+def check_group_name(rg: str) -> None:
+    if not RG_NAME.fullmatch(rg) or rg.endswith("."):
+        raise ArmError(
+            400,
+            "InvalidResourceGroup",
+            f"The provided resource group name '{rg}' has these invalid characters or length. "
+            "The name can only be a letter, digit, '-', '.', '(', ')' or '_', at most 90 "
+            "characters, and cannot end with a period.",
+        )
+
+
+def ensure_not_deleting(group: ResourceGroup) -> None:
+    """Nothing is created or changed in a group once its deletion is accepted."""
+    if group["properties"]["provisioningState"] == "Deleting":
+        raise ArmError(
+            409,
+            "ResourceGroupBeingDeleted",
+            f"The resource group '{group['name']}' is in deprovisioning state and cannot perform this "
+            "operation.",
+        )
+
+
+class ResourceGroups:
+    def __init__(
+        self, store: Store, operations: Operations, subscription_id: str, schedule_deletion: DeletionScheduler
+    ) -> None:
+        self._store = store
+        self._operations = operations
+        self._subscription_id = subscription_id
+        self._schedule_deletion = schedule_deletion
+
+    # Groups ------------------------------------------------------------------------
+    def check_subscription(self, sub: str) -> None:
+        if sub.lower() != self._subscription_id.lower():
+            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+
+    def find(self, sub: str, rg: str) -> ResourceGroup | None:
+        return cast(ResourceGroup | None, self._store.get(KIND_GROUP, group_id(sub, rg)))
+
+    def get(self, sub: str, rg: str) -> ResourceGroup:
+        self.check_subscription(sub)
+        group = self.find(sub, rg)
+        if not group:
+            raise not_found("resourceGroup", rg)
+        return group
+
+    def put(self, sub: str, rg: str, body: dict[str, Any]) -> tuple[ResourceGroup, bool]:
+        """Create or update a group; returns it and whether it is new."""
+        location = require_location(body)
+        tags = body.get("tags") or {}
+        if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+            raise ArmError(400, "InvalidTag", "Tags must be an object of string values.")
+        existing = self.find(sub, rg)
+        if existing:
+            ensure_not_deleting(existing)
+            self.ensure_unlocked(sub, existing["name"], "write")
+            if existing["location"].lower() != location.lower():
+                raise ArmError(
+                    409,
+                    "InvalidResourceGroupLocation",
+                    f"Invalid resource group location '{location}'. The Resource group already "
+                    f"exists in location '{existing['location']}' in resource group "
+                    f"'{existing['name']}'.",
+                )
+        group = ResourceGroup(
+            id=existing["id"] if existing else group_id(sub, rg),
+            name=existing["name"] if existing else rg,
+            type="Microsoft.Resources/resourceGroups",
+            location=existing["location"] if existing else location,
+            tags=tags,
+            properties={"provisioningState": "Succeeded"},
+        )
+        if body.get("managedBy"):
+            group["managedBy"] = body["managedBy"]
+        self._save(sub, group)
+        return group, existing is None
+
+    def writable(self, sub: str, rg: str) -> ResourceGroup:
+        """A group its locks let be changed, before the change is read."""
+        group = self.get(sub, rg)
+        self.ensure_unlocked(sub, group["name"], "write")
+        return group
+
+    def open_for_writes(self, sub: str, rg: str) -> ResourceGroup:
+        """A group a resource may be created or changed in: it exists, is not being deleted, is not locked."""
+        group = self.get(sub, rg)
+        ensure_not_deleting(group)
+        self.ensure_unlocked(sub, group["name"], "write")
+        return group
+
+    def update(self, sub: str, group: ResourceGroup, body: dict[str, Any]) -> ResourceGroup:
+        if "tags" in body:
+            group["tags"] = body["tags"] or {}
+        if "managedBy" in body:
+            group["managedBy"] = body["managedBy"]
+        self._save(sub, group)
+        return group
+
+    def begin_delete(self, sub: str, rg: str) -> str:
+        """Accept a group's deletion (once: a second delete joins the first); returns its operation."""
+        group = self.get(sub, rg)
+        if group["properties"]["provisioningState"] != "Deleting":
+            self.ensure_unlocked(sub, group["name"], "delete")
+            operation = self._operations.start(sub, "deleteResourceGroup", group["id"])
+            group["properties"]["provisioningState"] = "Deleting"
+            group["properties"]["operationId"] = operation
+            self._save(sub, group)
+            self._schedule_deletion(sub, group["name"], operation)
+        return group["properties"]["operationId"]
+
+    def deleting(self) -> list[tuple[str, str, str]]:
+        """(subscription, name, operation) of each group whose deletion was accepted and not done."""
+        return [
+            (group["id"].split("/")[2], group["name"], group["properties"]["operationId"])
+            for group in cast(list[ResourceGroup], self._store.list(KIND_GROUP))
+            if group["properties"]["provisioningState"] == "Deleting"
+        ]
+
+    def remove(self, scope: str) -> None:
+        """The last step of a deletion, once what the group held is gone: its locks, then the group."""
+        for lock in self._store.list(KIND_LOCK, scope):
+            self._store.delete(lock["id"])
+        self._store.delete(scope)
+
+    def in_subscription(self, sub: str, tag_filter: TagFilter | None) -> list[ResourceGroup]:
+        groups = cast(list[ResourceGroup], self._store.list(KIND_GROUP, subscription_key(sub)))
+        if tag_filter:
+            groups = [g for g in groups if tag_matches(g.get("tags"), *tag_filter)]
+        return groups
+
+    def _save(self, sub: str, group: ResourceGroup) -> None:
+        self._store.put(KIND_GROUP, group["id"], subscription_key(sub), group)
+
+    # Locks ----------------------------------------------------------------------------
+    def ensure_unlocked(self, sub: str, rg: str, operation: str) -> None:
+        scope = group_id(sub, rg)
+        locks = cast(list[Lock], self._store.list(KIND_LOCK, scope))
+        blocking = [
+            lock for lock in locks if operation == "delete" or lock["properties"]["level"] == "ReadOnly"
+        ]
+        if blocking:
+            raise ArmError(
+                409,
+                "ScopeLocked",
+                f"The scope '{scope}' cannot perform {operation} operation because following "
+                f"scope(s) are locked: '{scope}'. Please remove the lock and try again.",
+            )
+
+    def put_lock(self, group: ResourceGroup, name: str, body: dict[str, Any]) -> tuple[Lock, bool]:
+        """Create or replace a lock on a group; returns it and whether it is new."""
+        properties = body.get("properties") or {}
+        level = properties.get("level")
+        if level not in LOCK_LEVELS:
+            raise ArmError(
+                400,
+                "LockLevelInvalid",
+                f"The lock level '{level}' is invalid. Supported levels: CanNotDelete, ReadOnly.",
+            )
+        key = lock_id(group["id"], name)
+        existing = self._store.get(KIND_LOCK, key)
+        lock_properties = LockProperties(level=level)
+        if properties.get("notes"):
+            lock_properties["notes"] = properties["notes"]
+        if properties.get("owners"):
+            lock_properties["owners"] = properties["owners"]
+        lock = Lock(id=key, type=LOCK_TYPE, name=name, properties=lock_properties)
+        self._store.put(KIND_LOCK, key, group["id"], lock)
+        return lock, existing is None
+
+    def get_lock(self, sub: str, rg: str, name: str) -> Lock:
+        group = self.get(sub, rg)
+        lock = self._store.get(KIND_LOCK, lock_id(group["id"], name))
+        if not lock:
+            raise ArmError(404, "LockNotFound", f"The lock '{name}' could not be found.")
+        return cast(Lock, lock)
+
+    def delete_lock(self, sub: str, rg: str, name: str) -> bool:
+        """Remove a lock; whether there was one."""
+        group = self.get(sub, rg)
+        return self._store.delete(lock_id(group["id"], name))
+
+    def list_locks(self, sub: str, rg: str) -> list[Lock]:
+        group = self.get(sub, rg)
+        return cast(list[Lock], self._store.list(KIND_LOCK, group["id"]))

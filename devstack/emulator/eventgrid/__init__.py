@@ -1,0 +1,1 @@
+"""Event Grid: topics, system topics, event subscriptions, publishing, validation and delivery."""

@@ -92,8 +92,11 @@ def identity_app(emu: Emulator) -> Starlette:
     """Managed identity, App Service protocol (IDENTITY_ENDPOINT + IDENTITY_HEADER)."""
 
     async def token(request: Request) -> Response:
-        header = request.headers.get("x-identity-header", "")
-        if not hmac.compare_digest(header, emu.config.identity_header):
+        # App Service answers a missing or wrong header 401 (azure-sdk-for-js#11595). Compared as the
+        # header's bytes as sent (Starlette decodes a header as latin-1): compare_digest refuses a str
+        # outside ASCII.
+        header = request.headers.get("x-identity-header", "").encode("latin-1")
+        if not hmac.compare_digest(header, emu.config.identity_header.encode()):
             return JSONResponse(
                 {"statusCode": 401, "message": "The X-IDENTITY-HEADER is missing or invalid."}, 401
             )

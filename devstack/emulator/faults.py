@@ -153,7 +153,10 @@ class Faults:
         return JSONResponse({"requests": self.requests})
 
     def _refused(self, request: Request) -> Response | None:
-        if hmac.compare_digest(request.headers.get("x-devstack-admin-key", ""), self._admin_key):
+        # As bytes, the header's as sent (Starlette decodes a header as latin-1): compare_digest refuses a
+        # str outside ASCII.
+        presented = request.headers.get("x-devstack-admin-key", "").encode("latin-1")
+        if hmac.compare_digest(presented, self._admin_key.encode()):
             return None
         return JSONResponse(
             {"error": {"code": "Unauthorized", "message": "X-Devstack-Admin-Key required"}}, 401

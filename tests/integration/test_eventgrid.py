@@ -469,6 +469,25 @@ def test_manual_validation_through_the_validation_url(
     assert requests.get(handshake.body[0]["data"]["validationUrl"], timeout=10).status_code == 400
 
 
+def test_a_validation_token_outside_ascii_is_a_wrong_token(
+    eventgrid_client: Any,
+    eg_group: str,
+    system_topic: Any,
+    receivers: Callable[..., Receiver],
+) -> None:
+    receiver = receivers(validation="manual")
+    created = subscribe_system(eventgrid_client, eg_group, receiver)
+    [handshake] = [r for r in receiver.requests if r.kind == "SubscriptionValidation"]
+    url = handshake.body[0]["data"]["validationUrl"]
+    forged = re.sub(r"([?&]token=)[^&]*", r"\g<1>%C3%A9", url)
+    assert forged != url
+    answer = requests.get(forged, timeout=10)
+    assert (answer.status_code, answer.text) == (400, "The validation request is invalid or has expired.")
+    operations = eventgrid_client.system_topic_event_subscriptions
+    assert operations.get(eg_group, "acr-events", created.name).provisioning_state == "AwaitingManualAction"
+    assert requests.get(url, timeout=10).status_code == 200
+
+
 # Registry events -----------------------------------------------------------------------------------------
 def test_a_push_is_one_image_pushed_event(
     eventgrid_client: Any,
@@ -832,6 +851,26 @@ def test_sas_tokens_are_accepted(
     client = EventGridPublisherClient(eg_topic.endpoint, AzureSasCredential(forged))
     with client, pytest.raises(ClientAuthenticationError):
         client.send([event])
+
+
+def test_a_sas_token_outside_ascii_is_a_signature_that_does_not_match(
+    eventgrid_client: Any, eg_topic: Any
+) -> None:
+    """Bytes outside ASCII in a SAS token, in its signature or in what it signs, get Event Grid's 401."""
+    expiry = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    token = generate_sas(eg_topic.endpoint, topic_key(eventgrid_client, eg_topic), expiry)
+    unsigned, _, signature = token.rpartition("&s=")
+    for forged in (f"{unsigned}&s={signature}\u00e9", f"{unsigned}&x=\u00e9&s={signature}"):
+        response = requests.post(
+            eg_topic.endpoint,
+            params={"api-version": "2018-01-01"},
+            json=[],
+            headers={"aeg-sas-token": forged.encode()},
+            timeout=10,
+        )
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["code"] == "Unauthorized"
+        assert "The SAS token signature is not valid." in response.json()["error"]["message"]
 
 
 def test_a_bad_key_is_a_401(eventgrid_client: Any, eg_topic: Any) -> None:

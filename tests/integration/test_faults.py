@@ -98,6 +98,16 @@ def test_admin_api_checks_its_input(faults: Any, devstack: Any) -> None:
     assert httpx.get(f"{devstack.arm}/_devstack/faults", verify=context).status_code == 401
 
 
+def test_an_admin_key_outside_ascii_is_a_wrong_key(devstack: Any) -> None:
+    context = ssl.create_default_context(cafile=devstack.endpoints["caBundle"])
+    with httpx.Client(base_url=devstack.arm, verify=context) as client:
+        wrong = client.get(FAULTS, headers={"X-Devstack-Admin-Key": "wrong"})
+        assert wrong.status_code == 401
+        for method, path in (("GET", FAULTS), ("DELETE", f"{FAULTS}/x"), ("GET", "/_devstack/stats")):
+            answer = client.request(method, path, headers={b"X-Devstack-Admin-Key": "cl\u00e9".encode()})
+            assert (answer.status_code, answer.json()) == (401, wrong.json())
+
+
 def test_one_rule_is_removed_by_its_id(faults: Any, devstack: Any) -> None:
     first, second = faults(target="arm", kind="drop", count=None), faults(target="dataplane", kind="drop")
     client = faults.client

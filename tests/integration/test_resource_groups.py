@@ -174,6 +174,17 @@ def test_managed_identity_endpoint_checks_its_header(devstack: Any) -> None:
     assert int(good.json()["expires_on"]) > time.time()
 
 
+def test_an_identity_header_outside_ascii_is_a_wrong_header(devstack: Any) -> None:
+    import httpx
+
+    endpoint = devstack.endpoints["identityEndpoint"]
+    params = {"api-version": "2019-08-01", "resource": "https://management.azure.com"}
+    wrong = httpx.get(endpoint, params=params, headers={"X-IDENTITY-HEADER": "wrong"})
+    assert wrong.status_code == 401
+    accented = httpx.get(endpoint, params=params, headers={b"X-IDENTITY-HEADER": "cl\u00e9".encode()})
+    assert (accented.status_code, accented.json()) == (401, wrong.json())
+
+
 def test_paging_survives_deletions_between_pages(resource_client: Any) -> None:
     marker = unique("m")
     names = sorted(unique("rg-stable-") for _ in range(6))

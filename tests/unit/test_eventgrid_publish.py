@@ -112,6 +112,17 @@ def test_sas_tokens_as_azure_eventgrid_makes_them() -> None:
     assert sas_valid("garbage", [key], ENDPOINT) == "The SAS token is malformed."
 
 
+def test_a_sas_token_outside_ascii_is_a_signature_that_does_not_match() -> None:
+    key = new_key()
+    token = generate_sas(ENDPOINT, key, dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    unsigned, _, signature = token.rpartition("&s=")
+    # As a header arrives: each byte one character (latin-1), so UTF-8 bytes show as two characters.
+    accented = "\u00e9".encode().decode("latin-1")
+    for forged in (f"{unsigned}&s={signature}{accented}", f"{unsigned}&x={accented}&s={signature}"):
+        assert sas_valid(forged, [key], ENDPOINT) == "The SAS token signature is not valid."
+    assert sas_valid(f"{unsigned}&s=%C3%A9", [key], ENDPOINT) == "The SAS token signature is not valid."
+
+
 def webhook(url: str = "https://hooks.example/api/events?code=secret", **properties: Any) -> dict[str, Any]:
     return {"destination": {"endpointType": "WebHook", "properties": {"endpointUrl": url, **properties}}}
 

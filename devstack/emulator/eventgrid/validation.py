@@ -229,7 +229,8 @@ class WebhookValidator:
             validation = subscription.validation or Validation()
             if (validation.code or "").lower() != code.lower():
                 continue
-            if not secrets.compare_digest(str(validation.token or ""), token):
+            # As bytes: compare_digest refuses a str outside ASCII, and a query may hold any text.
+            if not secrets.compare_digest(str(validation.token or "").encode(), token.encode()):
                 return None
             if subscription.state != "AwaitingManualAction":
                 return None

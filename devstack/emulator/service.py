@@ -55,10 +55,13 @@ class Emulator:
         # Resume what a previous process left half done, so a restart loses nothing.
         for registry in self.registries.all():
             state = registry.resource["properties"]["provisioningState"]
-            if state in ("Creating", "Succeeded"):
+            if state == "Succeeded":
                 await self.fronts.start(registry.dump())
-            if state == "Creating":
-                self._spawn(self._provision(registry.id, None))
+            elif state == "Creating":
+                # A create cut short: provisioning opens its one front and ends it and its operation
+                # `Succeeded`, or `Failed` when the front cannot listen.
+                operation = self.operations.in_progress("createRegistry", registry.id)
+                self._spawn(self._provision(registry.id, operation))
         self.runs.fail_unfinished()
         for sub, name, operation in self.groups.deleting():
             self.schedule_group_deletion(sub, name, operation)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import ssl
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+from devstack import stack
+from devstack.emulator.arm.groups import ResourceGroups
+from devstack.emulator.arm.operations import Operations
+from devstack.emulator.arm.registry_resources import Registries
+from devstack.emulator.store import Store
 from tests.support.stack import error_code, unique
 
 
@@ -153,3 +162,47 @@ def test_data_plane_requires_a_token(registry: Any, devstack: Any) -> None:
     assert challenge.startswith(f'Bearer realm="https://{registry.login_server}/oauth2/token"')
     assert 'scope="registry:catalog:*"' in challenge
     assert response.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_a_registry_still_being_created_at_a_restart_comes_up_behind_its_front(tmp_path: Path) -> None:
+    """A separate stack whose state an emulator stopped mid-create left: the registry `Creating`, its
+    create operation in progress. Once back, the registry is `Succeeded` behind a front and the operation
+    is over (was: stuck in `Creating`, its front opened and forgotten)."""
+    home = tmp_path / "stack"
+    stack.make_private_home(home)
+    sub = stack.load_identity(home).subscription_id
+    store = Store(home / "emulator.sqlite")
+    try:
+        operations = Operations(store, "https://arm.invalid")
+        groups = ResourceGroups(store, operations, sub, lambda *deletion: None)
+        group, _ = groups.put(sub, "rg-restart", {"location": "westeurope"})
+        body = {"location": "westeurope", "sku": {"name": "Basic"}}
+        registry, operation = Registries(store, groups, operations).create(
+            sub, group, "halfmade", body, "2025-04-01"
+        )
+    finally:
+        store.close()
+    endpoints = stack.up(home)
+    try:
+        context = ssl.create_default_context(cafile=str(endpoints["caBundle"]))
+        arm = str(endpoints["armEndpoint"])
+        token = httpx.get(
+            str(endpoints["identityEndpoint"]),
+            params={"api-version": "2019-08-01", "resource": arm},
+            headers={"X-IDENTITY-HEADER": str(endpoints["identityHeader"])},
+        ).json()["access_token"]
+        with httpx.Client(verify=context, headers={"Authorization": f"Bearer {token}"}) as client:
+            params = {"api-version": "2025-04-01"}
+            deadline = time.monotonic() + 15
+            while True:
+                properties = client.get(f"{arm}{registry.id}", params=params).json()["properties"]
+                if properties["provisioningState"] != "Creating" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert properties["provisioningState"] == "Succeeded", properties
+            status = client.get(f"{arm}{registry.id}/operationStatuses/{operation}", params=params)
+            assert status.json()["status"] == "Succeeded"
+            front = client.get(f"https://{properties['loginServer']}/v2/")
+            assert front.status_code == 401  # the registry's front, asking for a token
+    finally:
+        stack.down(home)

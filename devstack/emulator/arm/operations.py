@@ -59,6 +59,17 @@ class Operations:
                 record["error"] = error
             self._store.put(KIND_OPERATION, operation, "/", record)
 
+    def in_progress(self, kind: str, target: str) -> str | None:
+        """The operation of this kind on this resource that has not ended, if any."""
+        for record in cast(list[Operation], self._store.list(KIND_OPERATION)):
+            if (
+                record["kind"] == kind
+                and record["target"].lower() == target.lower()
+                and record["status"] == "InProgress"
+            ):
+                return record["id"]
+        return None
+
     def get(self, operation: str) -> Operation | None:
         return cast(Operation | None, self._store.get(KIND_OPERATION, operation))
 

@@ -142,6 +142,21 @@ def test_delete_registry(acr_client: Any, group: str) -> None:
         acr_client.registries.get(group, name)
 
 
+def test_a_registry_in_a_group_being_deleted_refuses_a_patch(acr_client: Any, resource_client: Any) -> None:
+    group = unique("rg-patch-del-")
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    name = unique("patchdel")
+    acr_client.registries.begin_create(
+        group, name, {"location": "westeurope", "sku": {"name": "Basic"}}
+    ).result()
+    poller = resource_client.resource_groups.begin_delete(group)
+    with pytest.raises(HttpResponseError) as caught:
+        acr_client.registries.begin_update(group, name, {"tags": {"a": "b"}})
+    poller.result()
+    assert caught.value.status_code == 409
+    assert error_code(caught.value) == "ResourceGroupBeingDeleted"
+
+
 def test_registry_in_missing_group(acr_client: Any) -> None:
     with pytest.raises(ResourceNotFoundError) as caught:
         acr_client.registries.begin_create(

@@ -97,6 +97,21 @@ def test_lock_blocks_deletion(resource_client: Any, lock_client: Any, group: str
     resource_client.resource_groups.begin_delete(group).result()
 
 
+def test_a_group_being_deleted_refuses_a_patch(resource_client: Any, devstack: Any) -> None:
+    name = unique("rg-patch-del-")
+    resource_client.resource_groups.create_or_update(name, {"location": "westeurope"})
+    poller = resource_client.resource_groups.begin_delete(name)
+    url = f"/subscriptions/{devstack.subscription}/resourcegroups/{name}?api-version=2025-04-01"
+    response = raw(resource_client, devstack, "PATCH", url, json={"tags": {"a": "b"}})
+    poller.result()
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == {
+        "code": "ResourceGroupBeingDeleted",
+        "message": f"The resource group '{name}' is in deprovisioning state and cannot perform this "
+        "operation.",
+    }
+
+
 def test_read_only_lock_blocks_writes(resource_client: Any, lock_client: Any, group: str) -> None:
     lock_client.management_locks.create_or_update_at_resource_group_level(group, "ro", {"level": "ReadOnly"})
     with pytest.raises(HttpResponseError) as caught:

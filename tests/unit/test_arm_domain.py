@@ -74,10 +74,10 @@ def test_locks_refuse_what_their_level_forbids(arm: Arm) -> None:
     lock, created = arm.groups.put_lock(group, "keep", {"properties": {"level": "CanNotDelete"}})
     assert created
     assert lock["properties"] == {"level": "CanNotDelete"}
-    arm.groups.writable(SUB, "lab")  # CanNotDelete still lets the group change
+    arm.groups.open_for_writes(SUB, "lab")  # CanNotDelete still lets the group change
     refused("ScopeLocked", arm.groups.begin_delete, SUB, "lab")
     arm.groups.put_lock(group, "frozen", {"properties": {"level": "ReadOnly", "notes": "why"}})
-    refused("ScopeLocked", arm.groups.writable, SUB, "lab")
+    refused("ScopeLocked", arm.groups.open_for_writes, SUB, "lab")
     refused("LockLevelInvalid", arm.groups.put_lock, group, "odd", {"properties": {"level": "Odd"}})
     assert [lock["name"] for lock in arm.groups.list_locks(SUB, "lab")] == ["keep", "frozen"]
     assert arm.groups.delete_lock(SUB, "lab", "keep")
@@ -99,14 +99,18 @@ def test_a_group_deletion_is_accepted_once_and_ends_with_its_locks(arm: Arm) -> 
 
 
 def test_a_group_being_deleted_takes_no_writes_from_any_provider(arm: Arm) -> None:
-    arm.groups.put(SUB, "lab", {"location": "westeurope"})
+    create_registry(arm)
     assert arm.groups.open_for_writes(SUB, "LAB")["name"] == "lab"
     arm.groups.begin_delete(SUB, "lab")
     message = "The resource group 'lab' is in deprovisioning state and cannot perform this operation."
     for call, args in (
         (arm.groups.put, (SUB, "lab", {"location": "westeurope"})),
         (arm.registries.creatable_in, (SUB, "lab", "labregistry")),
-        (arm.groups.open_for_writes, (SUB, "lab")),  # Event Grid's topics and subscriptions
+        (arm.registries.writable, (SUB, "lab", "labregistry")),  # a registry's PATCH
+        (
+            arm.groups.open_for_writes,
+            (SUB, "lab"),
+        ),  # the group's PATCH, Event Grid's topics and subscriptions
     ):
         error = refused("ResourceGroupBeingDeleted", call, *args)
         assert (error.status, error.message) == (409, message)

@@ -132,14 +132,9 @@ class ResourceGroups:
         self._save(sub, group)
         return group, existing is None
 
-    def writable(self, sub: str, rg: str) -> ResourceGroup:
-        """A group its locks let be changed, before the change is read."""
-        group = self.get(sub, rg)
-        self.ensure_unlocked(sub, group["name"], "write")
-        return group
-
     def open_for_writes(self, sub: str, rg: str) -> ResourceGroup:
-        """A group a resource may be created or changed in: it exists, is not being deleted, is not locked."""
+        """A group that may be changed, or a resource created or changed in: it exists, is not being
+        deleted, is not locked. Checked before the change is read."""
         group = self.get(sub, rg)
         ensure_not_deleting(group)
         self.ensure_unlocked(sub, group["name"], "write")

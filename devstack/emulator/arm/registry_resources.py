@@ -215,9 +215,10 @@ class Registries:
         return registry, self._operations.start(sub, "createRegistry", key)
 
     def writable(self, sub: str, rg: str, name: str) -> RegistryRecord:
-        """A registry its group's locks let be changed, before the change is read."""
+        """A registry that may be changed (its group neither being deleted nor locked), before the change
+        is read."""
         registry = self.get(sub, rg, name)
-        self._groups.ensure_unlocked(sub, rg, "write")
+        self._groups.open_for_writes(sub, rg)
         return registry
 
     def update(self, registry: RegistryRecord, body: dict[str, Any], version: str) -> RegistryRecord:

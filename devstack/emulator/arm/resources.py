@@ -69,7 +69,7 @@ class ResourceGroupsApi:
         return Response(status_code=204 if self.groups.find(sub, rg) else 404)
 
     async def patch_group(self, request: Request, sub: str, rg: str) -> Response:
-        group = self.groups.writable(sub, rg)
+        group = self.groups.open_for_writes(sub, rg)
         return JSONResponse(self.groups.update(sub, group, await read_json(request)))
 
     async def delete_group(self, request: Request, sub: str, rg: str) -> Response:

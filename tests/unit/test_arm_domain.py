@@ -16,11 +16,11 @@ from devstack.emulator.arm.records import KIND_REGISTRY, KIND_RUN, RegistryRecor
 from devstack.emulator.arm.registry_resources import Registries
 from devstack.emulator.arm.runs import Runs
 from devstack.emulator.blobs import Blobs
-from devstack.emulator.config import EmulatorConfig
 from devstack.emulator.errors import ArmError
 from devstack.emulator.store import Store
 from devstack.emulator.tokens import TokenService
 from devstack.executor import Executor
+from tests.support.emulator import offline_config
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 ARM = "https://arm.test"
@@ -235,22 +235,7 @@ class NoEnvironment:
 
 
 def runs_of(arm: Arm, home: Path) -> Runs:
-    config = EmulatorConfig(
-        state_dir=home,
-        host="127.0.0.1",
-        arm_port=1,
-        identity_port=2,
-        tls_cert=home / "none",
-        tls_key=home / "none",
-        ca_cert=home / "no-ca.pem",
-        tenant_id="t",
-        subscription_id=SUB,
-        identity_header="h",
-        signing_key="k" * 48,
-        registry_backend="http://127.0.0.1:3",
-        registry_storage=home,
-        storage_connection_string="",
-    )
+    config = offline_config(home, subscription_id=SUB)
     tokens = TokenService(config.signing_key, config.tenant_id, ARM)
     return Runs(arm.store, config, tokens, Executor(1, home / "work"), NoEnvironment())
 

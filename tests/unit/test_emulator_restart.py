@@ -11,6 +11,7 @@ import pytest
 from devstack.emulator import service
 from devstack.emulator.config import EmulatorConfig
 from devstack.emulator.service import Emulator
+from tests.support.emulator import offline_config
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 BODY = {"location": "westeurope", "sku": {"name": "Basic"}}
@@ -40,23 +41,7 @@ class NoBlobs:
 
 
 def config(home: Path) -> EmulatorConfig:
-    return EmulatorConfig(
-        state_dir=home,
-        host="127.0.0.1",
-        arm_port=1,
-        identity_port=2,
-        tls_cert=home / "none",
-        tls_key=home / "none",
-        ca_cert=home / "no-ca.pem",
-        tenant_id="t",
-        subscription_id=SUB,
-        identity_header="h",
-        signing_key="k" * 48,
-        registry_backend="http://127.0.0.1:3",
-        registry_storage=home,
-        storage_connection_string="",
-        agents=1,
-    )
+    return offline_config(home, subscription_id=SUB, agents=1)
 
 
 def left_creating(home: Path) -> tuple[str, str]:

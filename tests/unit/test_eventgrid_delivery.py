@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from devstack.emulator.config import EmulatorConfig
 from devstack.emulator.eventgrid import delivery
 from devstack.emulator.eventgrid import validation as eventgrid_validation
 from devstack.emulator.eventgrid.engine import EventGridEngine
@@ -27,6 +26,7 @@ from devstack.emulator.eventgrid.model import (
     KIND_SUBSCRIPTION,
 )
 from devstack.emulator.store import Store
+from tests.support.emulator import offline_config
 
 TOPIC = "/subscriptions/s/resourceGroups/g/providers/Microsoft.EventGrid/topics/orders"
 
@@ -236,23 +236,7 @@ class Endpoint:
 
 class FakeEmulator:
     def __init__(self, home: Path, **settings: Any) -> None:
-        self.config = EmulatorConfig(
-            state_dir=home,
-            host="127.0.0.1",
-            arm_port=1,
-            identity_port=2,
-            tls_cert=home / "none",
-            tls_key=home / "none",
-            ca_cert=home / "no-ca.pem",
-            tenant_id="t",
-            subscription_id="s",
-            identity_header="h",
-            signing_key="k" * 48,
-            registry_backend="http://127.0.0.1:3",
-            registry_storage=home,
-            storage_connection_string="",
-            **settings,
-        )
+        self.config = offline_config(home, **settings)
         self.store = Store(home / "emulator.sqlite")
         self.operations: dict[str, str] = {}
 

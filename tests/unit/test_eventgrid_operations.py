@@ -11,7 +11,6 @@ from typing import Any, cast
 import pytest
 
 from devstack.emulator.arm.records import ResourceGroup
-from devstack.emulator.config import EmulatorConfig
 from devstack.emulator.errors import ArmError
 from devstack.emulator.eventgrid.engine import EventGridEngine
 from devstack.emulator.eventgrid.model import (
@@ -29,6 +28,7 @@ from devstack.emulator.eventgrid.runtime import BackgroundTasks, TaskKey, TaskKi
 from devstack.emulator.eventgrid.subscriptions import SubscriptionOperations
 from devstack.emulator.eventgrid.topics import CUSTOM_TOPICS, SYSTEM_TOPICS, TopicOperations
 from devstack.emulator.store import Store
+from tests.support.emulator import offline_config
 
 GROUP = ResourceGroup(
     id="/subscriptions/s/resourceGroups/g",
@@ -50,22 +50,7 @@ def refused(call: Any, status: int, fragment: str) -> None:
 
 class World:
     def __init__(self, home: Path) -> None:
-        self.config = EmulatorConfig(
-            state_dir=home,
-            host="127.0.0.1",
-            arm_port=1,
-            identity_port=2,
-            tls_cert=home / "none",
-            tls_key=home / "none",
-            ca_cert=home / "no-ca.pem",
-            tenant_id="t",
-            subscription_id="s",
-            identity_header="h",
-            signing_key="k" * 48,
-            registry_backend="http://127.0.0.1:3",
-            registry_storage=home,
-            storage_connection_string="",
-        )
+        self.config = offline_config(home)
         self.store = Store(home / "emulator.sqlite")
         self.operations: dict[str, str] = {}
         self.engine = EventGridEngine(self.config, self.store, self.finish_operation)

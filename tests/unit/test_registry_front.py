@@ -35,6 +35,7 @@ from devstack.emulator.errors import AcrError
 from devstack.emulator.faults import Faults
 from devstack.emulator.store import Store
 from devstack.emulator.tokens import TokenService
+from tests.support.emulator import offline_config
 
 KEY = "signing-key-of-the-tests-0123456789"
 ARM = "https://127.0.0.1:8443"
@@ -513,21 +514,15 @@ class Front:
 
 @pytest.fixture
 def front(tmp_path: Path, tokens: TokenService) -> Front:
-    config = EmulatorConfig(
-        state_dir=tmp_path,
-        host="127.0.0.1",
+    config = offline_config(
+        tmp_path,
         arm_port=8443,
         identity_port=0,
-        tls_cert=tmp_path / "tls.crt",
-        tls_key=tmp_path / "tls.key",
-        ca_cert=tmp_path / "ca.crt",
         tenant_id="tenant",
         subscription_id="subscription",
         identity_header="header",
         signing_key=KEY,
         registry_backend="http://backend",
-        registry_storage=tmp_path,
-        storage_connection_string="",
     )
     store = Store(tmp_path / "emulator.sqlite")
     record = {

@@ -12,7 +12,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableClient
 
-from shared.cleanup import CleanupService, RunStore
+from shared.cleanup import ArmInventory, CleanupService, RunStore
 from shared.cleanup.planner import iso
 from shared.clock import FixedClock
 from shared.config import Settings
@@ -82,8 +82,9 @@ class Env:
         )
         return CleanupService(
             settings=self.settings(**settings),
-            resource_client=resources or (lambda _: self.resource_client),
-            lock_client=locks or (lambda _: self.lock_client),
+            inventory=ArmInventory(
+                resources or (lambda _: self.resource_client), locks or (lambda _: self.lock_client)
+            ),
             store=RunStore(table),
             publisher=Publisher(self.grid if publisher == "grid" else publisher),
             clock=self.clock,

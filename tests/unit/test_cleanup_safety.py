@@ -4,8 +4,9 @@ plan's deletions, at most the cap. Expected decisions come from an oracle writte
 specs (what each tag means), not from the planner's parsers.
 
 Reconciliation (a reviewed plan ∩ a fresh plan) is the planner's `reconcile`, proved on its own; execute's
-whole selection (reconciliation, cap, re-check before delete) runs through `CleanupService` with in-memory
-fakes of exactly the ARM calls it makes and a real `RunStore` over a dict-backed table.
+whole selection (reconciliation, cap, re-check before delete) runs through `CleanupService` and its
+`ArmInventory` with in-memory fakes of exactly the ARM calls it makes and a real `RunStore` over a
+dict-backed table.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.cleanup import CleanupService, RunStore
+from shared.cleanup import ArmInventory, CleanupService, RunStore
 from shared.cleanup.planner import (
     BLOCKED,
     DECISIONS,
@@ -447,8 +448,7 @@ def service(arm: FakeArm, rules: Rules, dry_run: bool, cap: int) -> tuple[Cleanu
     clock = FixedClock(NOW)
     svc = CleanupService(
         Settings.model_validate(values),
-        lambda _: arm,
-        lambda _: arm,
+        ArmInventory(lambda _: arm, lambda _: arm, concurrency=1),
         RunStore(MemoryTable()),
         Publisher(None),
         clock,

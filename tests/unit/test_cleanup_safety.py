@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +45,7 @@ from shared.cleanup.records import DELETED, WOULD_DELETE
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.publisher import Publisher
+from tests.support.cleanup import MemoryTable
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, 0, tzinfo=dt.UTC)
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -410,23 +411,6 @@ class FakeArm:
     def list_at_resource_group_level(self, name: str) -> Iterator[Lock]:
         self._group(name)
         return iter(self.locks.get(name.lower(), []))
-
-
-class MemoryTable:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def create_table(self) -> None:
-        raise ResourceExistsError("exists")
-
-    def upsert_entity(self, entity: dict[str, Any], mode: str) -> None:
-        self.rows[entity["PartitionKey"], entity["RowKey"]] = dict(entity)
-
-    def get_entity(self, partition: str, row: str) -> dict[str, Any]:
-        try:
-            return self.rows[partition, row]
-        except KeyError:
-            raise ResourceNotFoundError("no entity") from None
 
 
 def service(arm: FakeArm, rules: Rules, dry_run: bool, cap: int) -> tuple[CleanupService, FixedClock]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmarks.__main__ import CountingPolicy, devstack
 from benchmarks.summary import save_samples, summary
-from shared.cleanup import CleanupService
+from shared.cleanup import ArmInventory, CleanupService
 from shared.cleanup.planner import DELETE, WARN, Group, Lock, Rules, iso, needs_locks, plan_labs
 from shared.cleanup.records import Filters, Plan, _pack
 
@@ -171,8 +171,7 @@ def cleanup_service(
     runs = TableClient.from_connection_string(str(endpoints["storageConnectionString"]), table)
     return CleanupService(
         Settings.model_validate(values),
-        lambda _: resources,
-        lambda _: locks,
+        ArmInventory(lambda _: resources, lambda _: locks),
         RunStore(runs),
         Publisher(None),
         SystemClock(),
@@ -225,7 +224,7 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> list[
         svc = service(**settings)
         counter.count = 0
         started = time.perf_counter()
-        labs, scanned, pages = svc.list_labs(svc.subscriptions(), svc.rules())
+        labs, scanned, pages = svc.inventory.list_labs(svc.subscriptions(), svc.rules())
         elapsed = time.perf_counter() - started
         print(
             f"listing, {label}: {scanned:,} groups in {pages} pages of ≤{page_size} "
@@ -244,7 +243,7 @@ def through_the_emulator(endpoints: dict[str, Any], count: int = 1_000) -> list[
         f"whole plan through the emulator, {plan.scanned:,} groups: {elapsed * 1000:.0f} ms, "
         f"{requests} ARM requests ({plan.pages} list pages, {checks} lock checks), {plan.counts()}"
     )
-    listing, _ = timed(lambda: svc.list_labs(svc.subscriptions(), svc.rules()), rounds=3)
+    listing, _ = timed(lambda: svc.inventory.list_labs(svc.subscriptions(), svc.rules()), rounds=3)
     print(
         f"  listing {plan.scanned:,} groups: {listing * 1000:.0f} ms (median of 3); "
         f"10,000 groups ≈ {listing * 10_000 / plan.scanned:.1f}s in {10_000 // int(page_size)} pages"
@@ -289,7 +288,7 @@ def at_scale(endpoints: dict[str, Any], count: int = 10_000, stale: int = 500) -
         return cleanup_service(endpoints, resources, locks, "benchscale", f"purpose={marker}", **patterns)
 
     svc = service()
-    svc.list_labs(svc.subscriptions(), svc.rules())  # warm: token cached
+    svc.inventory.list_labs(svc.subscriptions(), svc.rules())  # warm: token cached
     counter.count = 0
     started = time.perf_counter()
     plan = svc.plan()

@@ -71,14 +71,13 @@ class Container:
     def cleanup(self) -> CleanupService:
         """Lab cleanup: plan, execute, extend, runs (shared/cleanup). Its records go to table cleanupruns."""
         from . import telemetry
-        from .cleanup import RUNS_TABLE, CleanupService, RunStore
+        from .cleanup import RUNS_TABLE, ArmInventory, CleanupService, RunStore
         from .publisher import Publisher
 
         telemetry.configure()
         return CleanupService(
             settings=self.settings,
-            resource_client=clients.resource_client,
-            lock_client=clients.lock_client,
+            inventory=ArmInventory(clients.resource_client, clients.lock_client),
             store=RunStore(clients.storage_table(RUNS_TABLE)),
             publisher=Publisher(clients.event_publisher()),
             clock=self.clock,

@@ -1,19 +1,24 @@
-"""Lab cleanup against devstack: an environment of one test's own groups, marked labs and run table."""
+"""Lab cleanup: against devstack, an environment of one test's own groups, marked labs and run table;
+in memory, a `LabInventory`, a run table and ARM's error answers for the orchestration's unit tests.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from shared.cleanup import CleanupService, RunStore
-from shared.cleanup.planner import iso
+from shared.cleanup import ArmInventory, CleanupService, RunStore
+from shared.cleanup.inventory import Listing
+from shared.cleanup.planner import Group, Key, Lock, Rules, iso
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.publisher import Publisher
@@ -82,8 +87,9 @@ class Env:
         )
         return CleanupService(
             settings=self.settings(**settings),
-            resource_client=resources or (lambda _: self.resource_client),
-            lock_client=locks or (lambda _: self.lock_client),
+            inventory=ArmInventory(
+                resources or (lambda _: self.resource_client), locks or (lambda _: self.lock_client)
+            ),
             store=RunStore(table),
             publisher=Publisher(self.grid if publisher == "grid" else publisher),
             clock=self.clock,
@@ -134,3 +140,116 @@ class Env:
         for name in self.created:
             with contextlib.suppress(AssertionError):
                 self.wait_gone(name, timeout=10)
+
+
+# In memory ------------------------------------------------------------------------------------------------
+
+
+class MemoryTable:
+    """The few TableClient calls RunStore makes, over a dict."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def create_table(self) -> None:
+        raise ResourceExistsError("exists")
+
+    def upsert_entity(self, entity: dict[str, Any], mode: str) -> None:
+        self.rows[entity["PartitionKey"], entity["RowKey"]] = dict(entity)
+
+    def get_entity(self, partition: str, row: str) -> dict[str, Any]:
+        try:
+            return self.rows[partition, row]
+        except KeyError:
+            raise ResourceNotFoundError("no entity") from None
+
+
+class ArmAnswer:
+    """An HTTP answer of ARM with an error body, as the SDK parses it into an HttpResponseError."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status_code = status
+        self.reason = code
+        self.body = json.dumps({"error": {"code": code, "message": message}})
+
+    def text(self) -> str:
+        return self.body
+
+
+def arm_failure(status: int, code: str, message: str = "refused") -> HttpResponseError:
+    """The exception an ARM client raises for an error answer (`ScopeLocked` 409, a 500, a 403)."""
+    return HttpResponseError(response=cast("Any", ArmAnswer(status, code, message)))
+
+
+@dataclass
+class MemoryInventory:
+    """`LabInventory` over groups held by name: raises what ARM would (a missing group, a lock refusing a
+    write). `failures` makes one call on one group raise (keys: call and group name, "" for the listing);
+    `meanwhile` runs once at the first single-group read, as if someone acted between plan and delete."""
+
+    groups: dict[str, Group]
+    locked: dict[str, list[Lock]] = field(default_factory=dict)
+    failures: dict[tuple[str, str], BaseException] = field(default_factory=dict)
+    meanwhile: list[Callable[[MemoryInventory], None]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def _call(self, call: str, name: str) -> None:
+        self.calls.append((call, name))
+        failure = self.failures.get((call, name))
+        if failure is not None:
+            raise failure
+
+    def _found(self, name: str) -> Group:
+        try:
+            return self.groups[name]
+        except KeyError:
+            raise ResourceNotFoundError(f"resource group '{name}' could not be found") from None
+
+    def list_labs(self, subscriptions: Iterable[str], rules: Rules) -> Listing:
+        self._call("list", "")
+        wanted = {s.lower() for s in subscriptions}
+        found = [g for g in self.groups.values() if g.subscription.lower() in wanted]
+        return Listing([g for g in found if rules.is_lab(g)], len(found), 1)
+
+    def locks_of(self, groups: Sequence[Group]) -> dict[Key, list[Lock]]:
+        return {g.key: list(self.locked.get(g.name, [])) for g in groups}
+
+    def group(self, subscription: str, name: str) -> Group:
+        while self.meanwhile:
+            self.meanwhile.pop(0)(self)
+        self._call("group", name)
+        return self._found(name)
+
+    def locks(self, subscription: str, name: str) -> list[Lock]:
+        self._call("locks", name)
+        self._found(name)
+        return list(self.locked.get(name, []))
+
+    def merge_tags(
+        self, group: Group, updates: Mapping[str, str], expected: Mapping[str, str | None] | None = None
+    ) -> dict[str, str]:
+        self._call("merge_tags", group.name)
+        current = self._found(group.name)
+        if any(lock.level == "ReadOnly" for lock in self.locked.get(group.name, [])):
+            raise arm_failure(409, "ScopeLocked", f"{group.name} is locked")
+        tags = dict(current.tags)
+        written: dict[str, str] = {}
+        for name, value in updates.items():
+            had = current.tag(name)
+            if expected is not None and name in expected and (had[1] if had else None) != expected[name]:
+                continue
+            tags[had[0] if had else name] = value
+            written[name] = value
+        self.groups[group.name] = Group(
+            current.subscription, current.name, tags, current.managed_by, current.state
+        )
+        return written
+
+    def delete(self, subscription: str, name: str) -> None:
+        self._call("delete", name)
+        current = self._found(name)
+        if self.locked.get(name):
+            raise arm_failure(409, "ScopeLocked", f"{name} is locked")
+        self.deleted.append(name)
+        self.groups[name] = Group(current.subscription, name, current.tags, current.managed_by, "Deleting")

@@ -4,8 +4,9 @@ plan's deletions, at most the cap. Expected decisions come from an oracle writte
 specs (what each tag means), not from the planner's parsers.
 
 Reconciliation (a reviewed plan ∩ a fresh plan) is the planner's `reconcile`, proved on its own; execute's
-whole selection (reconciliation, cap, re-check before delete) runs through `CleanupService` with in-memory
-fakes of exactly the ARM calls it makes and a real `RunStore` over a dict-backed table.
+whole selection (reconciliation, cap, re-check before delete) runs through `CleanupService` and its
+`ArmInventory` with in-memory fakes of exactly the ARM calls it makes and a real `RunStore` over a
+dict-backed table.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.cleanup import CleanupService, RunStore
+from shared.cleanup import ArmInventory, CleanupService, RunStore
 from shared.cleanup.planner import (
     BLOCKED,
     DECISIONS,
@@ -44,6 +45,7 @@ from shared.cleanup.records import DELETED, WOULD_DELETE
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.publisher import Publisher
+from tests.support.cleanup import MemoryTable
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, 0, tzinfo=dt.UTC)
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -411,23 +413,6 @@ class FakeArm:
         return iter(self.locks.get(name.lower(), []))
 
 
-class MemoryTable:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def create_table(self) -> None:
-        raise ResourceExistsError("exists")
-
-    def upsert_entity(self, entity: dict[str, Any], mode: str) -> None:
-        self.rows[entity["PartitionKey"], entity["RowKey"]] = dict(entity)
-
-    def get_entity(self, partition: str, row: str) -> dict[str, Any]:
-        try:
-            return self.rows[partition, row]
-        except KeyError:
-            raise ResourceNotFoundError("no entity") from None
-
-
 def service(arm: FakeArm, rules: Rules, dry_run: bool, cap: int) -> tuple[CleanupService, FixedClock]:
     values = {
         "AZURE_SUBSCRIPTION_ID": SUB,
@@ -447,8 +432,7 @@ def service(arm: FakeArm, rules: Rules, dry_run: bool, cap: int) -> tuple[Cleanu
     clock = FixedClock(NOW)
     svc = CleanupService(
         Settings.model_validate(values),
-        lambda _: arm,
-        lambda _: arm,
+        ArmInventory(lambda _: arm, lambda _: arm, concurrency=1),
         RunStore(MemoryTable()),
         Publisher(None),
         clock,

@@ -451,6 +451,17 @@ def test_a_refused_handshake_fails_the_subscription(
     assert failed.provisioning_state == "Failed"
 
 
+def awaiting_manual_validation(
+    eventgrid_client: Any, eg_group: str, receivers: Callable[..., Receiver]
+) -> tuple[Any, str]:
+    """A subscription whose endpoint answers the handshake by hand: it and the validation URL it was sent."""
+    receiver = receivers(validation="manual")
+    created = subscribe_system(eventgrid_client, eg_group, receiver)
+    assert created.provisioning_state == "AwaitingManualAction"
+    [handshake] = [r for r in receiver.requests if r.kind == "SubscriptionValidation"]
+    return created, handshake.body[0]["data"]["validationUrl"]
+
+
 def test_manual_validation_through_the_validation_url(
     devstack: Devstack,
     eventgrid_client: Any,
@@ -458,15 +469,11 @@ def test_manual_validation_through_the_validation_url(
     system_topic: Any,
     receivers: Callable[..., Receiver],
 ) -> None:
-    receiver = receivers(validation="manual")
-    created = subscribe_system(eventgrid_client, eg_group, receiver)
-    assert created.provisioning_state == "AwaitingManualAction"
-    [handshake] = [r for r in receiver.requests if r.kind == "SubscriptionValidation"]
-    answer = requests.get(handshake.body[0]["data"]["validationUrl"], timeout=10)
-    assert answer.status_code == 200
+    created, url = awaiting_manual_validation(eventgrid_client, eg_group, receivers)
+    assert requests.get(url, timeout=10).status_code == 200
     operations = eventgrid_client.system_topic_event_subscriptions
     assert operations.get(eg_group, "acr-events", created.name).provisioning_state == "Succeeded"
-    assert requests.get(handshake.body[0]["data"]["validationUrl"], timeout=10).status_code == 400
+    assert requests.get(url, timeout=10).status_code == 400
 
 
 def test_a_validation_token_outside_ascii_is_a_wrong_token(
@@ -475,10 +482,7 @@ def test_a_validation_token_outside_ascii_is_a_wrong_token(
     system_topic: Any,
     receivers: Callable[..., Receiver],
 ) -> None:
-    receiver = receivers(validation="manual")
-    created = subscribe_system(eventgrid_client, eg_group, receiver)
-    [handshake] = [r for r in receiver.requests if r.kind == "SubscriptionValidation"]
-    url = handshake.body[0]["data"]["validationUrl"]
+    created, url = awaiting_manual_validation(eventgrid_client, eg_group, receivers)
     forged = re.sub(r"([?&]token=)[^&]*", r"\g<1>%C3%A9", url)
     assert forged != url
     answer = requests.get(forged, timeout=10)

@@ -3,6 +3,8 @@ its blob downloads redirect to: one method per route, over the domain operations
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +21,19 @@ from .rules import ImageRules, v2_action
 
 API_VERSION = {"Docker-Distribution-Api-Version": "registry/2.0"}
 PASS_BLOB = {"content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified"}
+
+
+async def catalog(
+    request: Request, registry: FrontRegistry, auth: RegistryAuth, metadata: RepositoryMetadata, path: str
+) -> Response:
+    """`/v2/_catalog` and `/acr/v1/_catalog` list the same repositories: a page of those after `last`."""
+    auth.authorize(registry, authorization(request), "registry", "catalog", "*")
+    names = await asyncio.to_thread(metadata.listed_repositories, registry)  # reads the storage's files
+    last = request.query_params.get("last")
+    if last:
+        names = [n for n in names if n > last]
+    page, headers = paged(request, names, str, path)
+    return JSONResponse({"repositories": page}, headers=headers)
 
 
 class TokenRoutes:
@@ -74,14 +89,7 @@ class V2Routes:
         return JSONResponse({}, headers=API_VERSION)
 
     async def catalog(self, request: Request) -> Response:
-        registry = self._resolve(request)
-        self._auth.authorize(registry, authorization(request), "registry", "catalog", "*")
-        names = self._metadata.listed_repositories(registry)
-        last = request.query_params.get("last")
-        if last:
-            names = [n for n in names if n > last]
-        page, headers = paged(request, names, str, "/v2/_catalog")
-        return JSONResponse({"repositories": page}, headers=headers)
+        return await catalog(request, self._resolve(request), self._auth, self._metadata, "/v2/_catalog")
 
     async def forward(self, request: Request) -> Response:
         """`/v2/{name}/(manifests|blobs|blobs/uploads|tags)/...`, with ACR's attributes enforced."""

@@ -6,7 +6,6 @@ splits it: `{name}`, `{name}/_tags[/{tag}]`, `{name}/_manifests[/{digest}]`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +21,7 @@ from .metadata import RepositoryMetadata, after, manifest_digest, ordered, tag_n
 from .names import check_repository
 from .records import FrontRegistry
 from .registry_storage import ManifestRecord, RegistryStorage, TagRecord
+from .routes import catalog
 
 Kind = Literal["repository", "tags", "manifests"]
 SCOPE_ACTION = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}
@@ -105,14 +105,7 @@ class MetadataRoutes:
 
     async def catalog(self, request: Request) -> Response:
         """`/acr/v1/_catalog`."""
-        registry = self._resolve(request)
-        self._auth.authorize(registry, authorization(request), "registry", "catalog", "*")
-        names = await asyncio.to_thread(self._metadata.listed_repositories, registry)
-        last = request.query_params.get("last")
-        if last:
-            names = [n for n in names if n > last]
-        page, headers = paged(request, names, str, "/acr/v1/_catalog")
-        return JSONResponse({"repositories": page}, headers=headers)
+        return await catalog(request, self._resolve(request), self._auth, self._metadata, "/acr/v1/_catalog")
 
     async def dispatch(self, request: Request) -> Response:
         """`/acr/v1/{rest}`: authorized for the method (read, write or delete metadata) on a repository

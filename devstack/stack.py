@@ -99,6 +99,13 @@ def load_identity(home: Path) -> Identity:
     return identity
 
 
+def other_subscriptions(identity: Identity, count: int = 2) -> tuple[str, ...]:
+    """More subscriptions of the tenant, for what spans several (cleanup's CLEANUP_SUBSCRIPTIONS):
+    named from the first, so a state directory keeps them."""
+    first = uuid.UUID(identity.subscription_id)
+    return tuple(str(uuid.uuid5(first, f"subscription-{n}")) for n in range(2, count + 2))
+
+
 def _pids(home: Path) -> dict[str, int]:
     path = home / "pids.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -275,6 +282,7 @@ def _emulator_config(
         ca_cert=tls.ca_cert,
         tenant_id=identity.tenant_id,
         subscription_id=identity.subscription_id,
+        other_subscriptions=other_subscriptions(identity),
         identity_header=identity.identity_header,
         signing_key=identity.signing_key,
         registry_backend=f"http://{HOST}:{registry_port}",
@@ -318,6 +326,7 @@ def _write_endpoints(
         "identityEndpoint": config.identity_endpoint,
         "identityHeader": identity.identity_header,
         "subscriptionId": identity.subscription_id,
+        "subscriptionIds": list(config.subscriptions),
         "tenantId": identity.tenant_id,
         "storageConnectionString": connection,
         "registryBackend": config.registry_backend,

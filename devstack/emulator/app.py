@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from .acr.front import Fronts
 from .acr.listeners import close, listen
-from .arm import registries, resources, tasks
+from .arm import lock_routes, registries, resources, tasks
 from .arm.routing import ArmRouter
 from .config import EmulatorConfig
 from .errors import ArmError
@@ -29,6 +29,7 @@ log = logging.getLogger("devstack.emulator")
 def build_router(emu: Emulator) -> ArmRouter:
     router = ArmRouter()
     resources.ResourceGroupsApi(emu.groups, emu.operations, emu.config).register(router)
+    lock_routes.LocksApi(emu.locks, emu.groups, emu.store, emu.config).register(router)
     registries.RegistriesApi(emu.registries, emu.operations, emu, emu.config).register(router)
     tasks.TasksApi(emu.registries, emu.runs, emu.config).register(router)
     eventgrid.register(router, emu.groups, emu.operations, emu.eventgrid, emu.store, emu.config)

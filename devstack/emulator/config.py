@@ -19,12 +19,13 @@ class EmulatorConfig:
     tls_key: Path
     ca_cert: Path
     tenant_id: str
-    subscription_id: str
+    subscription_id: str  # the default subscription; the identity's role covers every one
     identity_header: str
     signing_key: str
     registry_backend: str  # docker-registry, e.g. http://127.0.0.1:5000
     registry_storage: Path  # docker-registry's filesystem root
     storage_connection_string: str  # Azurite: build sources and run logs
+    other_subscriptions: tuple[str, ...] = ()  # more subscriptions the tenant holds, empty at first
     agents: int = 2
     delete_delay_seconds: float = 1.0
     page_size: int = 100
@@ -51,6 +52,10 @@ class EmulatorConfig:
             raise ValueError("blob_host must differ from host: redirected downloads must change host")
 
     @property
+    def subscriptions(self) -> tuple[str, ...]:
+        return (self.subscription_id, *self.other_subscriptions)
+
+    @property
     def arm_endpoint(self) -> str:
         return f"https://{self.host}:{self.arm_port}"
 
@@ -63,6 +68,7 @@ class EmulatorConfig:
         raw = json.loads(path.read_text())
         for key in ("state_dir", "tls_cert", "tls_key", "ca_cert", "registry_storage"):
             raw[key] = Path(raw[key])
+        raw["other_subscriptions"] = tuple(raw.get("other_subscriptions", ()))
         return cls(**raw)
 
     @staticmethod

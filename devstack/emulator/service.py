@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from ..executor import Executor
 from .arm.groups import ResourceGroups
+from .arm.locks import Locks
 from .arm.operations import Operations
 from .arm.records import OperationError, RegistryRecord, backend_namespace, group_id
 from .arm.registry_resources import Registries
@@ -41,8 +42,9 @@ class Emulator:
         self.fronts: Any = None  # set by the app: starts/stops data-plane listeners
         self.faults = Faults(config.identity_header)
         self.operations = Operations(self.store, config.arm_endpoint)
+        self.locks = Locks(self.store)
         self.groups = ResourceGroups(
-            self.store, self.operations, config.subscription_id, self.schedule_group_deletion
+            self.store, self.operations, self.locks, config.subscriptions, self.schedule_group_deletion
         )
         self.registries = Registries(self.store, self.groups, self.operations)
         self.runs = Runs(self.store, config, self.tokens, self.executor, self)

@@ -6,6 +6,7 @@ stored body keeps the casing the caller used, as ARM does.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
@@ -37,6 +38,10 @@ class Store:
             " seq INTEGER NOT NULL, body TEXT NOT NULL)"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS by_parent ON resources(kind, parent, seq)")
+        # Pages in id order, of a parent's children (groups of a subscription) or of everything under an
+        # id (the locks of a subscription): an index range each, so a page costs what it returns.
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_parent_key ON resources(kind, parent, key)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_kind_key ON resources(kind, key)")
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER)")
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -84,6 +89,40 @@ class Store:
                     "SELECT body FROM resources WHERE kind = ? AND parent = ? ORDER BY seq",
                     (kind, parent.lower()),
                 ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def find(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        """The kind and body of whatever is stored under an id."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT kind, body FROM resources WHERE key = ?", (key.lower(),)
+            ).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def children(
+        self, kind: str, parent: str, after: str | None, limit: int
+    ) -> builtins.list[dict[str, Any]]:
+        """Up to `limit` rows of a kind under a parent whose key sorts after `after`, in key order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM resources WHERE kind = ? AND parent = ? AND key > ? ORDER BY key LIMIT ?",
+                (kind, parent.lower(), (after or "").lower(), limit),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def under(
+        self, kind: str, prefix: str, after: str | None = None, limit: int = -1
+    ) -> builtins.list[dict[str, Any]]:
+        """Rows of a kind whose key is under the id `prefix` (everything below it, at any depth) and sorts
+        after `after`, in key order; `limit` -1 for all."""
+        low = prefix.lower().rstrip("/") + "/"
+        high = low[:-1] + "0"  # the first string after every one that starts with `low` ('0' follows '/')
+        start = max(low, (after or "").lower())
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM resources WHERE kind = ? AND key > ? AND key < ? ORDER BY key LIMIT ?",
+                (kind, start, high, limit),
+            ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def next_counter(self, name: str) -> int:

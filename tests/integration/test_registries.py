@@ -13,6 +13,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from devstack import stack
 from devstack.emulator.arm.groups import ResourceGroups
+from devstack.emulator.arm.locks import Locks
 from devstack.emulator.arm.operations import Operations
 from devstack.emulator.arm.registry_resources import Registries
 from devstack.emulator.store import Store
@@ -189,7 +190,7 @@ def test_a_registry_still_being_created_at_a_restart_comes_up_behind_its_front(t
     store = Store(home / "emulator.sqlite")
     try:
         operations = Operations(store, "https://arm.invalid")
-        groups = ResourceGroups(store, operations, sub, lambda *deletion: None)
+        groups = ResourceGroups(store, operations, Locks(store), [sub], lambda *deletion: None)
         group, _ = groups.put(sub, "rg-restart", {"location": "westeurope"})
         body = {"location": "westeurope", "sku": {"name": "Basic"}}
         registry, operation = Registries(store, groups, operations).create(

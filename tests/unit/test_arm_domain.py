@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from devstack.emulator.arm.groups import ResourceGroups
+from devstack.emulator.arm.locks import Locks, ancestors
 from devstack.emulator.arm.operations import Operations, polling_headers
 from devstack.emulator.arm.records import KIND_REGISTRY, KIND_RUN, RegistryRecord
 from devstack.emulator.arm.registry_resources import Registries
@@ -23,6 +24,7 @@ from devstack.executor import Executor
 from tests.support.emulator import offline_config
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
+OTHER_SUB = "00000000-0000-0000-0000-0000000000bb"
 ARM = "https://arm.test"
 
 
@@ -40,7 +42,9 @@ def arm(tmp_path: Path) -> Iterator[Arm]:
     store = Store(tmp_path / "emulator.sqlite")
     operations = Operations(store, ARM)
     deletions: list[tuple[str, str, str]] = []
-    groups = ResourceGroups(store, operations, SUB, lambda *deletion: deletions.append(deletion))
+    groups = ResourceGroups(
+        store, operations, Locks(store), [SUB, OTHER_SUB], lambda *deletion: deletions.append(deletion)
+    )
     yield Arm(store, operations, groups, Registries(store, groups, operations), deletions)
     store.close()
 
@@ -79,10 +83,68 @@ def test_locks_refuse_what_their_level_forbids(arm: Arm) -> None:
     arm.groups.put_lock(group, "frozen", {"properties": {"level": "ReadOnly", "notes": "why"}})
     refused("ScopeLocked", arm.groups.open_for_writes, SUB, "lab")
     refused("LockLevelInvalid", arm.groups.put_lock, group, "odd", {"properties": {"level": "Odd"}})
-    assert [lock["name"] for lock in arm.groups.list_locks(SUB, "lab")] == ["keep", "frozen"]
+    assert [lock["name"] for lock in arm.groups.list_locks(SUB, "lab", None, -1)] == ["frozen", "keep"]
     assert arm.groups.delete_lock(SUB, "lab", "keep")
     assert not arm.groups.delete_lock(SUB, "lab", "keep")
     refused("LockNotFound", arm.groups.get_lock, SUB, "lab", "keep")
+
+
+def test_a_lock_on_a_resource_refuses_its_groups_delete_not_its_writes(arm: Arm) -> None:
+    registry = create_registry(arm)
+    can_not_delete = {"properties": {"level": "CanNotDelete"}}
+    arm.groups.locks.put(registry.id, "keep-registry", can_not_delete)
+    error = refused("ScopeLocked", arm.groups.begin_delete, SUB, "lab")
+    assert error.message == (
+        f"The scope '/subscriptions/{SUB}/resourceGroups/lab' cannot perform delete operation because "
+        f"following scope(s) are locked: '{registry.id}'. Please remove the lock and try again."
+    )
+    refused("ScopeLocked", arm.registries.deletable, SUB, "lab", "labregistry")
+    arm.groups.open_for_writes(SUB, "lab")  # a lock below the group leaves the group's tags writable
+    arm.registries.writable(SUB, "lab", "labregistry")  # CanNotDelete lets the registry change
+    arm.groups.locks.put(registry.id, "frozen", {"properties": {"level": "ReadOnly"}})
+    refused("ScopeLocked", arm.registries.writable, SUB, "lab", "labregistry")
+    arm.groups.open_for_writes(SUB, "lab")
+    listed = arm.groups.list_locks(SUB, "lab", None, -1)  # the group's listing shows what is below it
+    assert [lock["name"] for lock in listed] == ["frozen", "keep-registry"]
+    arm.groups.locks.delete(registry.id, "frozen")
+    arm.groups.locks.delete(registry.id, "keep-registry")
+    assert arm.groups.begin_delete(SUB, "lab")
+
+
+def test_a_subscription_lock_is_inherited_by_every_group_and_resource(arm: Arm) -> None:
+    registry = create_registry(arm)
+    arm.groups.put(SUB, "other", {"location": "westeurope"})
+    arm.groups.put(OTHER_SUB, "other", {"location": "westeurope"})
+    arm.groups.locks.put(f"/subscriptions/{SUB}", "everything", {"properties": {"level": "ReadOnly"}})
+    for call, args in (
+        (arm.groups.begin_delete, (SUB, "other")),
+        (arm.groups.open_for_writes, (SUB, "other")),
+        (arm.registries.writable, (SUB, "lab", "labregistry")),
+        (arm.registries.deletable, (SUB, "lab", "labregistry")),
+    ):
+        refused("ScopeLocked", call, *args)
+    assert arm.groups.begin_delete(OTHER_SUB, "other")  # another subscription's groups are not locked
+    assert ancestors(registry.id + "/runs/r1") == [
+        f"/subscriptions/{SUB}",
+        f"/subscriptions/{SUB}/resourceGroups/lab",
+        registry.id,
+    ]
+
+
+def test_a_subscriptions_locks_page_in_id_order_whatever_else_it_holds(arm: Arm) -> None:
+    names = [f"g{n:03d}" for n in range(30)]
+    for name in names:
+        group, _ = arm.groups.put(SUB, name, {"location": "westeurope"})
+        if int(name[1:]) % 3 == 0:
+            arm.groups.put_lock(group, "keep", {"properties": {"level": "CanNotDelete"}})
+    arm.groups.put(SUB, "g1", {"location": "westeurope"})  # a prefix of other names: no lock of theirs
+    assert arm.groups.list_locks(SUB, "g1", None, -1) == []
+    scope, pages, after = f"/subscriptions/{SUB}", [], None
+    while page := arm.groups.locks.at_and_below(scope, after, 4):
+        pages.append([lock["id"].split("/")[4] for lock in page])
+        after = page[-1]["id"]
+    assert pages == [["g000", "g003", "g006", "g009"], ["g012", "g015", "g018", "g021"], ["g024", "g027"]]
+    assert arm.groups.locks.at_and_below(f"/subscriptions/{OTHER_SUB}") == []
 
 
 def test_a_group_deletion_is_accepted_once_and_ends_with_its_locks(arm: Arm) -> None:
@@ -129,8 +191,8 @@ def test_a_write_into_a_group_is_refused_for_its_deletion_before_its_locks(arm: 
 def test_groups_filter_by_tag(arm: Arm) -> None:
     arm.groups.put(SUB, "a", {"location": "x", "tags": {"Purpose": "lab"}})
     arm.groups.put(SUB, "b", {"location": "x", "tags": {"purpose": "prod"}})
-    assert [g["name"] for g in arm.groups.in_subscription(SUB, ("purpose", None))] == ["a", "b"]
-    assert [g["name"] for g in arm.groups.in_subscription(SUB, ("purpose", "lab"))] == ["a"]
+    assert [g["name"] for g in arm.groups.in_subscription(SUB, ("purpose", None), None, 10)] == ["a", "b"]
+    assert [g["name"] for g in arm.groups.in_subscription(SUB, ("purpose", "lab"), None, 10)] == ["a"]
 
 
 def test_an_operation_ends_with_its_error(arm: Arm) -> None:

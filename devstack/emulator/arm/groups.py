@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from ..errors import ArmError, not_found, require_location
 from ..store import Store
+from .locks import Locks
 from .operations import Operations
-from .records import (
-    KIND_GROUP,
-    KIND_LOCK,
-    LOCK_TYPE,
-    Lock,
-    LockProperties,
-    ResourceGroup,
-    group_id,
-    lock_id,
-    subscription_key,
-)
+from .records import KIND_GROUP, Lock, ResourceGroup, group_id, subscription_key
 
-LOCK_LEVELS = {"CanNotDelete", "ReadOnly"}
+FILTER_SLICE = 500  # groups read at a time while a tag filter looks for a page's worth
 RG_NAME = re.compile(r"[-\w._()]{1,90}")
 TAG_FILTER = re.compile(
     r"\s*tagName\s+eq\s+'((?:[^']|'')*)'(?:\s+and\s+tagValue\s+eq\s+'((?:[^']|'')*)')?\s*",
@@ -79,16 +70,22 @@ def ensure_not_deleting(group: ResourceGroup) -> None:
 
 class ResourceGroups:
     def __init__(
-        self, store: Store, operations: Operations, subscription_id: str, schedule_deletion: DeletionScheduler
+        self,
+        store: Store,
+        operations: Operations,
+        locks: Locks,
+        subscriptions: Iterable[str],
+        schedule_deletion: DeletionScheduler,
     ) -> None:
         self._store = store
         self._operations = operations
-        self._subscription_id = subscription_id
+        self.locks = locks
+        self._subscriptions = {sub.lower() for sub in subscriptions}
         self._schedule_deletion = schedule_deletion
 
     # Groups ------------------------------------------------------------------------
     def check_subscription(self, sub: str) -> None:
-        if sub.lower() != self._subscription_id.lower():
+        if sub.lower() not in self._subscriptions:
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
 
     def find(self, sub: str, rg: str) -> ResourceGroup | None:
@@ -170,67 +167,44 @@ class ResourceGroups:
 
     def remove(self, scope: str) -> None:
         """The last step of a deletion, once what the group held is gone: its locks, then the group."""
-        for lock in self._store.list(KIND_LOCK, scope):
-            self._store.delete(lock["id"])
+        self.locks.remove_at_and_below(scope)
         self._store.delete(scope)
 
-    def in_subscription(self, sub: str, tag_filter: TagFilter | None) -> list[ResourceGroup]:
-        groups = cast(list[ResourceGroup], self._store.list(KIND_GROUP, subscription_key(sub)))
-        if tag_filter:
-            groups = [g for g in groups if tag_matches(g.get("tags"), *tag_filter)]
-        return groups
+    def in_subscription(
+        self, sub: str, tag_filter: TagFilter | None, after: str | None, limit: int
+    ) -> list[ResourceGroup]:
+        """Up to `limit` groups of the subscription in id order after the id `after`, those with the tag
+        only when a filter is given: read in slices of the index, so a page costs what it scans."""
+        parent = subscription_key(sub)
+        if not tag_filter:
+            return cast(list[ResourceGroup], self._store.children(KIND_GROUP, parent, after, limit))
+        found: list[ResourceGroup] = []
+        while len(found) < limit:
+            batch = cast(list[ResourceGroup], self._store.children(KIND_GROUP, parent, after, FILTER_SLICE))
+            found.extend(g for g in batch if tag_matches(g.get("tags"), *tag_filter))
+            if len(batch) < FILTER_SLICE:
+                break
+            after = batch[-1]["id"]
+        return found[:limit]
 
     def _save(self, sub: str, group: ResourceGroup) -> None:
         self._store.put(KIND_GROUP, group["id"], subscription_key(sub), group)
 
-    # Locks ----------------------------------------------------------------------------
+    # Locks at the group's scope ----------------------------------------------------------
     def ensure_unlocked(self, sub: str, rg: str, operation: str) -> None:
-        scope = group_id(sub, rg)
-        locks = cast(list[Lock], self._store.list(KIND_LOCK, scope))
-        blocking = [
-            lock for lock in locks if operation == "delete" or lock["properties"]["level"] == "ReadOnly"
-        ]
-        if blocking:
-            raise ArmError(
-                409,
-                "ScopeLocked",
-                f"The scope '{scope}' cannot perform {operation} operation because following "
-                f"scope(s) are locked: '{scope}'. Please remove the lock and try again.",
-            )
+        self.locks.ensure_unlocked(group_id(sub, rg), operation)
 
     def put_lock(self, group: ResourceGroup, name: str, body: dict[str, Any]) -> tuple[Lock, bool]:
         """Create or replace a lock on a group; returns it and whether it is new."""
-        properties = body.get("properties") or {}
-        level = properties.get("level")
-        if level not in LOCK_LEVELS:
-            raise ArmError(
-                400,
-                "LockLevelInvalid",
-                f"The lock level '{level}' is invalid. Supported levels: CanNotDelete, ReadOnly.",
-            )
-        key = lock_id(group["id"], name)
-        existing = self._store.get(KIND_LOCK, key)
-        lock_properties = LockProperties(level=level)
-        if properties.get("notes"):
-            lock_properties["notes"] = properties["notes"]
-        if properties.get("owners"):
-            lock_properties["owners"] = properties["owners"]
-        lock = Lock(id=key, type=LOCK_TYPE, name=name, properties=lock_properties)
-        self._store.put(KIND_LOCK, key, group["id"], lock)
-        return lock, existing is None
+        return self.locks.put(group["id"], name, body)
 
     def get_lock(self, sub: str, rg: str, name: str) -> Lock:
-        group = self.get(sub, rg)
-        lock = self._store.get(KIND_LOCK, lock_id(group["id"], name))
-        if not lock:
-            raise ArmError(404, "LockNotFound", f"The lock '{name}' could not be found.")
-        return cast(Lock, lock)
+        return self.locks.get(self.get(sub, rg)["id"], name)
 
     def delete_lock(self, sub: str, rg: str, name: str) -> bool:
         """Remove a lock; whether there was one."""
-        group = self.get(sub, rg)
-        return self._store.delete(lock_id(group["id"], name))
+        return self.locks.delete(self.get(sub, rg)["id"], name)
 
-    def list_locks(self, sub: str, rg: str) -> list[Lock]:
-        group = self.get(sub, rg)
-        return cast(list[Lock], self._store.list(KIND_LOCK, group["id"]))
+    def list_locks(self, sub: str, rg: str, after: str | None, limit: int) -> list[Lock]:
+        """The locks of the group and of everything in it (ARM's ListAtResourceGroupLevel)."""
+        return self.locks.at_and_below(self.get(sub, rg)["id"], after, limit)

@@ -32,10 +32,6 @@ def subscription_key(subscription: str) -> str:
     return f"/subscriptions/{subscription}"
 
 
-def lock_id(group: str, name: str) -> str:
-    return f"{group}/providers/Microsoft.Authorization/locks/{name}"
-
-
 def registry_id(group: str, name: str) -> str:
     return f"{group}{REGISTRY_PROVIDER}/{name}"
 

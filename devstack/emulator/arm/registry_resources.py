@@ -180,8 +180,8 @@ class Registries:
                 400, "InvalidSku", f"The SKU '{sku}' is invalid. Supported: Basic, Standard, Premium."
             )
         location = require_location(body)
-        self._groups.ensure_unlocked(sub, group["name"], "write")
         key = registry_id(group["id"], name)
+        self._groups.locks.ensure_unlocked(key, "write")
         existing = self.load(key)
         if not existing and self.name_taken(name):
             raise ArmError(
@@ -215,10 +215,11 @@ class Registries:
         return registry, self._operations.start(sub, "createRegistry", key)
 
     def writable(self, sub: str, rg: str, name: str) -> RegistryRecord:
-        """A registry that may be changed (its group neither being deleted nor locked), before the change
-        is read."""
+        """A registry that may be changed (its group not being deleted, neither locked `ReadOnly`), before
+        the change is read."""
         registry = self.get(sub, rg, name)
         self._groups.open_for_writes(sub, rg)
+        self._groups.locks.ensure_unlocked(registry.id, "write")
         return registry
 
     def update(self, registry: RegistryRecord, body: dict[str, Any], version: str) -> RegistryRecord:
@@ -241,7 +242,7 @@ class Registries:
         group = self._groups.get(sub, rg)
         registry = self.load(registry_id(group["id"], name))
         if registry:
-            self._groups.ensure_unlocked(sub, group["name"], "delete")
+            self._groups.locks.ensure_unlocked(registry.id, "delete")
         return registry
 
     def provisioned(self, key: str, login_server: str, port: int) -> None:

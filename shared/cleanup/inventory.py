@@ -1,10 +1,16 @@
 """The labs as ARM has them: the only part of cleanup that talks to Azure Resource Manager.
 
-`LabInventory` is what the orchestration (`service`) and the extension (`extension`) need of ARM: list
-the labs, read their locks, read one group and its locks again, merge tags, send a delete. `ArmInventory`
+`LabInventory` is what the orchestration (`service`) and the extension (`extension`) need of ARM: survey
+the labs and their locks, read one group and its locks again, merge tags, send a delete. `ArmInventory`
 does it with the SDK's resource and lock clients; a test can hand the orchestration an in-memory one.
 
-The batch reads (`list_labs`, `locks_of`) fail a whole plan, so they raise the DockmasterError of
+A survey reads each subscription's groups and its locks page by page: the lock listing of a subscription
+(ListAtSubscriptionLevel) holds the locks at every scope in it (subscription, groups, resources in them),
+so a plan costs group pages + lock pages whatever the number of candidates, where reading each candidate's
+locks cost one request per candidate. The subscriptions are read concurrently, at most `concurrency`
+requests in flight; a throttled request (429) waits out ARM's `Retry-After` in the SDK's retry policy.
+
+The survey fails a whole plan, so it raises the DockmasterError of
 shared/errors.py's table; the single-group calls raise what ARM raised (azure.core's exceptions:
 `ResourceNotFoundError` when the group is gone, an `HttpResponseError` 409 `ScopeLocked` when a lock
 refuses a write), because what such a failure means (gone, blocked, a note, a failed deletion) is the
@@ -15,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError
 
 from ..errors import CLEANUP_ROLE, AccessDenied, DockmasterError, from_azure
 from .parallel import CONCURRENCY, each
@@ -56,21 +62,33 @@ def as_group(subscription: str, found: Any) -> Group:
     )
 
 
-class Listing(NamedTuple):
-    """The labs of a listing, and how many groups and pages were read to find them."""
+LOCKS_SEGMENT = "/providers/microsoft.authorization/locks/"
+
+
+def placed(lock_id: str) -> tuple[str, str | None, str]:
+    """Where a listed lock sits, from its id: (subscription, group name or None for a lock on the
+    subscription, what it is on when not the group itself — a resource's type/name, or the subscription)."""
+    scope = lock_id[: lock_id.lower().rindex(LOCKS_SEGMENT)]
+    parts = scope.split("/")  # '', subscriptions, {sub}[, resourceGroups, {group}[, providers, ...]]
+    if len(parts) < 5 or parts[3].lower() != "resourcegroups":
+        return parts[2], None, "the subscription"
+    return parts[2], parts[4], "/".join(parts[6:])
+
+
+class Survey(NamedTuple):
+    """The labs of the subscriptions, the locks that refuse each one's delete (on it, on what it holds,
+    on its subscription), and how many groups and pages were read to find them."""
 
     labs: list[Group]
+    locks: dict[Key, list[Lock]]
     scanned: int
     pages: int
+    lock_pages: int
 
 
 class LabInventory(Protocol):
-    def list_labs(self, subscriptions: Iterable[str], rules: Rules) -> Listing:
-        """The labs of every subscription (every page). Raises DockmasterError."""
-        ...
-
-    def locks_of(self, groups: Sequence[Group]) -> dict[Key, list[Lock]]:
-        """The locks of each group (none for a group gone meanwhile). Raises DockmasterError."""
+    def survey(self, subscriptions: Iterable[str], rules: Rules) -> Survey:
+        """The labs of every subscription (every page) and their locks. Raises DockmasterError."""
         ...
 
     def group(self, subscription: str, name: str) -> Group:
@@ -95,6 +113,19 @@ class LabInventory(Protocol):
 
 
 @dataclasses.dataclass
+class GroupListing:
+    labs: list[Group]
+    scanned: int
+    pages: int
+
+
+@dataclasses.dataclass
+class LockListing:
+    by_scope: dict[tuple[str, str | None], list[Lock]]  # (subscription, group or None), lower-case
+    pages: int
+
+
+@dataclasses.dataclass
 class ArmInventory:
     """`LabInventory` over the SDK's clients, one of each per subscription."""
 
@@ -102,37 +133,57 @@ class ArmInventory:
     lock_client: Callable[[str], Any]
     concurrency: int = CONCURRENCY
 
-    def list_labs(self, subscriptions: Iterable[str], rules: Rules) -> Listing:
-        labs: list[Group] = []
-        scanned = pages = 0
-        for subscription in subscriptions:
+    def survey(self, subscriptions: Iterable[str], rules: Rules) -> Survey:
+        wanted = list(dict.fromkeys(subscriptions))
+        readings = [(sub, "groups") for sub in wanted] + [(sub, "locks") for sub in wanted]
+        listed = each(lambda reading: self._read(*reading, rules), readings, self.concurrency)
+        groups = [result for result in listed if isinstance(result, GroupListing)]
+        locks = [result for result in listed if isinstance(result, LockListing)]
+        by_scope: dict[tuple[str, str | None], list[Lock]] = {}
+        for listing in locks:
+            for key, held in listing.by_scope.items():
+                by_scope.setdefault(key, []).extend(held)
+        labs = [lab for listing in groups for lab in listing.labs]
+        return Survey(
+            labs=labs,
+            locks={lab.key: by_scope.get(lab.key, []) + by_scope.get((lab.key[0], None), []) for lab in labs},
+            scanned=sum(listing.scanned for listing in groups),
+            pages=sum(listing.pages for listing in groups),
+            lock_pages=sum(listing.pages for listing in locks),
+        )
+
+    def _read(self, subscription: str, what: str, rules: Rules) -> GroupListing | LockListing:
+        if what == "groups":
             doing = f"listing the resource groups of subscription {subscription}"
-            try:
-                for page in (
-                    self.resource_client(subscription)
-                    .resource_groups.list(filter=rules.server_filter)
-                    .by_page()
-                ):
-                    pages += 1
-                    for found in page:
-                        scanned += 1
-                        group = as_group(subscription, found)
-                        if rules.is_lab(group):
-                            labs.append(group)
-            except AzureError as exc:
-                raise arm_error(exc, doing) from exc
-        return Listing(labs, scanned, pages)
+        else:
+            doing = f"listing the locks of subscription {subscription}"
+        try:
+            return self._groups(subscription, rules) if what == "groups" else self._locks(subscription)
+        except AzureError as exc:
+            raise arm_error(exc, doing) from exc
 
-    def locks_of(self, groups: Sequence[Group]) -> dict[Key, list[Lock]]:
-        def one(group: Group) -> list[Lock]:
-            try:
-                return self.locks(group.subscription, group.name)
-            except ResourceNotFoundError:
-                return []  # gone meanwhile: the delete will find it gone
-            except AzureError as exc:
-                raise arm_error(exc, f"reading the locks of {group.name}") from exc
+    def _groups(self, subscription: str, rules: Rules) -> GroupListing:
+        listing = GroupListing([], 0, 0)
+        operations = self.resource_client(subscription).resource_groups
+        for page in operations.list(filter=rules.server_filter).by_page():
+            listing.pages += 1
+            for found in page:
+                listing.scanned += 1
+                group = as_group(subscription, found)
+                if rules.is_lab(group):
+                    listing.labs.append(group)
+        return listing
 
-        return dict(zip((g.key for g in groups), each(one, groups, self.concurrency), strict=True))
+    def _locks(self, subscription: str) -> LockListing:
+        listing = LockListing({}, 0)
+        operations = self.lock_client(subscription).management_locks
+        for page in operations.list_at_subscription_level().by_page():
+            listing.pages += 1
+            for found in page:
+                _, group, on = placed(str(found.id))
+                scope = (subscription.lower(), group.lower() if group else None)
+                listing.by_scope.setdefault(scope, []).append(Lock(str(found.name), str(found.level), on))
+        return listing
 
     def group(self, subscription: str, name: str) -> Group:
         return as_group(subscription, self.resource_client(subscription).resource_groups.get(name))
@@ -140,7 +191,8 @@ class ArmInventory:
     def locks(self, subscription: str, name: str) -> list[Lock]:
         operations = self.lock_client(subscription).management_locks
         return [
-            Lock(str(lock.name), str(lock.level)) for lock in operations.list_at_resource_group_level(name)
+            Lock(str(lock.name), str(lock.level), placed(str(lock.id))[2])
+            for lock in operations.list_at_resource_group_level(name)
         ]
 
     def merge_tags(

@@ -101,6 +101,10 @@ def split_list(text: str) -> tuple[str, ...]:
 class Lock:
     name: str
     level: str  # CanNotDelete | ReadOnly
+    on: str = ""  # what it sits on when not the group itself: a resource in it, or the subscription
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.level}, on {self.on})" if self.on else f"{self.name} ({self.level})"
 
 
 @dataclass(frozen=True)
@@ -361,7 +365,7 @@ def decide(group: Group, rules: Rules, now: dt.datetime, locks: Sequence[Lock] |
     if locks is None:
         return stamped(BLOCKED, f"locks not checked; expires {iso(at)} ({expiry.detail})")
     if locks:
-        held = ", ".join(f"{lock.name} ({lock.level})" for lock in locks)
+        held = ", ".join(lock.describe() for lock in locks)
         return stamped(BLOCKED, f"locked: {held}; expires {iso(at)} ({expiry.detail})")
     if at > now:
         warned = group.tag(WARNED_TAG)
@@ -412,7 +416,7 @@ def plan_labs(
     groups: Iterable[Group], rules: Rules, now: dt.datetime, locks: Mapping[Key, Sequence[Lock]]
 ) -> list[PlanItem]:
     """Every lab among `groups` with its decision, sorted by subscription and name; `locks` holds the
-    locks of the labs `needs_locks` named (others are not looked at)."""
+    locks of the labs (only those `needs_locks` names are looked at; one missing counts as not checked)."""
     labs = sorted(select(groups, rules), key=lambda g: g.key)
     return cap([decide(group, rules, now, locks.get(group.key)) for group in labs], rules.max_deletions)
 

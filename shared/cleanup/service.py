@@ -31,7 +31,7 @@ from .extension import LabExtension
 from .first_sight import FirstSight
 from .inventory import LabInventory, arm_error, scope_locked
 from .parallel import CONCURRENCY, each
-from .planner import BLOCKED, DELETE, KEPT, PlanItem, Rules, decide, needs_locks, plan_labs, reconcile
+from .planner import BLOCKED, DELETE, KEPT, PlanItem, Rules, decide, plan_labs, reconcile
 from .records import (
     DELETED,
     FAILED,
@@ -83,8 +83,7 @@ class CleanupService:
         rules = self.rules(filters)
         subscriptions = self.subscriptions(filters)
         now = self.clock.now()
-        labs, scanned, pages = self.inventory.list_labs(subscriptions, rules)
-        locks = self.inventory.locks_of([lab for lab in labs if needs_locks(lab, rules, now)])
+        labs, locks, scanned, pages, _ = self.inventory.survey(subscriptions, rules)
         items = plan_labs(labs, rules, now, locks)
         by_key = {lab.key: lab for lab in labs}
         first_sight = FirstSight(self.inventory, self.publisher)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -38,8 +39,8 @@ from shared.cleanup.planner import (
 from shared.cleanup.records import DELETED, FAILED, GONE, WOULD_DELETE
 from shared.errors import Conflict, InvalidInput, NotFound, Retryable
 from tests.support.cleanup import LOCATION, Env
-from tests.support.faults import FAULTS, admin_client, fault
-from tests.support.stack import Devstack, unique
+from tests.support.faults import FAULTS, admin_client, fault, hits, requests_seen
+from tests.support.stack import Devstack, remove_locks, unique
 
 
 def decisions(plan: Any) -> dict[str, str]:
@@ -225,6 +226,120 @@ class Blind:
             self.hidden -= 1
             return []
         return list(self.real.management_locks.list_at_resource_group_level(name))
+
+    def list_at_subscription_level(self) -> Any:
+        if self.hidden > 0:
+            self.hidden -= 1
+            return SimpleNamespace(by_page=lambda: iter([[]]))
+        return self.real.management_locks.list_at_subscription_level()
+
+
+def registry_in(env: Env, acr_client: Any, group: str) -> str:
+    """A registry created in the group: a resource its delete takes along."""
+    name = unique("lab")
+    body = {"location": LOCATION, "sku": {"name": "Basic"}}
+    return str(acr_client.registries.begin_create(group, name, body).result().name)
+
+
+@pytest.mark.parametrize("hidden", [0, 1, 2], ids=["by-the-plan", "by-the-recheck", "by-arm-at-the-delete"])
+def test_a_lock_on_a_resource_in_a_lab_keeps_the_lab(env: Env, acr_client: Any, hidden: int) -> None:
+    """A lock on what a group holds refuses the group's delete (ScopeLocked): the plan reads it from the
+    subscription's lock listing (`blocked`, with where the lock sits), the last-moment re-check from the
+    group's; one that neither saw is ARM's ScopeLocked at the delete, `blocked` too."""
+    name = env.create("holds-locked", {"expiresOn": env.at(hours=-1)})
+    registry = registry_in(env, acr_client, name)
+    env.lock_client.management_locks.create_or_update_at_resource_level(
+        name,
+        "Microsoft.ContainerRegistry",
+        "",
+        "registries",
+        registry,
+        "keep-registry",
+        {"level": "CanNotDelete"},
+    )
+    held = f"keep-registry (CanNotDelete, on Microsoft.ContainerRegistry/registries/{registry})"
+    blind = Blind(env.lock_client, hidden)
+    run = env.service(locks=lambda _: blind).execute(confirm=True)
+    item = item_of(run.plan, name)
+    if hidden == 0:
+        assert (item.decision, item.reason.split("; ")[0]) == (BLOCKED, f"locked: {held}")
+        assert (run.blocked, run.outcomes) == ([name], [])
+    else:
+        assert item.decision == DELETE, "the plan did not see the lock"
+        [outcome] = run.outcomes
+        assert outcome.result == BLOCKED
+        if hidden == 1:
+            assert outcome.reason.startswith(f"re-checked before deleting: blocked: locked: {held}")
+        else:
+            assert outcome.reason == "a lock appeared after the plan: ARM refused the delete (ScopeLocked)"
+    assert env.state(name) == "Succeeded"
+    assert registry in [r.name for r in acr_client.registries.list_by_resource_group(name)]
+
+
+def test_a_plan_reads_pages_not_one_lock_listing_per_candidate(env: Env) -> None:
+    """ARM requests of a plan = group pages + lock pages, however many labs are candidates; a throttled
+    lock page (429) is retried after ARM's Retry-After instead of failing the plan or counting as none."""
+    names = [env.create(f"stale-{n}", {"expiresOn": env.at(hours=-1)}) for n in range(6)]
+    env.lock(names[0])
+    service = env.service(CLEANUP_DRY_RUN=True)
+    service.plan()  # first sight: stamps written, tokens cached
+    lock_pages = sum(1 for _ in env.lock_client.management_locks.list_at_subscription_level().by_page())
+    path = f"/subscriptions/{env.devstack.subscription}/providers/Microsoft.Authorization/locks$"
+    with admin_client(env.devstack) as admin:
+        before = requests_seen(admin)["arm"]
+        plan = service.plan()
+        sent = requests_seen(admin)["arm"] - before
+        rule = fault(admin, target="arm", kind="throttle", method="GET", path=path, count=1, retry_after=1)
+        throttled = service.plan()
+        assert hits(admin, rule) == 1
+    assert decisions(plan) == decisions(throttled) == {names[0]: BLOCKED, **dict.fromkeys(names[1:], DELETE)}
+    assert sent == plan.pages + lock_pages, "no request per candidate"
+
+
+def test_the_subscriptions_are_planned_together_with_their_own_locks(env: Env, credential: Any) -> None:
+    """CLEANUP_SUBSCRIPTIONS: each subscription's groups and locks are read (concurrently) and a lock
+    counts only in its own subscription; a lock on a subscription keeps every lab in it."""
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.locks.models import ManagementLockObject
+
+    subscriptions = [str(s) for s in env.devstack.endpoints["subscriptionIds"]]
+    assert len(subscriptions) >= 3
+    kwargs = env.devstack.arm_kwargs()
+    resources = {s: ResourceManagementClient(credential, s, **kwargs) for s in subscriptions}
+    locks = {s: ManagementLockClient(credential, s, **kwargs) for s in subscriptions}
+    first, second, third = subscriptions[:3]
+    name = env.prefix + "everywhere"
+    body = {"location": LOCATION, "tags": {"dmtest": env.marker, "expiresOn": env.at(hours=-1)}}
+    for sub in (first, second, third):
+        resources[sub].resource_groups.create_or_update(name, body)
+    env.created.append(name)
+    locks[second].management_locks.create_or_update_at_resource_group_level(
+        name, "keep", ManagementLockObject(level="ReadOnly")
+    )
+    sub_lock = env.prefix + "sub-wide"
+    locks[third].management_locks.create_or_update_at_subscription_level(
+        sub_lock, ManagementLockObject(level="CanNotDelete")
+    )
+    try:
+        service = env.service(
+            resources=resources.__getitem__,
+            locks=locks.__getitem__,
+            CLEANUP_SUBSCRIPTIONS=",".join(subscriptions[:3]),
+        )
+        plan = service.plan()
+        found = {item.subscription: item for item in plan.items if item.name == name}
+        assert {sub: item.decision for sub, item in found.items()} == {
+            first: DELETE,
+            second: BLOCKED,
+            third: BLOCKED,
+        }
+        assert found[second].reason.startswith("locked: keep (ReadOnly)")
+        assert found[third].reason.startswith(f"locked: {sub_lock} (CanNotDelete, on the subscription)")
+    finally:
+        locks[third].management_locks.delete_at_subscription_level(sub_lock)
+        for sub in (second, third):
+            remove_locks(locks[sub], name)
+            resources[sub].resource_groups.begin_delete(name, polling=False)
 
 
 def test_a_lock_the_recheck_missed_is_blocked_not_failed(env: Env) -> None:

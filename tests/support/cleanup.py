@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -17,12 +17,12 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient
 
 from shared.cleanup import ArmInventory, CleanupService, RunStore
-from shared.cleanup.inventory import Listing
-from shared.cleanup.planner import Group, Key, Lock, Rules, iso
+from shared.cleanup.inventory import Survey
+from shared.cleanup.planner import Group, Lock, Rules, iso
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.publisher import Publisher
-from tests.support.stack import Devstack, group_state, unique
+from tests.support.stack import Devstack, group_state, remove_locks, unique
 
 LOCATION = "westeurope"
 MARK = "dmtest"
@@ -133,8 +133,7 @@ class Env:
             with contextlib.suppress(HttpResponseError):
                 if not self.groups.check_existence(name):
                     continue
-                for lock in self.lock_client.management_locks.list_at_resource_group_level(name):
-                    self.lock_client.management_locks.delete_at_resource_group_level(name, lock.name)
+                remove_locks(self.lock_client, name)
                 self.groups.begin_delete(name, polling=False)
         # Wait, so that no deletion of this test's groups is under way while the next test lists groups.
         for name in self.created:
@@ -206,14 +205,12 @@ class MemoryInventory:
         except KeyError:
             raise ResourceNotFoundError(f"resource group '{name}' could not be found") from None
 
-    def list_labs(self, subscriptions: Iterable[str], rules: Rules) -> Listing:
+    def survey(self, subscriptions: Iterable[str], rules: Rules) -> Survey:
         self._call("list", "")
         wanted = {s.lower() for s in subscriptions}
         found = [g for g in self.groups.values() if g.subscription.lower() in wanted]
-        return Listing([g for g in found if rules.is_lab(g)], len(found), 1)
-
-    def locks_of(self, groups: Sequence[Group]) -> dict[Key, list[Lock]]:
-        return {g.key: list(self.locked.get(g.name, [])) for g in groups}
+        labs = [g for g in found if rules.is_lab(g)]
+        return Survey(labs, {g.key: list(self.locked.get(g.name, [])) for g in labs}, len(found), 1, 1)
 
     def group(self, subscription: str, name: str) -> Group:
         while self.meanwhile:

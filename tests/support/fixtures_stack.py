@@ -13,7 +13,14 @@ import pytest
 
 from devstack import stack
 from tests.support.images import BUSYBOX
-from tests.support.stack import MAX_SOURCE_BYTES, Devstack, WiredRegistry, app_on_new_registry, unique
+from tests.support.stack import (
+    MAX_SOURCE_BYTES,
+    Devstack,
+    WiredRegistry,
+    app_on_new_registry,
+    remove_locks,
+    unique,
+)
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +91,7 @@ def group(resource_client: Any, lock_client: Any) -> Iterator[str]:
     from azure.core.exceptions import ResourceNotFoundError
 
     with contextlib.suppress(ResourceNotFoundError):  # the test deleted it, maybe while we looked
-        for lock in lock_client.management_locks.list_at_resource_group_level(name):
-            lock_client.management_locks.delete_at_resource_group_level(name, lock.name)
+        remove_locks(lock_client, name)
         resource_client.resource_groups.begin_delete(name, polling=False)
 
 

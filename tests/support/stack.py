@@ -33,6 +33,13 @@ class Devstack:
         return {"base_url": self.arm, "credential_scopes": [f"{self.arm}/.default"]}
 
 
+def remove_locks(lock_client: Any, group: str) -> None:
+    """Every lock of a group and of what it holds (the group's listing shows both), where it sits."""
+    for lock in lock_client.management_locks.list_at_resource_group_level(group):
+        scope = str(lock.id)[: str(lock.id).lower().rindex("/providers/microsoft.authorization/locks/")]
+        lock_client.management_locks.delete_by_scope(scope, lock.name)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 

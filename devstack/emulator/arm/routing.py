@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ..errors import ArmError
 
 Handler = Callable[..., Awaitable[Response]]
+EMPTY_SEGMENTS = re.compile(r"/{2,}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class ArmRouter:
         return register
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        # An empty segment is dropped: the SDK sends `providers/{namespace}//{type}` for a resource
+        # without a parent (parentResourcePath ""), as azure-cli's `az lock` does, and ARM takes it.
+        path = EMPTY_SEGMENTS.sub("/", path)
         allowed = False
         for route in self.routes:
             found = route.pattern.fullmatch(path)

@@ -185,9 +185,11 @@ class CountingPolicy(SansIOHTTPPolicy[Any, Any]):
 
     def __init__(self) -> None:
         self.count = 0
+        self._lock = threading.Lock()  # clients send from several threads
 
     def on_request(self, request: Any) -> None:
-        self.count += 1
+        with self._lock:
+            self.count += 1
 
 
 def tag_listing_requests(clients: Clients, endpoints: dict[str, Any], name: str, tags: int = 999) -> None:

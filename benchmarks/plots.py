@@ -100,3 +100,46 @@ def cleanup_plan_time(data: Path, out: Path) -> Path | None:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def emulator_scale(data: Path, out: Path) -> Path | None:
+    """The emulator's cost of one request against the number of groups (log scale: flat is the goal), and
+    cleanup's plan time, page-wise against per candidate, without and with added latency."""
+    source = data / "scale.json"
+    if not source.exists():
+        return None
+    samples = json.loads(source.read_text())
+    plt, ticker = _pyplot()
+    fig, (costs, plans) = plt.subplots(1, 2, figsize=(11, 4))
+    sizes = samples["sizes"]
+    for label, values in samples["costs"].items():
+        points = [(size, value) for size, value in zip(sizes, values, strict=True) if value is not None]
+        costs.plot(*zip(*points, strict=True), marker="o", label=label)
+    costs.set(
+        title="emulator: one request (median of 50)",
+        xlabel="resource groups in the subscription (log)",
+        ylabel="ms",
+        xscale="log",
+    )
+    costs.set_ylim(bottom=0)
+    costs.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    costs.legend(fontsize=8)
+    planned = sorted(samples["plans"], key=int)
+    for label in samples["plans"][planned[0]]:
+        seconds = [samples["plans"][size][label][0] for size in planned]
+        style = "--" if label.startswith("per candidate") else "-"
+        plans.plot([int(s) for s in planned], seconds, marker="o", linestyle=style, label=label)
+    plans.set(
+        title="cleanup plan (5% stale labs): page-wise vs per candidate",
+        xlabel="resource groups (log)",
+        ylabel="seconds",
+        xscale="log",
+    )
+    plans.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    plans.legend(fontsize=8)
+    for axes in (costs, plans):
+        axes.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

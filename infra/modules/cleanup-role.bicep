@@ -5,7 +5,8 @@
 //   resourceGroups/read    list groups (server-side tag filter) and read tags
 //   resourceGroups/write   stamp tags (first-seen, warning) on a group
 //   resourceGroups/delete  delete an expired lab group
-//   locks/read             skip groups that carry a management lock
+//   locks/read             skip groups that carry a management lock (the subscription's
+//                          lock listing: on groups, on what they hold, on the subscription)
 // plus resourceDeleteActions: Azure Resource Manager also checks delete
 // permission on every resource inside a group before deleting the group, so a
 // group that is not empty cannot be deleted without it. The default '*/delete'

@@ -128,10 +128,10 @@ class Arm:
 
 
 def request_costs(arm: Arm, size: int) -> dict[str, float]:
-    """One GET of a group, of a group listing page (the first and one deep in the listing), of the
+    """One GET of a group, of a group listing page (the first, and the next by its skip token), of the
     subscription's lock listing and of one group's lock listing: median ms."""
     group = f"{arm.sub}/resourcegroups/scale-{size // 2:06d}"
-    with arm.client() as client:  # a skip token from the middle of the listing, as a later page sends
+    with arm.client() as client:  # the second page's skip token, as a caller following nextLink sends
         pages = client.get(f"{arm.sub}/resourcegroups", params={"api-version": GROUPS_VERSION}).json()
         deep = httpx.URL(pages["nextLink"]).params.get("$skiptoken") if "nextLink" in pages else None
     costs = {
@@ -145,7 +145,7 @@ def request_costs(arm: Arm, size: int) -> dict[str, float]:
         ),
     }
     if deep:
-        costs["group list, a later page"] = arm.median_ms(
+        costs["group list, next page"] = arm.median_ms(
             f"{arm.sub}/resourcegroups", GROUPS_VERSION, {"$skiptoken": deep}
         )
     return costs
@@ -201,7 +201,7 @@ def main() -> None:
 
 
 def report(table: dict[int, dict[str, float]], planned: dict[int, dict[str, tuple[float, int]]]) -> None:
-    columns = list(next(iter(table.values())))
+    columns = list(dict.fromkeys(column for costs in table.values() for column in costs))
     print("\nemulator cost of one request (median of 50, ms) as the subscription grows:")
     print("| groups | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")

@@ -100,7 +100,8 @@ BENCHMARKS = [
         "Scale: the emulator as it fills, cleanup's plan against a per-candidate peer",
         "One subscription grown to 100, 1,000, 10,000 and 50,000 groups (one in twenty a stale lab, one "
         "stale lab in ten locked). At each size the median of 50 keep-alive requests: one group GET, the "
-        "first and a later page of the group listing, the first page of the subscription's lock listing, "
+        "first and the next page of the group listing, its first page filtered by a tag one group in "
+        "twenty has and by a tag none has, the first page of the subscription's lock listing, "
         "one group's lock listing. At 1,000, 10,000 and 50,000: a whole cleanup plan (every group listed) "
         "by our page-wise survey (group pages + the subscription's lock pages, read concurrently) and by "
         "a peer reading one lock listing per candidate lab (8 at a time, as the previous code; Cloud "

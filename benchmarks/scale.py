@@ -2,8 +2,9 @@
 50,000 groups against a peer that reads one lock listing per candidate group.
 
 One devstack; the subscription grows to each size in turn (one group in twenty a stale lab, one stale lab
-in ten locked). At each size: the time of one resource-group GET, one page of the group listing, one page
-of the subscription's lock listing and one group's lock listing (median of `SAMPLES`, keep-alive); then a
+in ten locked). At each size: the time of one resource-group GET, one page of the group listing (also
+filtered by a tag one group in twenty has, and by one none has), one page of the subscription's lock
+listing and one group's lock listing (median of `SAMPLES`, keep-alive); then a
 whole cleanup plan (every group listed: a name pattern is set, so no server-side filter) by our page-wise
 survey and by the peer — a survey that lists the groups the same way and then each candidate's locks
 (`list_at_resource_group_level`, 8 at a time as the previous code did; Cloud Custodian's `resource-lock`
@@ -127,7 +128,7 @@ class Arm:
         return remove
 
 
-def request_costs(arm: Arm, size: int) -> dict[str, float]:
+def request_costs(arm: Arm, size: int, marker: str) -> dict[str, float]:
     """One GET of a group, of a group listing page (the first, and the next by its skip token), of the
     subscription's lock listing and of one group's lock listing: median ms."""
     group = f"{arm.sub}/resourcegroups/scale-{size // 2:06d}"
@@ -192,7 +193,7 @@ def main() -> None:
             took = time.perf_counter() - started
             print(f"grew the subscription to {size:,} groups ({size - grown:,} in {took:.1f}s)")
             grown = size
-            table[size] = request_costs(arm, size)
+            table[size] = request_costs(arm, size, marker)
             if size in PLANNED:
                 planned[size] = plans(endpoints, arm, marker, size)
                 for label, (seconds, sent) in planned[size].items():

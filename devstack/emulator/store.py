@@ -43,6 +43,18 @@ class Store:
         self._db.execute("CREATE INDEX IF NOT EXISTS by_parent_key ON resources(kind, parent, key)")
         self._db.execute("CREATE INDEX IF NOT EXISTS by_kind_key ON resources(kind, key)")
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER)")
+        # ARM's tag filter (`$filter=tagName eq … and tagValue eq …`) from an index as well: names lower-cased
+        # (ARM compares them without case), values as written.
+        new = not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tags'").fetchone()
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS tags (kind TEXT NOT NULL, parent TEXT NOT NULL, name TEXT NOT NULL,"
+            " value TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, parent, name, value, key))"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS tags_by_name ON tags(kind, parent, name, key)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS tags_by_key ON tags(key)")
+        if new:  # a state directory from before the index: index what it holds
+            for key, kind, parent, body in self._db.execute("SELECT key, kind, parent, body FROM resources"):
+                self._index_tags(key, kind, parent, json.loads(body))
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         with self._lock:
@@ -55,20 +67,58 @@ class Store:
         with self._lock:
             existing = self._db.execute("SELECT seq FROM resources WHERE key = ?", (key.lower(),)).fetchone()
             seq = existing[0] if existing else self._next("seq")
-            self._db.execute(
-                "INSERT OR REPLACE INTO resources (key, kind, parent, seq, body) VALUES (?, ?, ?, ?, ?)",
-                (key.lower(), kind, parent.lower(), seq, json.dumps(body)),
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO resources (key, kind, parent, seq, body) VALUES (?, ?, ?, ?, ?)",
+                    (key.lower(), kind, parent.lower(), seq, json.dumps(body)),
+                )
+                self._db.execute("DELETE FROM tags WHERE key = ?", (key.lower(),))
+                self._index_tags(key.lower(), kind, parent.lower(), body)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _index_tags(self, key: str, kind: str, parent: str, body: Mapping[str, Any]) -> None:
+        tags = body.get("tags")
+        if isinstance(tags, dict) and tags:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO tags (kind, parent, name, value, key) VALUES (?, ?, ?, ?, ?)",
+                [(kind, parent, str(name).lower(), str(value), key) for name, value in tags.items()],
             )
 
     def delete(self, key: str) -> bool:
         with self._lock:
             cur = self._db.execute("DELETE FROM resources WHERE key = ?", (key.lower(),))
+            self._db.execute("DELETE FROM tags WHERE key = ?", (key.lower(),))
         return cur.rowcount > 0
 
     def delete_children(self, parent: str) -> int:
         with self._lock:
             cur = self._db.execute("DELETE FROM resources WHERE parent = ?", (parent.lower(),))
+            self._db.execute("DELETE FROM tags WHERE parent = ?", (parent.lower(),))
         return cur.rowcount
+
+    def tagged(
+        self, kind: str, parent: str, name: str, value: str | None, after: str | None, limit: int
+    ) -> builtins.list[dict[str, Any]]:
+        """`children`, of those with the tag `name` (any case), set to `value` when one is given."""
+        args = (kind, parent.lower(), name.lower(), (after or "").lower())
+        with self._lock:
+            if value is None:
+                rows = self._db.execute(
+                    "SELECT body FROM resources WHERE key IN (SELECT DISTINCT key FROM tags WHERE kind = ?"
+                    " AND parent = ? AND name = ? AND key > ? ORDER BY key LIMIT ?) ORDER BY key",
+                    (*args, limit),
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT body FROM resources WHERE key IN (SELECT key FROM tags WHERE kind = ? AND"
+                    " parent = ? AND name = ? AND key > ? AND value = ? ORDER BY key LIMIT ?) ORDER BY key",
+                    (*args, value, limit),
+                ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def items(self, kind: str, parent: str) -> dict[str, dict[str, Any]]:
         """Every row of a kind under a parent, by (lowercased) key: one query instead of one per key."""

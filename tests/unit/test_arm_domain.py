@@ -188,11 +188,44 @@ def test_a_write_into_a_group_is_refused_for_its_deletion_before_its_locks(arm: 
     refused("ResourceGroupBeingDeleted", arm.groups.open_for_writes, SUB, "lab")
 
 
-def test_groups_filter_by_tag(arm: Arm) -> None:
+def test_groups_filter_by_tag_names_in_any_case_values_exactly(arm: Arm) -> None:
     arm.groups.put(SUB, "a", {"location": "x", "tags": {"Purpose": "lab"}})
-    arm.groups.put(SUB, "b", {"location": "x", "tags": {"purpose": "prod"}})
-    assert [g["name"] for g in arm.groups.in_subscription(SUB, ("purpose", None), None, 10)] == ["a", "b"]
-    assert [g["name"] for g in arm.groups.in_subscription(SUB, ("purpose", "lab"), None, 10)] == ["a"]
+    arm.groups.put(SUB, "b", {"location": "x", "tags": {"purpose": "prod", "PURPOSE": "lab"}})
+    arm.groups.put(SUB, "c", {"location": "x", "tags": {"purpose": "Lab"}})
+    arm.groups.put(SUB, "d", {"location": "x", "tags": {"owner": "lab"}})
+    arm.groups.put(OTHER_SUB, "e", {"location": "x", "tags": {"purpose": "lab"}})
+
+    def names(*tag: str | None, after: str | None = None, limit: int = 10) -> list[str]:
+        return [g["name"] for g in arm.groups.in_subscription(SUB, (tag[0] or "", tag[1]), after, limit)]
+
+    assert names("PURPOSE", None) == ["a", "b", "c"]
+    assert names("purpose", "lab") == ["a", "b"]
+    assert names("purpose", "lab", limit=1) == ["a"]
+    assert names("purpose", None, after=f"/subscriptions/{SUB}/resourcegroups/a") == ["b", "c"]
+    arm.groups.update(SUB, arm.groups.get(SUB, "a"), {"tags": {"purpose": "done"}})  # the index follows
+    assert names("purpose", "lab") == ["b"]
+    arm.groups.remove(arm.groups.get(SUB, "b")["id"])
+    assert names("purpose", None) == ["a", "c"]
+
+
+def test_a_store_from_before_the_tag_index_is_indexed_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    store.put(
+        "resourceGroup",
+        f"/subscriptions/{SUB}/resourceGroups/old",
+        f"/subscriptions/{SUB}",
+        {"tags": {"a": "b"}},
+    )
+    store._db.execute("DROP TABLE tags")  # as a state directory written before the index existed
+    store.close()
+    reopened = Store(path)
+    try:
+        assert reopened.tagged("resourceGroup", f"/subscriptions/{SUB}", "A", "b", None, 10) == [
+            {"tags": {"a": "b"}}
+        ]
+    finally:
+        reopened.close()
 
 
 def test_an_operation_ends_with_its_error(arm: Arm) -> None:

@@ -211,8 +211,16 @@ def storage_connection_string(key: str, blob_port: int, queue_port: int, table_p
 def _registry_config(home: Path, registry_port: int, identity_port: int, signing_key: str) -> dict[str, Any]:
     return {
         "version": 0.1,
-        "log": {"level": "warn", "fields": {"service": "registry"}},
-        "storage": {"filesystem": {"rootdirectory": str(home / "registry")}, "delete": {"enabled": True}},
+        # No access log: a line per request was a good part of docker-registry's CPU in a burst; the
+        # emulator's own log and /_devstack/stats say what the fronts forwarded.
+        "log": {"level": "warn", "fields": {"service": "registry"}, "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(home / "registry")},
+            "delete": {"enabled": True},
+            # Blob descriptors (digest → size, media type) from memory, not from the filesystem on every
+            # request: docker-registry's own cache, kept right by docker-registry across deletes.
+            "cache": {"blobdescriptor": "inmemory"},
+        },
         "http": {"addr": f"{HOST}:{registry_port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
         # Every push and delete is announced to the emulator, which turns them into ACR events.
         "notifications": {

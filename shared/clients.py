@@ -38,9 +38,12 @@ RETRIES: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.4, "retry
 
 
 def arm_options(settings: Settings) -> dict[str, Any]:
+    from .transport import transport
+
     return {
         "base_url": settings.resource_manager_endpoint,
         "credential_scopes": [settings.arm_scope],
+        "transport": transport(),
         **RETRIES,
     }
 
@@ -166,10 +169,13 @@ def _storage_endpoint(settings: Settings, service: str) -> str:
 def storage_table(name: str) -> Any:
     from azure.data.tables import TableClient
 
+    from .transport import transport
+
     settings = get_settings()
+    options = {"transport": transport(), **RETRIES}
     if settings.storage_connection:
-        return TableClient.from_connection_string(settings.storage_connection, name, **RETRIES)
-    return TableClient(_storage_endpoint(settings, "table"), name, credential=credential(), **RETRIES)
+        return TableClient.from_connection_string(settings.storage_connection, name, **options)
+    return TableClient(_storage_endpoint(settings, "table"), name, credential=credential(), **options)
 
 
 def table_client() -> Any:
@@ -185,6 +191,8 @@ def queue_client() -> Any:
         TextBase64EncodePolicy,
     )
 
+    from .transport import transport
+
     settings = get_settings()
     options: dict[str, Any] = {
         # The Functions queue trigger expects base64 message bodies.
@@ -192,6 +200,7 @@ def queue_client() -> Any:
         "message_decode_policy": TextBase64DecodePolicy(),
         # Bounded, as RETRIES: the storage default waits 15 s, then 18 s, then 24 s.
         "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3),
+        "transport": transport(),
     }
     if settings.storage_connection:
         return QueueClient.from_connection_string(settings.storage_connection, settings.runs_queue, **options)
@@ -208,7 +217,9 @@ def event_publisher() -> Any | None:
         return None
     from azure.eventgrid import EventGridPublisherClient
 
-    return EventGridPublisherClient(settings.events_topic_endpoint, credential())
+    from .transport import transport
+
+    return EventGridPublisherClient(settings.events_topic_endpoint, credential(), transport=transport())
 
 
 def reset() -> None:

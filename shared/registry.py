@@ -38,6 +38,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 
 from .errors import REGISTRY_DATA_ROLE, DockmasterError, InvalidInput, NotFound, from_azure, from_status
 from .oci import Descriptor, Malformed
+from .transport import transport
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -138,6 +139,7 @@ class RegistryClient:
                 RetryPolicy(retry_total=4, retry_backoff_factor=0.4, timeout=60),
                 self._sent,
             ],
+            transport=transport(),
         )
         self._lock = threading.Lock()
         self._refresh: tuple[str, float] | None = None

@@ -141,5 +141,6 @@ class Emulator:
         self.eventgrid.registry_deleted(registry.id)  # its system topic goes with it
         await self.fronts.stop(registry.dump())
         shutil.rmtree(self.backend_storage(registry.resource), ignore_errors=True)
+        self.fronts.backend.forget_blobs()  # a registry made again under the name starts empty
         await asyncio.to_thread(self.blobs.delete_registry_data, registry.name)
         self.registries.forget(registry)  # with its tag/manifest attributes and other registry-scoped state

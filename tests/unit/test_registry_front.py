@@ -673,3 +673,35 @@ def test_nulls_docker_registry_accepts_in_a_manifest_leave_it_listed(
     assert {v["digest"] for v in views} == digests
     (listed,) = [v for v in views if v["tags"] == ["index"]]
     assert listed["references"] == [{"digest": "sha256:" + "2" * 64, "architecture": None, "os": None}]
+
+
+def test_a_blob_seen_present_is_not_asked_for_again_until_something_is_deleted() -> None:
+    """The redirect of a blob GET needs the blob to be there: docker-registry is asked once per blob, and
+    again after any delete (a blob's, a manifest's, a repository's, a registry's)."""
+    asked: list[str] = []
+    present = {"/v2/ns/app/blobs/sha256:a"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(f"{request.method} {request.url.path}")
+        if request.method == "DELETE":
+            present.clear()
+            return httpx.Response(202)
+        return httpx.Response(200 if request.url.path in present else 404)
+
+    async def scenario() -> list[bool]:
+        backend = RegistryBackend("http://backend")
+        backend.use(httpx.AsyncClient(base_url="http://backend", transport=httpx.MockTransport(handler)))
+        seen = [await backend.has_blob("/v2/ns/app/blobs/sha256:a") for _ in range(3)]
+        seen.append(await backend.has_blob("/v2/ns/app/blobs/sha256:b"))
+        await backend.delete("/v2/ns/app/blobs/sha256:a", "ns")
+        seen.append(await backend.has_blob("/v2/ns/app/blobs/sha256:a"))
+        await backend.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [True, True, True, False, False]
+    assert asked == [
+        "HEAD /v2/ns/app/blobs/sha256:a",
+        "HEAD /v2/ns/app/blobs/sha256:b",
+        "DELETE /v2/ns/app/blobs/sha256:a",
+        "HEAD /v2/ns/app/blobs/sha256:a",
+    ]

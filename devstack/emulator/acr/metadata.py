@@ -109,6 +109,7 @@ class RepositoryMetadata:
                 raise
             deleted.append(digest)
         await asyncio.to_thread(storage.remove_repository, name)
+        self._backend.forget_blobs()
         self.attributes.forget(
             registry,
             [name, *(tag_target(name, t.name) for t in tags), *(manifest_target(name, d) for d in manifests)],

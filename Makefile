@@ -78,7 +78,7 @@ stress: deps
 bench: deps
 	$(PY) -m benchmarks.report
 
-# Sustained load through the whole chain: 10 pushes/s for 5 minutes by default (SOAK_ARGS="--rate 20"
+# Sustained load through the whole chain: 20 pushes/s for 5 minutes by default (SOAK_ARGS="--rate 30"
 # for more); exits 1 when a verdict is missing or memory, queue depth or latency break their bound.
 SOAK_ARGS ?=
 soak: deps

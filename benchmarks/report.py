@@ -108,6 +108,16 @@ BENCHMARKS = [
         "Custodian's `resource-lock` filter does the same, 3 at a time), each without and with 50 ms added "
         "to every ARM request by the fault API; ARM requests counted by the clients.",
     ),
+    (
+        "benchmarks.soak",
+        "Soak: 20 pushes/s for 5 minutes",
+        "function_app on devstack's local Functions host, wired to the registry through Event Grid; 20 "
+        "manifest PUTs a second for 5 minutes from 4 pushers, every 20th to a repository whose rule runs a "
+        "smoke run (ACR Tasks → podman); verdicts watched in Table storage once a second, memory of the "
+        "host and the emulator and the run queue's depth every 5 s. Fails (and says which) when a verdict "
+        "is missing 120 s after the last push, memory grows more than 50 MiB after the first 30 s, the run "
+        "queue holds more than 100 messages or the last minute's p95 passes twice the first's.",
+    ),
 ]
 
 

@@ -410,16 +410,17 @@ class FakeArm:
 
     def list_at_resource_group_level(self, name: str) -> Iterator[Any]:
         group = self._group(name)
-        return iter([self._lock(group, lock) for lock in self.locks.get(name.lower(), [])])
+        return iter([self._lock(group.name, lock) for lock in self.locks.get(name.lower(), [])])
 
     def list_at_subscription_level(self) -> Any:
-        found = [self._lock(self.groups[name], lock) for name, held in self.locks.items() for lock in held]
+        # Every lock the world holds, also on a group it does not list (the lock then keeps nothing).
+        found = [self._lock(name, lock) for name, held in self.locks.items() for lock in held]
         pages = [found[i : i + self.page_size] for i in range(0, len(found), self.page_size)]
         return SimpleNamespace(by_page=lambda: iter(pages))
 
     @staticmethod
-    def _lock(group: Group, lock: Lock) -> Any:
-        scope = f"/subscriptions/{group.subscription}/resourceGroups/{group.name}"
+    def _lock(group: str, lock: Lock) -> Any:
+        scope = f"/subscriptions/{SUB}/resourceGroups/{group}"
         return SimpleNamespace(
             id=f"{scope}/providers/Microsoft.Authorization/locks/{lock.name}",
             name=lock.name,

@@ -146,10 +146,12 @@ def top_up_tags(endpoints: dict[str, Any], name: str, total: int) -> int:
 
 
 def forget(verifier: Any, digest: str) -> None:
-    """Delete the digest's verdicts, so the next event for it is verified again rather than deduplicated."""
+    """Delete the digest's verdicts, so the next event for it is verified again rather than deduplicated;
+    the store forgets it stored them, as a process that never saw them would (no read before the insert)."""
     table = verifier.store._table
     for entity in table.query_entities("Digest eq @digest", parameters={"digest": digest}):
         table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+        verifier.store._stored.discard((entity["PartitionKey"], entity["RowKey"]))
 
 
 def ours(endpoints: dict[str, Any], verifier: Any, tag: str, digest: str, rounds: int) -> tuple[float, int]:

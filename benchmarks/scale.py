@@ -129,8 +129,9 @@ class Arm:
 
 
 def request_costs(arm: Arm, size: int, marker: str) -> dict[str, float]:
-    """One GET of a group, of a group listing page (the first, and the next by its skip token), of the
-    subscription's lock listing and of one group's lock listing: median ms."""
+    """One GET of a group, of a group listing page (the first, the next by its skip token, the first
+    filtered by a tag one group in twenty has and by one none has), of the subscription's lock listing
+    and of one group's lock listing: median ms."""
     group = f"{arm.sub}/resourcegroups/scale-{size // 2:06d}"
     with arm.client() as client:  # the second page's skip token, as a caller following nextLink sends
         pages = client.get(f"{arm.sub}/resourcegroups", params={"api-version": GROUPS_VERSION}).json()
@@ -149,6 +150,9 @@ def request_costs(arm: Arm, size: int, marker: str) -> dict[str, float]:
         costs["group list, next page"] = arm.median_ms(
             f"{arm.sub}/resourcegroups", GROUPS_VERSION, {"$skiptoken": deep}
         )
+    for label, value in (("5% of groups", marker), ("no group", "nobody")):
+        tag = {"$filter": f"tagName eq 'purpose' and tagValue eq '{value}'"}
+        costs[f"tag filter ({label})"] = arm.median_ms(f"{arm.sub}/resourcegroups", GROUPS_VERSION, tag)
     return costs
 
 

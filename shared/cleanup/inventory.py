@@ -153,14 +153,11 @@ class ArmInventory:
         )
 
     def _read(self, subscription: str, what: str, rules: Rules) -> GroupListing | LockListing:
-        if what == "groups":
-            doing = f"listing the resource groups of subscription {subscription}"
-        else:
-            doing = f"listing the locks of subscription {subscription}"
         try:
             return self._groups(subscription, rules) if what == "groups" else self._locks(subscription)
         except AzureError as exc:
-            raise arm_error(exc, doing) from exc
+            listed = "resource groups" if what == "groups" else "locks"
+            raise arm_error(exc, f"listing the {listed} of subscription {subscription}") from exc
 
     def _groups(self, subscription: str, rules: Rules) -> GroupListing:
         listing = GroupListing([], 0, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -203,6 +204,25 @@ def merge_images(per_image: list[tuple[str, list[CheckResult]]]) -> list[CheckRe
     return out
 
 
+def exit_status(status: str, error: str | None) -> int | None:
+    """The command's exit status, as far as ACR Tasks tells it: 0 when the run succeeded, else the
+    status its error names; None when it names none."""
+    if status == "Succeeded":
+        return 0
+    found = EXIT_STATUS.search(error or "")
+    return int(found.group(1)) if found else None
+
+
+def run_result(status: str, error: str | None, log: str) -> dict[str, Any]:
+    """How a smoke run ended, as the verdict keeps it: the log itself stays with ACR Tasks, its digest
+    lets a reader check the copy they fetch."""
+    return {
+        "status": status,
+        "exitStatus": exit_status(status, error),
+        "logDigest": "sha256:" + hashlib.sha256(log.encode()).hexdigest(),
+    }
+
+
 def check_smoke_run(rule: Rule, status: str, error: str | None, log: str) -> CheckResult:
     """Judge a finished ACR Tasks run against the rule's expectations."""
     smoke = rule.smoke_run
@@ -210,13 +230,9 @@ def check_smoke_run(rule: Rule, status: str, error: str | None, log: str) -> Che
         return failed("smoke-run", f"the run timed out after {smoke.timeout_seconds}s")
     if status in ("Canceled", "Error"):
         return failed("smoke-run", f"the run ended {status}: {error or 'no detail'}")
-    if status == "Succeeded":
-        exit_code = 0
-    else:
-        found = EXIT_STATUS.search(error or "")
-        if not found:
-            return failed("smoke-run", f"the run failed: {error or 'no detail'}")
-        exit_code = int(found.group(1))
+    exit_code = exit_status(status, error)
+    if exit_code is None:
+        return failed("smoke-run", f"the run failed: {error or 'no detail'}")
     if exit_code != smoke.expect_exit_code:
         return failed("smoke-run", f"exit status {exit_code}, expected {smoke.expect_exit_code}")
     if smoke.expect_output and not re.search(smoke.expect_output, log):

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     verdicts_table: str = Field("verdicts", alias="DOCKMASTER_VERDICTS_TABLE")
     runs_queue: str = Field("verification-runs", alias="DOCKMASTER_RUNS_QUEUE")
     events_topic_endpoint: str = Field("", alias="DOCKMASTER_EVENTS_TOPIC_ENDPOINT")
+    attach_verdicts: bool = Field(True, alias="DOCKMASTER_ATTACH_VERDICTS")
     app_resource_group: str = Field("", alias="DOCKMASTER_APP_RESOURCE_GROUP")
     api_roles: bool = Field(False, alias="DOCKMASTER_API_ROLES")
     # Hosts a build's sourceUrl may name (comma- or space-separated); empty: any host whose addresses are

@@ -52,6 +52,7 @@ class Container:
         from . import telemetry
         from .policy import load_policy
         from .publisher import Publisher
+        from .referrers import Attacher
         from .verdicts import VerdictStore
         from .verification import RunQueue, Verifier
 
@@ -65,6 +66,7 @@ class Container:
             queue=RunQueue(clients.queue_client()),
             publisher=Publisher(clients.event_publisher()),
             clock=self.clock,
+            attacher=Attacher() if self.settings.attach_verdicts else None,
         )
 
     @functools.cached_property

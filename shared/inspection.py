@@ -24,21 +24,23 @@ class Inspection:
     results: list[CheckResult]
     images: dict[str, str]
     run_digest: str | None
+    subject: tuple[str, int]  # the manifest read: (media type, size), what a referrer names
 
 
 def inspect(client: RegistryClient, rule: Rule, repository: str, manifest: Manifest) -> Inspection:
     """The manifest's checks; an index is as good as its worst image, each read and checked."""
+    subject = (manifest.media_type, manifest.size)
     try:
         results = checks.check_manifest(rule, manifest.media_type, manifest.document)
     except oci.Malformed as exc:
-        return Inspection([checks.failed("image", exc.message)], {}, manifest.digest)
+        return Inspection([checks.failed("image", exc.message)], {}, manifest.digest, subject)
     if manifest.media_type not in oci.INDEX_TYPES:
         results += _image(client, rule, repository, manifest, in_index=False)
-        return Inspection(results, {}, manifest.digest)
+        return Inspection(results, {}, manifest.digest, subject)
     children = checks.index_children(manifest.document)
     if not children or len(children) > MAX_INDEX_IMAGES:
         why = f"the index lists {len(children)} images: verification reads 1 to {MAX_INDEX_IMAGES}"
-        return Inspection([*results, checks.failed("index", why)], {}, None)
+        return Inspection([*results, checks.failed("index", why)], {}, None, subject)
     per_image: list[tuple[str, list[CheckResult]]] = []
     images: dict[str, str] = {}
     for child in children:
@@ -46,7 +48,9 @@ def inspect(client: RegistryClient, rule: Rule, repository: str, manifest: Manif
         per_image.append((f"{checks.platform_of(child)} {child.digest[:19]}", found))
         images[child.digest] = checks.outcome(found)
     runner = checks.runner_child(children)
-    return Inspection(results + checks.merge_images(per_image), images, runner.digest if runner else None)
+    return Inspection(
+        results + checks.merge_images(per_image), images, runner.digest if runner else None, subject
+    )
 
 
 def quarantined(client: RegistryClient, repository: str, digest: str) -> bool:

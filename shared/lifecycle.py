@@ -7,7 +7,7 @@ verdict again and applies the same transition to that, so every transition is de
     pending ─claim→ pending (claimed) ─start_run→ running ─finalize→ passed | failed
        │                  │                                   └─→ superseded (supersede)
        └──── finalize / supersede ────────────────────────────────┘
-    superseded ─reopen→ pending        final ─record_action*, mark_published
+    superseded ─reopen→ pending        final ─record_referrer, record_action*, mark_published
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .verdicts import Verdict
 
@@ -31,6 +32,7 @@ def _copy(verdict: Verdict) -> Verdict:
         images=dict(verdict.images),
         actions=list(verdict.actions),
         pending_actions=list(verdict.pending_actions),
+        run_result=dict(verdict.run_result),
     )
 
 
@@ -56,6 +58,9 @@ def reopen(verdict: Verdict, tag: str | None, now: dt.datetime) -> Verdict | Non
         completed_at=None,
         published=False,
         pending_actions=[],
+        run_result={},
+        final_events=0,
+        referrer=None,
         claimed_at=now,
         updated_at=now,
     )
@@ -101,6 +106,8 @@ class Checked:
     tag_result: dict[str, str] | None = None  # the tag judged on the tag rules (None: not judged)
     log_excerpt: str = ""
     actions: list[str] = field(default_factory=list)  # to apply once final: lock | quarantine
+    subject: tuple[str, int] | None = None  # the manifest read: (media type, size); None: not read
+    run_result: dict[str, Any] | None = None  # the smoke run's end (None: no run ended)
 
 
 def start_run(verdict: Verdict, run_id: str, checked: Checked, now: dt.datetime) -> Verdict | None:
@@ -116,6 +123,7 @@ def start_run(verdict: Verdict, run_id: str, checked: Checked, now: dt.datetime)
         checks=checked.checks,
         images=checked.images or {},
         run_digest=checked.run_digest,
+        subject=checked.subject or verdict.subject,
         updated_at=now,
     )
     if checked.tag and checked.tag_result is not None:
@@ -136,6 +144,9 @@ def finalize(
         tag=checked.tag,
         checks=checked.checks,
         log_excerpt=checked.log_excerpt,
+        subject=checked.subject or verdict.subject,
+        run_result=dict(checked.run_result) if checked.run_result is not None else verdict.run_result,
+        final_events=len(verdict.events),
         completed_at=now,
         updated_at=now,
     )
@@ -164,6 +175,17 @@ def record_action(verdict: Verdict, action: str, done: str) -> Verdict | None:
     changed = _copy(verdict)
     changed.pending_actions = changed.pending_actions[1:]
     changed.actions.append(done)
+    return changed
+
+
+def record_referrer(verdict: Verdict, referrer: str, note: str = "") -> Verdict | None:
+    """The verdict is attached to its image as the OCI referrer `referrer`; or, with `note`, it is not
+    ("" and why, among the actions), and is not tried again."""
+    if verdict.referrer is not None or not verdict.final:
+        return None
+    changed = replace(_copy(verdict), referrer=referrer)
+    if note:
+        changed.actions.append(note)
     return changed
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from azure.core import PipelineClient
 from azure.core.exceptions import AzureError
@@ -56,8 +56,13 @@ TAG_ORDERS = ("timedesc", "timeasc")
 
 
 def repository_scope(repository: str) -> str:
-    """The one scope the app asks for a repository: read it, its metadata and its attributes."""
+    """The scope the app reads a repository with: its content, its metadata and its attributes."""
     return f"repository:{repository}:pull,metadata_read,metadata_write"
+
+
+def push_scope(repository: str) -> str:
+    """Pushing a verdict's referrer, and only that, asks for push (a token of its own)."""
+    return f"repository:{repository}:pull,push"
 
 
 @dataclass(frozen=True)
@@ -388,6 +393,62 @@ class RegistryClient:
             request, retry_total=0, connection_timeout=timeout, read_timeout=timeout
         )
         return response.status_code
+
+    # Pushes (a verdict's referrer) ----------------------------------------------------------
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """HEAD of a blob: ACR answers it on the login server, without the redirect a GET gets."""
+        try:
+            self._send("HEAD", f"/v2/{repository}/blobs/{digest}", push_scope(repository))
+        except NotFound:
+            return False
+        return True
+
+    def push_blob(self, repository: str, data: bytes) -> str:
+        """A monolithic upload (distribution spec: POST for a session, PUT of the bytes with the digest):
+        two requests. The session's Location must stay on the login server, since the registry token
+        goes with it."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        started = self._send("POST", f"/v2/{repository}/blobs/uploads/", push_scope(repository))
+        location = urlsplit(started.headers.get("Location", ""))
+        if location.netloc and location.netloc.lower() != self.login_server.lower():
+            raise InvalidInput(f"the registry sent the upload of {repository} to another host")
+        if not location.path.startswith(f"/v2/{repository}/blobs/uploads/"):
+            raise InvalidInput(f"the registry answered the upload of {repository} with no session")
+        query = urlencode([*parse_qsl(location.query), ("digest", digest)])
+        self._send(
+            "PUT",
+            f"{location.path}?{query}",
+            push_scope(repository),
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return digest
+
+    def put_manifest(self, repository: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest by its own digest (no tag): idempotent, the same bytes are the same manifest."""
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        response = self._send(
+            "PUT",
+            f"/v2/{repository}/manifests/{digest}",
+            push_scope(repository),
+            content=body,
+            headers={"Content-Type": media_type},
+        )
+        stored = response.headers.get("Docker-Content-Digest")
+        if stored and stored != digest:
+            raise InvalidInput(f"the registry stored the manifest as {stored}, not {digest}")
+        return digest
+
+    def manifest_descriptor(self, repository: str, digest: str) -> tuple[str, int]:
+        """(media type, size) of a manifest, from a HEAD; NotFound when it is gone."""
+        response = self._send(
+            "HEAD",
+            f"/v2/{repository}/manifests/{digest}",
+            repository_scope(repository),
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return media_type, int(response.headers.get("Content-Length") or 0)
 
     # Writes ---------------------------------------------------------------------------
     def update_tag(self, repository: str, tag: str, attributes: dict[str, bool]) -> None:

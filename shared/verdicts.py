@@ -46,6 +46,13 @@ def row_key(digest: str, policy_version: str) -> str:
     return f"{digest}|{policy_version}"
 
 
+def _subject(stored: Any) -> tuple[str, int] | None:
+    if not stored:
+        return None
+    media_type, size = json.loads(stored)
+    return str(media_type), int(size)
+
+
 @dataclass
 class Verdict:
     registry: str
@@ -67,6 +74,14 @@ class Verdict:
     pending_actions: list[str] = field(default_factory=list)
     published: bool = False
     deleted: bool = False
+    # The image's (media type, size), kept once read: the subject of the verdict's referrer.
+    subject: tuple[str, int] | None = None
+    # The smoke run's end: {"status", "exitStatus", "logDigest"} ({} when there was no run).
+    run_result: dict[str, Any] = field(default_factory=dict)
+    final_events: int = 0  # how many of `events` were recorded when the verdict became final
+    # The OCI referrer the verdict is attached as: its digest; "" when it was not attached (`actions`
+    # says why); None while it is still to be attached.
+    referrer: str | None = None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
@@ -126,7 +141,12 @@ class Verdict:
             "PendingActions": json.dumps(self.pending_actions),
             "Published": self.published,
             "Deleted": self.deleted,
+            "Subject": json.dumps(list(self.subject)) if self.subject else "",
+            "RunResult": json.dumps(self.run_result),
+            "FinalEvents": self.final_events,
         }
+        if self.referrer is not None:
+            entity["Referrer"] = self.referrer
         for name, value in (
             ("CreatedAt", self.created_at),
             ("UpdatedAt", self.updated_at),
@@ -158,6 +178,10 @@ class Verdict:
             pending_actions=json.loads(entity.get("PendingActions") or "[]"),
             published=bool(entity.get("Published")),
             deleted=bool(entity.get("Deleted")),
+            subject=_subject(entity.get("Subject")),
+            run_result=json.loads(entity.get("RunResult") or "{}"),
+            final_events=int(entity.get("FinalEvents") or 0),
+            referrer=entity.get("Referrer"),
             created_at=entity.get("CreatedAt"),
             updated_at=entity.get("UpdatedAt"),
             completed_at=entity.get("CompletedAt"),
@@ -183,6 +207,7 @@ class Verdict:
             "tagResults": self.tag_results,
             "images": self.images,
             "runDigest": self.run_digest,
+            "referrer": self.referrer or None,
             "createdAt": exact(self.created_at),
             "completedAt": exact(self.completed_at),
         }

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import actions, checks, events, lifecycle, tasks
+from . import actions, checks, events, lifecycle, referrers, tasks
 from .checks import CheckResult
 from .clock import Clock, exact
 from .config import RegistryRef, Settings
@@ -143,6 +143,7 @@ class Verifier:
     queue: RunQueue
     publisher: Publisher
     clock: Clock
+    attacher: referrers.Attacher | None = None  # None: verdicts are not attached to their images
 
     # Entry points ---------------------------------------------------------------------
     def handle_event(self, raw: dict[str, Any]) -> Verdict | list[Verdict]:
@@ -276,7 +277,7 @@ class Verifier:
                 log.info("superseded digest pushed again: verifying %s", context(existing, request.cause))
                 return existing, True
         if existing.final:
-            if existing.pending_actions or not existing.published:
+            if existing.pending_actions or not existing.published or self._to_attach(existing):
                 existing = self._complete(existing, request.registry)
             return existing, False
         return self._try(existing, lambda current: lifecycle.claim(current, now, CLAIM_EXPIRES))
@@ -353,6 +354,7 @@ class Verifier:
             found.images,
             run_digest,
             _tag_result(rule, verdict.tag),
+            subject=found.subject,
         )
         verdict = self._write(
             verdict, lambda current: lifecycle.start_run(current, state.run_id, checked, self.clock.now())
@@ -393,7 +395,8 @@ class Verifier:
                 self.policy.rule_for(verdict.repository), state.status, state.error, log_text
             )
             log.info("run finished status=%s %s", state.status, context(verdict))
-            return self._finalize(verdict, registry, [*_prior(verdict), result], log_text)
+            ended = checks.run_result(state.status, state.error, log_text)
+            return self._finalize(verdict, registry, [*_prior(verdict), result], log_text, run_result=ended)
         if self.clock.now() < follow.deadline:
             self._follow_later(verdict, registry, follow.deadline, follow.attempt + 1)
             return verdict
@@ -431,6 +434,7 @@ class Verifier:
         results: list[CheckResult],
         log_text: str = "",
         inspection: Inspection | None = None,
+        run_result: dict[str, Any] | None = None,
     ) -> Verdict:
         rule = self.policy.rule_for(verdict.repository)
         outcome = checks.outcome(results)
@@ -442,6 +446,8 @@ class Verifier:
             tag_result=_tag_result(rule, verdict.tag),
             log_excerpt=log_text,
             actions=_actions(rule, outcome),
+            subject=inspection.subject if inspection is not None else None,
+            run_result=run_result,
         )
         smoke = next((r for r in results if r.name == "smoke-run"), None)
         smoke_failed = smoke is not None and smoke.status == "failed"
@@ -464,8 +470,12 @@ class Verifier:
         return self._complete(verdict, registry)
 
     def _complete(self, verdict: Verdict, registry: RegistryRef) -> Verdict:
-        """Apply the recorded actions, then publish; each step is recorded, so a retry resumes."""
+        """Attach the verdict to its image, apply the recorded actions, then publish; each step is
+        recorded, so a retry resumes. The referrer goes first: pushing it never depends on whether the
+        registry lets a locked image gain referrers."""
         client = self.registry_data(registry)
+        if self.attacher is not None and self._to_attach(verdict):
+            verdict = self._attach(self.attacher, client, verdict)
         while verdict.pending_actions:
             action = verdict.pending_actions[0]
             try:
@@ -480,6 +490,29 @@ class Verifier:
         if not verdict.published and self.publisher.enabled:
             self.publisher.publish(verdict_event(verdict, registry.resource_id))
             verdict = self._write(verdict, lifecycle.mark_published)
+        return verdict
+
+    def _to_attach(self, verdict: Verdict) -> bool:
+        return (
+            self.attacher is not None
+            and verdict.referrer is None
+            and verdict.status in referrers.ATTACHED
+            and not verdict.deleted
+        )
+
+    def _attach(self, attacher: referrers.Attacher, client: RegistryClient, verdict: Verdict) -> Verdict:
+        """Push the verdict's referrer. Throttled or failing: raised, so the delivery is retried. Refused
+        for good (the image is gone, no right to push, a registry that will not take it): recorded as not
+        attached, with why; the verdict itself stands."""
+        try:
+            digest, note = attacher.attach(client, verdict), ""
+        except NotFound as exc:
+            digest, note = "", f"verdict not attached as a referrer: {exc.message}"
+        except (AccessDenied, InvalidInput) as exc:
+            digest, note = "", f"verdict not attached as a referrer: {exc.message}"
+            log.error("%s %s", note, context(verdict))
+        verdict = self._write(verdict, lambda current: lifecycle.record_referrer(current, digest, note))
+        log.info("referrer %s %s", digest or "not attached", context(verdict))
         return verdict
 
     def _judge_tag(self, verdict: Verdict, request: Request) -> Verdict:

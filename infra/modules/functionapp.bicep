@@ -255,6 +255,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DOCKMASTER_API_ROLES: authEnabled ? 'true' : 'false'
     // Empty: a build's sourceUrl may name any host whose addresses are all public (none internal).
     DOCKMASTER_BUILD_SOURCE_HOSTS: ''
+    // Each final verdict is pushed beside its image as an OCI referrer (AcrPush / Repository Writer).
+    DOCKMASTER_ATTACH_VERDICTS: 'true'
 
     CLEANUP_ENABLED: cleanupEnabled ? 'true' : 'false'
     CLEANUP_SCHEDULE: cleanupSchedule

@@ -214,6 +214,11 @@ class VerificationOut(BaseModel):
         default_factory=dict, description="an index's images (digest → result), checked with it"
     )
     runDigest: str | None = Field(None, description="the image the smoke run ran (an index's linux/amd64)")
+    referrer: str | None = Field(
+        None,
+        description="the digest of the OCI referrer this verdict is attached to its image as (artifactType "
+        "application/vnd.dockmaster.verdict.v1+json); null until attached, or when it was not (see actions)",
+    )
     createdAt: str | None = None
     completedAt: str | None = None
 

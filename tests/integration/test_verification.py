@@ -6,12 +6,15 @@ to `Verifier.follow_run` as the Functions host would.
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared import referrers
 from shared.events import UnknownRegistry
 from shared.verdicts import Verdict
 from shared.verification import Verifier
@@ -31,6 +34,7 @@ def test_a_good_image_passes_and_is_locked(
     assert verdict.actions == [f"locked {digest}; locked tag v1"]
     tag = data_client.get_tag_properties("verify/good", "v1")
     assert (tag.can_write, tag.can_delete) == (False, False)
+    assert_attached(data_client, verdict, "verify/good")
 
 
 def test_a_failing_command_is_quarantined(
@@ -49,6 +53,40 @@ def test_a_failing_command_is_quarantined(
     assert smoke["reason"] == "exit status 1, expected 0"
     assert "broken" in verdict.log_excerpt
     assert data_client.get_manifest_properties("verify/bad", digest).can_read is False
+    document = assert_attached(data_client, verdict, "verify/bad")
+    assert document["smokeRun"]["exitStatus"] == 1
+    assert document["checks"] == verdict.checks
+
+
+def test_a_locked_image_gains_the_verdict_of_a_newer_policy_as_another_referrer(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path, data_client: Any
+) -> None:
+    digest = build(tasks_client, registry, hello_context, "verify/relocked:v1")
+    first = smoke_run_verdict(verifier, pushed(registry, "verify/relocked", "v1", digest))
+    assert (first.status, first.actions) == ("passed", [f"locked {digest}; locked tag v1"])
+    assert data_client.get_manifest_properties("verify/relocked", digest).can_write is False
+    newer = replace(verifier, policy=verifier.policy.model_copy(update={"version": "test.2"}))
+    second = smoke_run_verdict(newer, pushed(registry, "verify/relocked", "v1", digest))
+    assert (second.status, second.policy_version) == ("passed", "test.2")
+    assert_attached(data_client, second, "verify/relocked")
+    assert_attached(data_client, first, "verify/relocked")
+    assert second.referrer != first.referrer
+
+
+def assert_attached(data_client: Any, verdict: Verdict, repository: str) -> dict[str, Any]:
+    """The verdict's referrer is in the registry, read back with the SDK: its subject is the image, its
+    layer the verdict; and its annotations say the status and policy version."""
+    assert verdict.referrer, verdict.actions
+    pulled = data_client.get_manifest(repository, verdict.referrer)
+    manifest = pulled.manifest
+    assert manifest["subject"]["digest"] == verdict.digest
+    assert manifest["artifactType"] == referrers.VERDICT_TYPE
+    assert manifest["annotations"][referrers.STATUS] == verdict.status
+    assert manifest["annotations"][referrers.POLICY_VERSION] == verdict.policy_version
+    blob = data_client.download_blob(repository, manifest["layers"][0]["digest"])
+    document: dict[str, Any] = json.loads(b"".join(blob))
+    assert (document["status"], document["digest"]) == (verdict.status, verdict.digest)
+    return document
 
 
 def test_a_moved_tag_is_superseded(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -158,3 +159,32 @@ def test_judge_tag_records_a_changed_result_only() -> None:
     assert judged is not None
     assert judged.tag_results == {"latest": {"status": "failed", "reason": "r"}}
     assert lifecycle.judge_tag(judged, "latest", {"status": "failed", "reason": "r"}) is None
+
+
+def test_finalize_fixes_what_the_referrer_says_and_reopen_forgets_it() -> None:
+    checked = Checked("1.0", [{"name": "x", "status": "passed", "reason": "ok"}], subject=("oci", 42))
+    ran = {"status": "Succeeded", "exitStatus": 0, "logDigest": "sha256:" + "c" * 64}
+    done = unchanged(
+        lambda v: lifecycle.finalize(v, "passed", replace(checked, run_result=ran), NOW),
+        verdict(events=["e1", "e2"]),
+    )
+    assert done is not None
+    assert (done.subject, done.run_result, done.final_events, done.referrer) == (("oci", 42), ran, 2, None)
+    done.referrer = "sha256:" + "d" * 64
+    done.status = "superseded"
+    again = unchanged(lambda v: lifecycle.reopen(v, "2.0", NOW), done)
+    assert again is not None
+    assert (again.referrer, again.final_events, again.run_result) == (None, 0, {})
+
+
+def test_record_referrer_once_on_a_final_verdict_with_why_when_not_attached() -> None:
+    final = verdict(status="passed")
+    attached = unchanged(lambda v: lifecycle.record_referrer(v, "sha256:" + "d" * 64), final)
+    assert attached is not None
+    assert attached.referrer == "sha256:" + "d" * 64
+    assert attached.actions == []
+    assert lifecycle.record_referrer(attached, "sha256:" + "e" * 64) is None, "attached already"
+    refused = lifecycle.record_referrer(final, "", "verdict not attached as a referrer: denied")
+    assert refused is not None
+    assert (refused.referrer, refused.actions) == ("", ["verdict not attached as a referrer: denied"])
+    assert lifecycle.record_referrer(verdict(status="running"), "sha256:" + "d" * 64) is None

@@ -67,6 +67,41 @@ def test_a_registry_outage_leaves_the_verdict_pending_then_redelivery_passes(
     assert verifier.store.get(partition, row).events == [event["id"]]
 
 
+def test_a_referrer_push_that_fails_is_retried_by_the_redelivery_and_attached_once(
+    verifier: Verifier,
+    admin: httpx.Client,
+    tasks_client: Any,
+    registry: Any,
+    hello_context: Path,
+    data_client: Any,
+) -> None:
+    repo = repository()
+    digest = build(tasks_client, registry, hello_context, f"{repo}:v1")
+    rule = fault(
+        admin,
+        target="dataplane",
+        kind="error",
+        status=503,
+        method="PUT",
+        path=f"/v2/{repo}/manifests/",
+        count=None,
+    )
+    event = pushed(registry, repo, "v1", digest)
+    with pytest.raises(Retryable):
+        verifier.handle_event(event)
+    assert 2 <= hits(admin, rule) <= 6, "the SDK pipeline's own retries, bounded, then the invocation fails"
+    admin.delete(f"{FAULTS}/{rule['id']}")
+    stored = verifier.verdict(verifier.settings.registries[registry.name.lower()], repo, digest, "test.1")
+    assert (stored.status, stored.referrer, stored.published) == ("passed", None, False)
+    again = verifier.handle_event(event)
+    assert isinstance(again, Verdict)
+    assert again.referrer
+    assert again.published is verifier.publisher.enabled
+    manifests = {m.digest for m in data_client.list_manifest_properties(repo)}
+    assert manifests == {digest, again.referrer}, "one referrer, however many deliveries"
+    assert verifier.handle_event(event).referrer == again.referrer  # type: ignore[union-attr]
+
+
 def test_dropped_connections_and_arm_errors_during_a_smoke_run(
     verifier: Verifier, admin: httpx.Client, tasks_client: Any, registry: Any, hello_context: Path
 ) -> None:

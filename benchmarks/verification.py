@@ -59,7 +59,7 @@ def stats(endpoints: dict[str, Any], reset: bool = False) -> dict[str, int]:
         return dict(client.get(url).json()["requests"])
 
 
-def verifier_for(endpoints: dict[str, Any], registry_id: str, policy: Path) -> Any:
+def verifier_for(endpoints: dict[str, Any], registry_id: str, policy: Path, attach: bool = True) -> Any:
     os.environ.update(
         {
             "AZURE_SUBSCRIPTION_ID": str(endpoints["subscriptionId"]),
@@ -69,6 +69,7 @@ def verifier_for(endpoints: dict[str, Any], registry_id: str, policy: Path) -> A
             "DOCKMASTER_POLICY_PATH": str(policy),
             "DOCKMASTER_VERDICTS_TABLE": f"bench{uuid.uuid4().hex[:8]}",
             "DOCKMASTER_RUNS_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
+            "DOCKMASTER_ATTACH_VERDICTS": "true" if attach else "false",
         }
     )
     from shared import container
@@ -130,6 +131,37 @@ def requests_per_verification(
         f"registry requests per verification (no smoke run, warm): {per_image:5.2f} over {len(sample)} images"
     )
     return per_image
+
+
+def referrer_cost(
+    endpoints: dict[str, Any], registry_id: str, policy: Path, images: list[tuple[str, str]]
+) -> None:
+    """What attaching a verdict as an OCI referrer costs: verdicts made without it, then each attached on its
+    own (the same `Attacher.attach` the verifier calls), timed and counted on the registry's client."""
+    from shared.referrers import Attacher
+
+    verifier = verifier_for(endpoints, registry_id, policy, attach=False)
+    verdicts = [verifier.handle_event(event(registry_id, tag, digest)) for tag, digest in images]
+    client = verifier.registry_data(next(iter(verifier.settings.registries.values())))
+    attacher = Attacher()
+    times, counts = [], []
+    for verdict in verdicts:
+        before, started = client.requests, time.perf_counter()
+        attacher.attach(client, verdict)
+        times.append(time.perf_counter() - started)
+        counts.append(client.requests - before)
+    warm_ms = statistics.median(times[1:]) * 1000
+    print(
+        f"referrer push per verdict: first {counts[0]} requests {times[0] * 1000:.1f} ms (push token, "
+        f"empty config checked); then median {warm_ms:.1f} ms, {statistics.mean(counts[1:]):.2f} requests "
+        f"over {len(verdicts) - 1} verdicts"
+    )
+    summary(
+        "Verdict referrer push per verdict (warm)",
+        f"{statistics.mean(counts[1:]):.0f} requests, {warm_ms:.1f} ms",
+        "—",
+        f"first in a repository {counts[0]} requests (token, empty config); layer POST+PUT, manifest PUT",
+    )
 
 
 def top_up_tags(endpoints: dict[str, Any], name: str, total: int) -> int:
@@ -431,7 +463,8 @@ def main() -> None:
                 "—",
                 "mean over 50 distinct images; the peers are in the next rows",
             )
-            burst(endpoints, verifier, images[51:])
+            referrer_cost(endpoints, str(registry.id), policy, images[51:102])
+            burst(endpoints, verifier, images[102:])
             tag_checks(endpoints, clients, verifier, registry, images[1])
 
 

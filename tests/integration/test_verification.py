@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from shared import referrers
+from shared.errors import InvalidInput
 from shared.events import UnknownRegistry
 from shared.verdicts import Verdict
 from shared.verification import Verifier
@@ -71,6 +72,33 @@ def test_a_locked_image_gains_the_verdict_of_a_newer_policy_as_another_referrer(
     assert_attached(data_client, second, "verify/relocked")
     assert_attached(data_client, first, "verify/relocked")
     assert second.referrer != first.referrer
+
+
+def test_the_push_of_a_referrer_is_not_verified_as_an_image(
+    verifier: Verifier, tasks_client: Any, registry: Any, hello_context: Path, data_client: Any
+) -> None:
+    """Should ACR raise ImagePushed for an untagged artifact (a verdict of ours, a signature), it is
+    acknowledged unverified: verifying it would attach a verdict to the verdict, whose push would be
+    verified, and so on; and it is left readable."""
+    digest = build(tasks_client, registry, hello_context, "nosmoke/attached:v1")
+    verdict = verifier.handle_event(pushed(registry, "nosmoke/attached", "v1", digest))
+    assert isinstance(verdict, Verdict)
+    assert verdict.referrer
+    event = pushed(registry, "nosmoke/attached", "v1", verdict.referrer)
+    del event["data"]["target"]["tag"]
+    event["subject"] = "nosmoke/attached"
+    with pytest.raises(InvalidInput, match="without a tag"):
+        verifier.handle_event(event)  # acknowledged by the trigger, not retried
+    assert verifier.history(verifier.settings.registries[registry.name.lower()], "nosmoke/attached") == [
+        verifier.verdict(
+            verifier.settings.registries[registry.name.lower()], "nosmoke/attached", digest, "test.1"
+        )
+    ]
+    assert data_client.get_manifest_properties("nosmoke/attached", verdict.referrer).can_read is True
+    assert {m.digest for m in data_client.list_manifest_properties("nosmoke/attached")} == {
+        digest,
+        verdict.referrer,
+    }
 
 
 def assert_attached(data_client: Any, verdict: Verdict, repository: str) -> dict[str, Any]:

@@ -705,3 +705,77 @@ def test_a_blob_seen_present_is_not_asked_for_again_until_something_is_deleted()
         "DELETE /v2/ns/app/blobs/sha256:a",
         "HEAD /v2/ns/app/blobs/sha256:a",
     ]
+
+
+# A write lock blocks deletes too -------------------------------------------------------------------------
+def lock(front: Front, path: str, attribute: str) -> None:
+    answer = front.call("PATCH", f"/acr/v1/{path}", headers=front.token("*"), json={attribute: False})
+    assert answer.status_code == 200, answer.text
+
+
+def recording(front: Front) -> list[str]:
+    """docker-registry's requests from now on (each answered 202)."""
+    seen: list[str] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return httpx.Response(202)
+
+    front.backend[0] = backend
+    return seen
+
+
+@pytest.mark.parametrize("attribute", ["writeEnabled", "deleteEnabled"])
+@pytest.mark.parametrize("locked", ["manifest", "tag", "repository"])
+def test_a_locked_image_is_not_deleted_by_digest(front: Front, locked: str, attribute: str) -> None:
+    """`ACR-LOCK`: "If the image attributes are set with `writeEnabled=false` or `deleteEnabled=false`,
+    then it will block image deletion" (Azure/acr#561: write-enabled blocks "both update and delete"); a
+    repository's writeEnabled=false locks "the repository and all images in it", its deleteEnabled=false
+    protects the repository alone ("Individual images can still be updated or deleted")."""
+    digest = push(front.root, "app", "v1", manifest(1), T0)
+    lock(
+        front,
+        {"manifest": f"app/_manifests/{digest}", "tag": "app/_tags/v1", "repository": "app"}[locked],
+        attribute,
+    )
+    seen = recording(front)
+    answer = front.call("DELETE", f"/v2/app/manifests/{digest}", headers=front.token("*"))
+    if locked == "repository" and attribute == "deleteEnabled":
+        assert answer.status_code == 202
+        return
+    assert (answer.status_code, answer.json()["errors"][0]["code"]) == (403, "DENIED")
+    assert seen == []
+
+
+@pytest.mark.parametrize("attribute", ["writeEnabled", "deleteEnabled"])
+@pytest.mark.parametrize("locked", ["tag", "repository"])
+def test_a_locked_tag_is_not_untagged(front: Front, locked: str, attribute: str) -> None:
+    push(front.root, "app", "v1", manifest(1), T0)
+    lock(front, {"tag": "app/_tags/v1", "repository": "app"}[locked], attribute)
+    answer = front.call("DELETE", "/acr/v1/app/_tags/v1", headers=front.token("*"))
+    if locked == "repository" and attribute == "deleteEnabled":
+        assert answer.status_code == 202
+        return
+    assert (answer.status_code, answer.json()["errors"][0]["code"]) == (403, "DENIED")
+    assert RegistryStorage(front.root, "reg").tag("app", "v1") is not None
+
+
+@pytest.mark.parametrize("attribute", ["writeEnabled", "deleteEnabled"])
+@pytest.mark.parametrize("locked", ["repository", "manifest", "tag"])
+def test_a_repository_holding_a_locked_image_is_not_deleted(
+    front: Front, locked: str, attribute: str
+) -> None:
+    """Deleting a repository deletes its images: a lock on one of them refuses it (stricter: ACR documents
+    the lock of a repository, not of its images, for this delete)."""
+    digest = push(front.root, "app", "v1", manifest(1), T0)
+    push(front.root, "app", "v2", manifest(2), T0 + 1)
+    lock(
+        front,
+        {"manifest": f"app/_manifests/{digest}", "tag": "app/_tags/v1", "repository": "app"}[locked],
+        attribute,
+    )
+    seen = recording(front)
+    answer = front.call("DELETE", "/acr/v1/app", headers=front.token("*"))
+    assert (answer.status_code, answer.json()["errors"][0]["code"]) == (403, "DENIED")
+    assert seen == []
+    assert RegistryStorage(front.root, "reg").exists("app")

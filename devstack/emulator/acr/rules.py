@@ -33,6 +33,12 @@ class ImageRules:
         ):
             raise denied()
 
+    def check_subject_read(self, registry: FrontRegistry, name: str, digest: str) -> None:
+        """Listing a digest's referrers reads about it: refused, as its pull is, while it is not
+        readEnabled (stricter: ACR documents no attribute for the referrers API)."""
+        if not self._allowed(registry, manifest_target(name, digest), "readEnabled"):
+            raise denied()
+
     async def check_manifest(
         self, registry: FrontRegistry, storage: RegistryStorage, name: str, ref: str, method: str
     ) -> None:

@@ -451,3 +451,25 @@ def test_head_where_acr_lists_none_and_a_password_outside_ascii_are_refusals(
         )
     assert wrong.status_code == 401
     assert wrong.headers["WWW-Authenticate"] == f'Basic realm="{admin_registry.login_server}"'
+
+
+@pytest.mark.parametrize("locked", ["manifest", "tag"])
+def test_a_write_locked_image_is_not_deleted(data_client: Any, locked: str) -> None:
+    """`ACR-LOCK`: "If the image attributes are set with `writeEnabled=false` or `deleteEnabled=false`, then
+    it will block image deletion", for the manifest and for a tag on it; the tag is not untagged either."""
+    repository = f"write-locked/{unique('w')}"
+    digest, _ = push_config_only(data_client, repository, json.dumps({"os": "linux"}).encode())
+    if locked == "manifest":
+        data_client.update_manifest_properties(repository, digest, can_write=False)
+    else:
+        data_client.update_tag_properties(repository, "v1", can_write=False)
+    with pytest.raises(HttpResponseError) as refused:
+        data_client.delete_manifest(repository, digest)
+    assert refused.value.status_code == 403
+    assert refused.value.response is not None
+    assert json.loads(refused.value.response.text())["errors"][0]["code"] == "DENIED"
+    if locked == "tag":
+        with pytest.raises(HttpResponseError) as untag:
+            data_client.delete_tag(repository, "v1")
+        assert untag.value.status_code == 403
+    assert data_client.get_manifest_properties(repository, digest).tags == ["v1"]

@@ -27,6 +27,7 @@ from devstack.emulator.acr.front import Fronts
 from devstack.emulator.acr.metadata import RepositoryMetadata, after, ordered, tag_name
 from devstack.emulator.acr.names import NULL_GUID_USER
 from devstack.emulator.acr.records import ChangeableAttributes, FrontRegistry, TagView
+from devstack.emulator.acr.referrers import ReferrersIndex, pushed_subject, referrer_of
 from devstack.emulator.acr.registry_storage import RegistryStorage
 from devstack.emulator.acr.rules import ImageRules
 from devstack.emulator.acr.v1_routes import Target, target
@@ -705,3 +706,277 @@ def test_a_blob_seen_present_is_not_asked_for_again_until_something_is_deleted()
         "DELETE /v2/ns/app/blobs/sha256:a",
         "HEAD /v2/ns/app/blobs/sha256:a",
     ]
+
+
+# A write lock blocks deletes too -------------------------------------------------------------------------
+def lock(front: Front, path: str, attribute: str) -> None:
+    answer = front.call("PATCH", f"/acr/v1/{path}", headers=front.token("*"), json={attribute: False})
+    assert answer.status_code == 200, answer.text
+
+
+def recording(front: Front) -> list[str]:
+    """docker-registry's requests from now on (each answered 202)."""
+    seen: list[str] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return httpx.Response(202)
+
+    front.backend[0] = backend
+    return seen
+
+
+@pytest.mark.parametrize("attribute", ["writeEnabled", "deleteEnabled"])
+@pytest.mark.parametrize("locked", ["manifest", "tag", "repository"])
+def test_a_locked_image_is_not_deleted_by_digest(front: Front, locked: str, attribute: str) -> None:
+    """`ACR-LOCK`: "If the image attributes are set with `writeEnabled=false` or `deleteEnabled=false`,
+    then it will block image deletion" (Azure/acr#561: write-enabled blocks "both update and delete"); a
+    repository's writeEnabled=false locks "the repository and all images in it", its deleteEnabled=false
+    protects the repository alone ("Individual images can still be updated or deleted")."""
+    digest = push(front.root, "app", "v1", manifest(1), T0)
+    lock(
+        front,
+        {"manifest": f"app/_manifests/{digest}", "tag": "app/_tags/v1", "repository": "app"}[locked],
+        attribute,
+    )
+    seen = recording(front)
+    answer = front.call("DELETE", f"/v2/app/manifests/{digest}", headers=front.token("*"))
+    if locked == "repository" and attribute == "deleteEnabled":
+        assert answer.status_code == 202
+        return
+    assert (answer.status_code, answer.json()["errors"][0]["code"]) == (403, "DENIED")
+    assert seen == []
+
+
+@pytest.mark.parametrize("attribute", ["writeEnabled", "deleteEnabled"])
+@pytest.mark.parametrize("locked", ["tag", "repository"])
+def test_a_locked_tag_is_not_untagged(front: Front, locked: str, attribute: str) -> None:
+    push(front.root, "app", "v1", manifest(1), T0)
+    lock(front, {"tag": "app/_tags/v1", "repository": "app"}[locked], attribute)
+    answer = front.call("DELETE", "/acr/v1/app/_tags/v1", headers=front.token("*"))
+    if locked == "repository" and attribute == "deleteEnabled":
+        assert answer.status_code == 202
+        return
+    assert (answer.status_code, answer.json()["errors"][0]["code"]) == (403, "DENIED")
+    assert RegistryStorage(front.root, "reg").tag("app", "v1") is not None
+
+
+@pytest.mark.parametrize("attribute", ["writeEnabled", "deleteEnabled"])
+@pytest.mark.parametrize("locked", ["repository", "manifest", "tag"])
+def test_a_repository_holding_a_locked_image_is_not_deleted(
+    front: Front, locked: str, attribute: str
+) -> None:
+    """Deleting a repository deletes its images: a lock on one of them refuses it (stricter: ACR documents
+    the lock of a repository, not of its images, for this delete)."""
+    digest = push(front.root, "app", "v1", manifest(1), T0)
+    push(front.root, "app", "v2", manifest(2), T0 + 1)
+    lock(
+        front,
+        {"manifest": f"app/_manifests/{digest}", "tag": "app/_tags/v1", "repository": "app"}[locked],
+        attribute,
+    )
+    seen = recording(front)
+    answer = front.call("DELETE", "/acr/v1/app", headers=front.token("*"))
+    assert (answer.status_code, answer.json()["errors"][0]["code"]) == (403, "DENIED")
+    assert seen == []
+    assert RegistryStorage(front.root, "reg").exists("app")
+
+
+# OCI 1.1 referrers ---------------------------------------------------------------------------------------
+EMPTY_CONFIG = {
+    "mediaType": "application/vnd.oci.empty.v1+json",
+    "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+    "size": 2,
+}
+
+
+def artifact(subject: str, artifact_type: str | None, note: str) -> dict[str, Any]:
+    """An OCI artifact attached to `subject`: the empty config, one layer of its own type."""
+    document: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": EMPTY_CONFIG,
+        "layers": [{"mediaType": "application/vnd.example.note", "digest": DIGEST_A, "size": 1}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 1},
+        "annotations": {"note": note},
+    }
+    if artifact_type is not None:
+        document["artifactType"] = artifact_type
+    return document
+
+
+def test_a_referrer_is_listed_with_its_artifact_type_or_its_configs_media_type() -> None:
+    """The spec's descriptor: `artifactType` from the manifest, else its config's media type; an index
+    without one has none; the manifest's annotations; its size and digest."""
+    subject = "sha256:" + "5" * 64
+    raw = json.dumps(artifact(subject, "application/vnd.example.verdict", "n")).encode()
+    found = referrer_of("sha256:" + "6" * 64, raw)
+    assert found is not None
+    assert (found.subject, found.descriptor) == (
+        subject,
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:" + "6" * 64,
+            "size": len(raw),
+            "artifactType": "application/vnd.example.verdict",
+            "annotations": {"note": "n"},
+        },
+    )
+    untyped = referrer_of("sha256:" + "6" * 64, json.dumps(artifact(subject, None, "n")).encode())
+    assert untyped is not None
+    assert untyped.artifact_type == "application/vnd.oci.empty.v1+json"
+    index = {"schemaVersion": 2, "manifests": [], "subject": {"digest": subject, "size": 1}}
+    listed = referrer_of("sha256:" + "7" * 64, json.dumps(index).encode())
+    assert listed is not None
+    assert listed.descriptor["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert "artifactType" not in listed.descriptor
+    assert "annotations" not in listed.descriptor
+    assert referrer_of("sha256:" + "8" * 64, json.dumps(manifest(1)).encode()) is None
+    assert referrer_of("sha256:" + "8" * 64, b"\xff") is None
+
+
+def test_a_pushed_subject_must_be_a_descriptor_with_a_valid_digest() -> None:
+    assert pushed_subject(json.dumps(artifact(DIGEST_A, None, "n")).encode()) == DIGEST_A
+    assert pushed_subject(json.dumps(manifest(1)).encode()) is None
+    assert pushed_subject(b"not json") is None  # docker-registry refuses it in its own words
+    for subject in ("sha256:" + "a" * 64, {"digest": "sha256:short"}, {"size": 1}):
+        with pytest.raises(AcrError) as refused:
+            pushed_subject(json.dumps({**manifest(1), "subject": subject}).encode())
+        assert (refused.value.status, refused.value.code) == (400, "MANIFEST_INVALID")
+
+
+def attached(front: Front) -> tuple[str, list[str]]:
+    """An image `app:v1` with three verdicts and one SBOM attached, and a signature of the SBOM."""
+    image = push(front.root, "app", "v1", manifest(1), T0)
+    verdicts = [
+        push(front.root, "app", None, artifact(image, "application/vnd.example.verdict", f"v{n}"), T0)
+        for n in range(3)
+    ]
+    sbom = push(front.root, "app", None, artifact(image, "application/vnd.example.sbom", "s"), T0)
+    signature = push(front.root, "app", None, artifact(sbom, "application/vnd.example.signature", "g"), T0)
+    return image, [*verdicts, sbom, signature]
+
+
+def pages(front: Front, path: str, **params: str) -> list[tuple[list[str], httpx.Headers]]:
+    """Every page of a referrers listing, following each `Link` as a client must."""
+    found: list[tuple[list[str], httpx.Headers]] = []
+    url: str | None = path
+    while url is not None:
+        answer = front.call("GET", url, params=params if url == path else None, headers=front.token("pull"))
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"] == "application/vnd.oci.image.index.v1+json"
+        body = answer.json()
+        assert (body["schemaVersion"], body["mediaType"]) == (2, "application/vnd.oci.image.index.v1+json")
+        found.append(([m["digest"] for m in body["manifests"]], answer.headers))
+        link = answer.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+        if link:
+            assert link.endswith('>; rel="next"')
+    return found
+
+
+def test_referrers_are_listed_by_page_and_filtered_by_artifact_type(front: Front) -> None:
+    image, (v0, v1, v2, sbom, signature) = attached(front)
+    listed = pages(front, f"/v2/app/referrers/{image}")
+    assert [len(digests) for digests, _ in listed] == [2, 2]
+    assert sorted(d for digests, _ in listed for d in digests) == sorted([v0, v1, v2, sbom])
+    assert all("OCI-Filters-Applied" not in headers for _, headers in listed)
+    verdicts = pages(front, f"/v2/app/referrers/{image}", artifactType="application/vnd.example.verdict")
+    assert sorted(d for digests, _ in verdicts for d in digests) == sorted([v0, v1, v2])
+    assert [h["OCI-Filters-Applied"] for _, h in verdicts] == ["artifactType", "artifactType"]
+    assert pages(front, f"/v2/app/referrers/{sbom}")[0][0] == [signature]
+    assert pages(front, f"/v2/app/referrers/{signature}")[0][0] == []  # no referrers: 200, an empty list
+    access = [{"type": "repository", "name": "other", "actions": ["pull"]}]
+    token, _ = front.tokens.issue(REGISTRY.login_server, subject="someone", grant="access", access=access)
+    unknown = front.call("GET", f"/v2/other/referrers/{image}", headers={"Authorization": f"Bearer {token}"})
+    assert (unknown.status_code, unknown.json()["manifests"]) == (200, [])  # never 404 (the spec)
+
+
+def test_a_referrers_request_is_a_read_of_a_valid_digest(front: Front) -> None:
+    image, _ = attached(front)
+    invalid = front.call("GET", "/v2/app/referrers/sha256:short", headers=front.token("pull"))
+    assert (invalid.status_code, invalid.json()["errors"][0]["code"]) == (400, "DIGEST_INVALID")
+    unauthorized = front.call("GET", f"/v2/app/referrers/{image}", headers=front.token("push"))
+    assert unauthorized.status_code == 401
+    head = front.call("HEAD", f"/v2/app/referrers/{image}", headers=front.token("pull"))
+    assert (head.status_code, head.headers["Allow"]) == (405, "GET")
+    lock(front, f"app/_manifests/{image}", "readEnabled")
+    quarantined = front.call("GET", f"/v2/app/referrers/{image}", headers=front.token("pull"))
+    assert (quarantined.status_code, quarantined.json()["errors"][0]["code"]) == (403, "DENIED")
+
+
+def test_a_manifest_pushed_with_a_subject_is_answered_with_oci_subject(front: Front) -> None:
+    received: list[bytes] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        received.append(request.read())
+        return httpx.Response(201, headers={"Docker-Content-Digest": "sha256:" + "9" * 64})
+
+    front.backend[0] = backend
+    raw = json.dumps(artifact(DIGEST_A, "application/vnd.example.verdict", "n")).encode()
+    path = f"/v2/app/manifests/sha256:{hashlib.sha256(raw).hexdigest()}"
+    pushed = front.call("PUT", path, content=raw, headers=front.token("push"))
+    assert (pushed.status_code, pushed.headers["OCI-Subject"]) == (201, DIGEST_A)
+    assert received == [raw]
+    plain = front.call(
+        "PUT", "/v2/app/manifests/v1", content=json.dumps(manifest(1)), headers=front.token("push")
+    )
+    assert (plain.status_code, "OCI-Subject" in plain.headers) == (201, False)
+    bad = front.call(
+        "PUT", "/v2/app/manifests/v2", json={**manifest(1), "subject": "x"}, headers=front.token("push")
+    )
+    assert (bad.status_code, bad.json()["errors"][0]["code"]) == (400, "MANIFEST_INVALID")
+    oversized = front.call(
+        "PUT", "/v2/app/manifests/v3", content=b" " * (4 * 1024 * 1024 + 1), headers=front.token("push")
+    )
+    assert oversized.json()["errors"][0] == {
+        "code": "MANIFEST_INVALID",
+        "message": "manifest invalid",
+        "detail": "http: request body too large",
+    }
+    assert len(received) == 2, "the refused pushes never reached docker-registry"
+
+
+def test_deleting_a_subject_deletes_its_referrers_the_farthest_first(front: Front) -> None:
+    """ACR: "By deleting the root artifact, all related artifacts are also deleted" (the SBOM's signature
+    too); each through docker-registry, before the subject itself."""
+    image, (v0, v1, v2, sbom, signature) = attached(front)
+    attributes_of_sbom = f"app/_manifests/{sbom}"
+    front.call(
+        "PATCH", f"/acr/v1/{attributes_of_sbom}", headers=front.token("*"), json={"listEnabled": False}
+    )
+    seen = recording(front)
+    answer = front.call("DELETE", f"/v2/app/manifests/{image}", headers=front.token("*"))
+    assert answer.status_code == 202
+    deleted = [line.rsplit("/", 1)[1] for line in seen]
+    assert deleted[0] == signature
+    assert deleted[-1] == image
+    assert sorted(deleted[1:-1]) == sorted([v0, v1, v2, sbom])
+    store = AttributeStore(Store(front.root / "emulator.sqlite"))
+    assert store.get(REGISTRY, f"app@{sbom}") == ChangeableAttributes()
+
+
+@pytest.mark.parametrize("attribute", ["writeEnabled", "deleteEnabled"])
+def test_a_locked_referrer_keeps_its_subject(front: Front, attribute: str) -> None:
+    """ACR documents nothing of a locked referrer under a deleted subject: the stricter reading refuses
+    the subject's delete, with ACR's DENIED, before anything is deleted."""
+    image, (_, _, _, _, signature) = attached(front)
+    lock(front, f"app/_manifests/{signature}", attribute)
+    seen = recording(front)
+    answer = front.call("DELETE", f"/v2/app/manifests/{image}", headers=front.token("*"))
+    assert (answer.status_code, answer.json()["errors"][0]["code"]) == (403, "DENIED")
+    assert seen == []
+
+
+def test_the_index_reads_a_manifest_once_and_sees_pushes_and_deletes(tmp_path: Path) -> None:
+    image = push(tmp_path, "app", "v1", manifest(1), T0)
+    storage = RegistryStorage(tmp_path, "reg")
+    index = ReferrersIndex()
+    assert index.referrers(storage, "app", image) == []
+    first = push(tmp_path, "app", None, artifact(image, "application/vnd.example.verdict", "a"), T0)
+    assert [r.digest for r in index.referrers(storage, "app", image)] == [first]
+    blob = tmp_path / "docker/registry/v2/blobs/sha256" / first[7:9] / first[7:] / "data"
+    blob.unlink()  # known by digest: never read again
+    assert [r.digest for r in index.referrers(storage, "app", image)] == [first]
+    (storage.revisions_dir("app") / first[7:] / "link").unlink()  # as docker-registry deletes
+    assert index.referrers(storage, "app", image) == []

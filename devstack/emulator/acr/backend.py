@@ -141,12 +141,16 @@ class RegistryBackend:
             raise refused_by_backend()
         raise backend_error(answer, namespace)
 
-    async def forward(self, request: Request, namespace: str, path: str, query: dict[str, str]) -> Response:
-        """The request sent on to `path`, its answer relayed with the headers a client may see."""
+    async def forward(
+        self, request: Request, namespace: str, path: str, query: dict[str, str], content: bytes | None = None
+    ) -> Response:
+        """The request sent on to `path` (with `content` for a body the front has read already), its
+        answer relayed with the headers a client may see."""
         if request.method == "DELETE":
             self.forget_blobs()
         try:
-            upstream = await self.http.send(self._upstream_request(request, path, query), stream=True)
+            sent = self._upstream_request(request, path, query, content)
+            upstream = await self.http.send(sent, stream=True)
         except httpx.HTTPError as exc:
             raise unreachable(exc) from exc
         headers = self._response_headers(upstream, namespace)
@@ -162,7 +166,9 @@ class RegistryBackend:
             return await self._error(upstream, namespace, headers)
         return relay(upstream, headers)
 
-    def _upstream_request(self, request: Request, path: str, query: dict[str, str]) -> httpx.Request:
+    def _upstream_request(
+        self, request: Request, path: str, query: dict[str, str], content: bytes | None
+    ) -> httpx.Request:
         # A list, not a dict: clients repeat headers (podman sends one Accept per manifest type). As bytes:
         # a field value may hold any octet above 0x7f (RFC 9110 obs-text), which httpx cannot encode as str.
         headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
@@ -174,7 +180,7 @@ class RegistryBackend:
             path,
             params=query,
             headers=headers,
-            content=request.stream() if body_allowed else None,
+            content=content if content is not None else request.stream() if body_allowed else None,
         )
 
     @staticmethod

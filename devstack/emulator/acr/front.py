@@ -3,7 +3,8 @@
 Each registry's repositories live in docker-registry under a namespace named after
 the registry. The front authenticates with ACR's token flow (`acr_auth`), proxies `/v2/`
 (streaming both ways, headers rewritten to the login server: `acr_backend`), serves `/acr/v1/`
-from docker-registry's storage (`acr_metadata`), and enforces ACR's changeable attributes
+from docker-registry's storage (`acr_metadata`), serves the OCI 1.1 referrers API, which docker-registry
+2.8 lacks, from the manifests it stores (`acr_referrers`), and enforces ACR's changeable attributes
 (`acr_rules`). The handlers of each API (`acr_routes`, `acr_v1_routes`) sit over those.
 
 A blob GET answers 307 with a signed, short-lived link on another host, as ACR sends

@@ -45,6 +45,17 @@ async def read_json(request: Request) -> Any:
         raise AcrError(400, "UNSUPPORTED", f"the body is not valid JSON: {exc}") from exc
 
 
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """A body of at most `limit` bytes; past it, docker-registry's answer to an oversized manifest
+    (distribution `copyFullPayload` behind `http.MaxBytesReader`)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise AcrError(400, "MANIFEST_INVALID", "manifest invalid", detail="http: request body too large")
+    return bytes(body)
+
+
 def page_size(request: Request) -> int:
     raw = request.query_params.get("n", str(DEFAULT_PAGE_SIZE))
     if not PAGE_SIZE.fullmatch(raw) or int(raw) < 1:

@@ -93,12 +93,21 @@ class RepositoryMetadata:
         self, registry: FrontRegistry, storage: RegistryStorage, name: str
     ) -> DeletedRepository:
         """Every manifest deleted through the backend (so that it notifies), then the repository's files
-        and attributes. A manifest the backend does not delete fails the whole (its error, as a /v2/
-        delete answers it): what was deleted by then loses its attributes, the rest keeps its own."""
-        if not self.attributes.get(registry, name).delete_enabled:
-            raise denied()
+        and attributes; refused while the repository or any image in it is delete- or write-locked
+        (stricter: `ACR-LOCK` speaks of images' deletion, not of their repository's). A manifest the
+        backend does not delete fails the whole (its error, as a /v2/ delete answers it): what was
+        deleted by then loses its attributes, the rest keeps its own."""
         tags = await asyncio.to_thread(storage.tags, name)
         manifests = await asyncio.to_thread(storage.manifests, name)
+        table = self.attributes.table(registry)
+        locked = [
+            name,
+            *(manifest_target(name, d) for d in manifests),
+            *(tag_target(name, t.name) for t in tags),
+        ]
+        # `ACR-LOCK`: a delete- or write-locked image blocks its deletion; this one deletes them all.
+        if not all(self.attributes.get(registry, target, table).deletable for target in locked):
+            raise denied()
         deleted: list[str] = []
         for digest in manifests:
             path = f"/v2/{registry.namespace}/{name}/manifests/{digest}"
@@ -174,7 +183,9 @@ class RepositoryMetadata:
         return found
 
     async def untag(self, registry: FrontRegistry, storage: RegistryStorage, name: str, tag: str) -> None:
-        if not self.attributes.get(registry, tag_target(name, tag)).delete_enabled:
+        if not self.attributes.get(registry, tag_target(name, tag)).deletable or (
+            not self.attributes.get(registry, name).write_enabled  # a write-locked repository's images too
+        ):
             raise denied()
         await asyncio.to_thread(storage.untag, name, tag)
         self.attributes.forget(registry, [tag_target(name, tag)])

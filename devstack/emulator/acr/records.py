@@ -72,6 +72,12 @@ class ChangeableAttributes:
     def allows(self, attribute: Attribute) -> bool:
         return self.as_json()[attribute]
 
+    @property
+    def deletable(self) -> bool:
+        """`ACR-LOCK`: "If the image attributes are set with `writeEnabled=false` or `deleteEnabled=false`,
+        then it will block image deletion" (Azure/acr#561: write-enabled blocks "both update and delete")."""
+        return self.delete_enabled and self.write_enabled
+
     def patched(self, patch: Mapping[str, bool]) -> ChangeableAttributes:
         return ChangeableAttributes.from_json(
             {**self.as_json(), **{k: v for k, v in patch.items() if k in ATTRIBUTES}}

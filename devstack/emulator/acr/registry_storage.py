@@ -120,10 +120,26 @@ class RegistryStorage:
         created = min(tag_dir.stat().st_mtime, updated)
         return TagRecord(tag_dir.name, link.read_text().strip(), created, updated)
 
+    def revisions_dir(self, repo: str) -> Path:
+        """Where docker-registry links a repository's manifests, one directory per sha256 digest."""
+        return self._repo_dir(repo) / "_manifests" / "revisions" / "sha256"
+
+    def has_manifest(self, repo: str, digest: str) -> bool:
+        """One manifest's presence, without listing the others (a delete removes its link, not its
+        directory)."""
+        algorithm, _, hexdigest = digest.partition(":")
+        if (
+            algorithm != "sha256"
+            or len(hexdigest) != 64
+            or not all(c in "0123456789abcdef" for c in hexdigest)
+        ):
+            return False
+        return (self.revisions_dir(repo) / hexdigest / "link").is_file()
+
     def manifests(self, repo: str) -> dict[str, float]:
         """Digest → time the revision was first pushed."""
         try:
-            revisions = self._repo_dir(repo) / "_manifests" / "revisions" / "sha256"
+            revisions = self.revisions_dir(repo)
         except ValueError:
             return {}
         if not revisions.is_dir():

@@ -4,22 +4,28 @@ its blob downloads redirect to: one method per route, over the domain operations
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import quote, urlencode
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import AcrError
+from .attributes import manifest_target, tag_target
 from .auth import RegistryAuth, challenge
 from .backend import RegistryBackend, relay
 from .blob_links import INTERNAL, SAS_VERSION, BlobLinks, BlobRef, StorageError
-from .http import Resolve, authorization, paged, read_form
+from .http import Resolve, authorization, method_not_allowed, paged, read_bounded, read_form
 from .metadata import RepositoryMetadata
-from .names import DIGEST, V2_PATH, check_repository
+from .names import DIGEST, REFERRERS_PATH, V2_PATH, check_repository, denied
 from .records import FrontRegistry
+from .referrers import IMAGE_INDEX, MANIFEST_LIMIT, Referrer, ReferrersIndex, pushed_subject
+from .registry_storage import RegistryStorage
 from .rules import ImageRules, v2_action
 
 API_VERSION = {"Docker-Distribution-Api-Version": "registry/2.0"}
+# ACR's page of referrers is undocumented: small, so that clients are seen to follow the `Link`.
+REFERRERS_PAGE_SIZE = 2
 PASS_BLOB = {"content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified"}
 
 
@@ -81,6 +87,7 @@ class V2Routes:
         self._metadata = metadata
         self._backend = backend
         self._links = links
+        self._referrers = ReferrersIndex()
 
     async def ping(self, request: Request) -> Response:
         registry = self._resolve(request)
@@ -92,8 +99,12 @@ class V2Routes:
         return await catalog(request, self._resolve(request), self._auth, self._metadata, "/v2/_catalog")
 
     async def forward(self, request: Request) -> Response:
-        """`/v2/{name}/(manifests|blobs|blobs/uploads|tags)/...`, with ACR's attributes enforced."""
+        """`/v2/{name}/(manifests|blobs|blobs/uploads|tags)/...`, with ACR's attributes enforced, and
+        `/v2/{name}/referrers/{digest}`, which the front serves itself."""
         registry = self._resolve(request)
+        listing = REFERRERS_PATH.fullmatch(request.path_params["rest"])
+        if listing:
+            return await self.referrers(request, registry, listing.group("name"), listing.group("digest"))
         found = V2_PATH.fullmatch(request.path_params["rest"])
         if not found:
             raise AcrError(404, "NAME_UNKNOWN", "unsupported /v2/ path")
@@ -114,7 +125,80 @@ class V2Routes:
             query["from"] = self._mount_source(request, registry, query["from"])
         suffix = f"{kind}/{ref}" if ref or kind != "blobs/uploads" else f"{kind}/"
         path = f"/v2/{registry.namespace}/{name}/{suffix}"
+        if kind == "manifests" and request.method == "PUT":
+            return await self._put_manifest(request, registry, name, path, query)
+        if kind == "manifests" and request.method == "DELETE" and DIGEST.fullmatch(ref):
+            await self._delete_referrers(registry, storage, name, ref)
         return await self._backend.forward(request, registry.namespace, path, query)
+
+    async def referrers(self, request: Request, registry: FrontRegistry, name: str, digest: str) -> Response:
+        """The OCI 1.1 referrers API (distribution spec "Listing Referrers"): a read of the repository and
+        of the subject, as a pull of it is; 400 for a digest of invalid syntax; never 404 (an unknown
+        digest, or repository, has an empty list); `artifactType` filters; pages linked with `Link`."""
+        if request.method != "GET":
+            raise method_not_allowed(["GET"])
+        check_repository(name)
+        self._auth.authorize(registry, authorization(request), "repository", name, "pull")
+        self._rules.check_repository(registry, name, "pull")
+        if not DIGEST.fullmatch(digest):
+            raise AcrError(
+                400,
+                "DIGEST_INVALID",
+                "provided digest did not match uploaded content",
+                detail={"digest": digest},
+            )
+        self._rules.check_subject_read(registry, name, digest)
+        storage = self._metadata.storage(registry)
+        found = await asyncio.to_thread(self._referrers.referrers, storage, name, digest)
+        headers = dict(API_VERSION)
+        artifact_type = request.query_params.get("artifactType")
+        if artifact_type:
+            found = [r for r in found if r.artifact_type == artifact_type]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        last = request.query_params.get("last")
+        if last:
+            found = [r for r in found if r.digest > last]
+        page = found[:REFERRERS_PAGE_SIZE]
+        if len(found) > len(page):
+            headers["Link"] = referrers_link(name, digest, page[-1], artifact_type)
+        body = {"schemaVersion": 2, "mediaType": IMAGE_INDEX, "manifests": [r.descriptor for r in page]}
+        return JSONResponse(body, media_type=IMAGE_INDEX, headers=headers)
+
+    async def _put_manifest(
+        self, request: Request, registry: FrontRegistry, name: str, path: str, query: dict[str, str]
+    ) -> Response:
+        """A manifest push, read whole (docker-registry's limit) to learn its `subject`: with one, the
+        answer carries `OCI-Subject`, as a registry serving the referrers API must send (the spec,
+        "Pushing Manifests with Subject"); docker-registry 2.8 stores the field but sends no such header."""
+        body = await read_bounded(request, MANIFEST_LIMIT)
+        subject = pushed_subject(body)
+        response = await self._backend.forward(request, registry.namespace, path, query, content=body)
+        self._referrers.touched(registry.namespace, name)
+        if subject is not None and response.status_code == 201:
+            response.headers["OCI-Subject"] = subject
+        return response
+
+    async def _delete_referrers(
+        self, registry: FrontRegistry, storage: RegistryStorage, name: str, digest: str
+    ) -> None:
+        """ACR deletes a subject's referrers with it, recursively ("By deleting the root artifact, all
+        related artifacts are also deleted"), the farthest first, each through docker-registry (which
+        notifies: an ImageDeleted each). A locked referrer refuses the whole delete before any of it."""
+        if not await asyncio.to_thread(storage.has_manifest, name, digest):
+            return  # docker-registry answers the delete of an unknown manifest; nothing cascades
+        doomed = await asyncio.to_thread(self._referrers.closure, storage, name, digest)
+        if not doomed:
+            return
+        tags = await asyncio.to_thread(storage.tags, name)
+        table = self._metadata.attributes.table(registry)
+        if not all(self._rules.deletable(registry, name, d, tags, table) for d in doomed):
+            raise denied()
+        for referrer in doomed:
+            await self._backend.delete(
+                f"/v2/{registry.namespace}/{name}/manifests/{referrer}", registry.namespace
+            )
+            targets = [tag_target(name, t.name) for t in tags if t.digest == referrer]
+            self._metadata.attributes.forget(registry, [manifest_target(name, referrer), *targets])
 
     def _mount_source(self, request: Request, registry: FrontRegistry, source: str) -> str:
         """A cross-repository mount's `from`: pulled from, so it needs pull on that repository too."""
@@ -129,6 +213,12 @@ class V2Routes:
         if not await self._backend.has_blob(blob.backend_path):
             return None
         return Response(status_code=307, headers={"Location": self._links.issue(blob), **API_VERSION})
+
+
+def referrers_link(name: str, digest: str, last: Referrer, artifact_type: str | None) -> str:
+    """The next page's `Link` (RFC 5988, `rel="next"`, as the spec asks), the filter carried on."""
+    query = {"last": last.digest, **({"artifactType": artifact_type} if artifact_type else {})}
+    return f'</v2/{name}/referrers/{digest}?{urlencode(query, quote_via=quote)}>; rel="next"'
 
 
 class StorageRoutes:

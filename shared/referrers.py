@@ -29,6 +29,7 @@ STATUS = "vnd.dockmaster.verdict.status"
 POLICY_VERSION = "vnd.dockmaster.verdict.policy-version"
 CREATED = "org.opencontainers.image.created"  # what `oras discover` and gates sort referrers by
 TITLE = "org.opencontainers.image.title"
+REMEMBERED_REPOSITORIES = 10_000  # holding the empty blob; forgotten all at once past it
 ATTACHED = ("passed", "failed")  # a superseded verdict checked nothing a gate could rely on
 
 
@@ -117,6 +118,8 @@ class Attacher:
         remembered = where in self._has_empty
         if not remembered:
             self._ensure_empty(client, verdict.repository)
+            if len(self._has_empty) >= REMEMBERED_REPOSITORIES:
+                self._has_empty.clear()
             self._has_empty.add(where)
         try:
             return client.put_manifest(verdict.repository, manifest, MANIFEST_TYPE)

@@ -534,6 +534,7 @@ def test_the_host_creates_the_apps_routes() -> None:
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "DOCKMASTER_RUNS_QUEUE": "runs",
         "CLEANUP_SCHEDULE": "0 0 * * * *",
+        "RETENTION_SCHEDULE": "0 30 2 * * *",
     }
     specs = index(function_app.app, settings, route_prefix="api")
     http = [spec for spec in specs if spec.trigger_type == "httpTrigger"]

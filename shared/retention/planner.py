@@ -299,12 +299,6 @@ def _manifest_protection(work: _Work, manifest: Manifest, now: dt.datetime) -> t
         *manifest.locked,
         *(lock for name in work.tags_on(manifest) if name in repo.tags for lock in repo.tags[name].locked),
     ]
-    if locks:
-        return (
-            "locked",
-            f"locked: {', '.join(sorted(set(locks)))} {VERIFICATION_LOCK}; ACR refuses to delete it",
-            True,
-        )
     if not _older(manifest.updated, now, work.limits.min_age):
         return (
             "min-age",
@@ -313,6 +307,12 @@ def _manifest_protection(work: _Work, manifest: Manifest, now: dt.datetime) -> t
         )
     if manifest.digest in repo.verifying:
         return "verifying", "being verified: its verdict is not final", False
+    if locks:
+        return (
+            "locked",
+            f"locked: {', '.join(sorted(set(locks)))} {VERIFICATION_LOCK}; ACR refuses to delete it",
+            True,
+        )
     kept = [
         name for name in work.tags_on(manifest) if work.tags.get(name, _Mark(KEEP, "", "")).decision != DELETE
     ]
@@ -463,7 +463,7 @@ def _items(work: _Work) -> list[PlanItem]:
         if decision == DELETE:
             manifest = work.manifests.get(tag.digest)
             if manifest is not None and manifest.decision == DEFERRED:
-                decision, reason = DEFERRED, f"{reason}; its manifest is deferred"
+                decision, reason = DEFERRED, f"{reason}; its manifest is deferred (over the cap)"
             else:
                 reason = f"{reason}; deleted with its manifest {tag.digest}"
         items.append(

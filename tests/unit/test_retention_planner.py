@@ -131,14 +131,7 @@ def test_purge_keep_spares_the_most_recently_updated() -> None:
 
 
 def test_a_purge_of_everything_is_stopped_by_the_cap_oldest_first_and_says_so() -> None:
-    tags = {f"t{i}": i for i in range(10)}
-    r = repo(tags)
-    r = Repository(
-        "lab",
-        "app",
-        {n: Tag(n, t.digest, OLD - dt.timedelta(days=int(n[1:]))) for n, t in r.tags.items()},
-        r.manifests,
-    )
+    r = repo({f"t{i}": i for i in range(10)}, {i: {"updated": OLD - dt.timedelta(days=i)} for i in range(10)})
     items = plan(r, {"purge": "--filter 'app:.*' --ago 0d"}, Limits(dt.timedelta(hours=24), 100, 50))
     deleted = sorted(n for n, i in items.items() if i.kind == "tag" and i.decision == DELETE)
     assert deleted == ["t5", "t6", "t7", "t8", "t9"]  # the five oldest: 50% of 10 manifests

@@ -44,6 +44,10 @@ ENDPOINTS = {
     ("get", "/api/cleanup/plans/{planId}"),
     ("get", "/api/cleanup/runs/{runId}"),
     ("post", "/api/resource-groups/{name}/extend"),
+    ("post", "/api/retention/plan"),
+    ("post", "/api/retention/execute"),
+    ("get", "/api/retention/plans/{planId}"),
+    ("get", "/api/retention/runs/{runId}"),
 }
 
 

@@ -1,0 +1,142 @@
+"""Retention figures: a plan for one repository of 10,000 tags (10,000 manifests) through the registry
+front with the product's RegistryClient, its registry requests counted by the client; the pure planner on
+the same state.
+
+Run with `python -m benchmarks.retention`; prints figures, asserts nothing. The repository is seeded
+straight into docker-registry: one small config and layer blob, then 10,000 distinct manifests (an
+annotation apiece) each under a semantic-version tag, 8 PUTs at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from benchmarks.__main__ import GROUP, Clients, devstack
+from benchmarks.summary import summary
+from shared.config import RegistryRef
+from shared.policy import RetentionPolicy
+from shared.registry import RegistryClient
+from shared.retention.inventory import PAGE, RegistryInventory
+from shared.retention.planner import plan_repository
+from shared.retention.rules import Limits, ruleset_for
+
+REPOSITORY = "bench/retention"
+TAGS = 10_000
+POLICY = RetentionPolicy.model_validate(
+    {
+        "rules": [
+            {
+                "match": "bench/*",
+                "keep": [{"latest": 20, "by": "semver"}],
+                "delete": [{"tagsOlderThan": "0d"}],
+            }
+        ]
+    }
+)
+LIMITS = Limits(dt.timedelta(0), 100, 50.0)  # the default cap; no minimum age: everything was pushed now
+
+
+def _blob(raw: httpx.Client, name: str, content: bytes) -> dict[str, Any]:
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    started = raw.post(f"/v2/{name}/{REPOSITORY}/blobs/uploads/")
+    started.raise_for_status()
+    location = started.headers["location"]
+    raw.put(location, params={"digest": digest}, content=content).raise_for_status()
+    return {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": len(content)}
+
+
+def seed(endpoints: dict[str, Any], name: str, count: int) -> None:
+    with httpx.Client(base_url=str(endpoints["registryBackend"]), timeout=60) as raw:
+        config = _blob(raw, name, json.dumps({"architecture": "amd64", "os": "linux"}).encode())
+        layer = {
+            **_blob(raw, name, b"retention layer"),
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+        }
+
+        def put(index: int) -> None:
+            body = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": config,
+                    "layers": [layer],
+                    "annotations": {"bench": str(index)},
+                }
+            ).encode()
+            tag = f"{index // 1000}.{(index // 10) % 100}.{index % 10}"
+            raw.put(
+                f"/v2/{name}/{REPOSITORY}/manifests/{tag}",
+                content=body,
+                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+            ).raise_for_status()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, range(count)))
+
+
+def main() -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    with devstack() as endpoints:
+        clients = Clients(endpoints)
+        clients.groups.resource_groups.create_or_update(GROUP, {"location": "eastus"})
+        name = f"bench{int(time.time()) % 100000:05d}ret"
+        registry = clients.registries.registries.begin_create(
+            GROUP, name, {"location": "eastus", "sku": {"name": "Basic"}}
+        ).result()
+        started = time.perf_counter()
+        seed(endpoints, name, TAGS)
+        print(f"{TAGS} manifests and tags PUT to docker-registry in {time.perf_counter() - started:.1f} s")
+        ref = RegistryRef(str(registry.id), "", GROUP, name)
+        rules = ruleset_for(POLICY, REPOSITORY)
+        times, requests, reads, items = [], [], [], []
+        for _ in range(3):
+            client = RegistryClient(
+                str(registry.login_server), ManagedIdentityCredential(), f"{clients.arm}/.default"
+            )
+            inventory = RegistryInventory(lambda _ref, c=client: c, lambda _ref, _repo: [])
+            began = time.perf_counter()
+            state = inventory.read(ref, REPOSITORY)
+            read_at = time.perf_counter()
+            items = plan_repository(
+                state, rules, LIMITS, dt.datetime.now(dt.UTC), inventory.subject_reader(ref, REPOSITORY)
+            )
+            times.append(time.perf_counter() - began)
+            reads.append(read_at - began)
+            requests.append(client.requests)
+        planned = []
+        for _ in range(5):
+            began = time.perf_counter()
+            plan_repository(state, rules, LIMITS, dt.datetime.now(dt.UTC), lambda m: None)
+            planned.append(time.perf_counter() - began)
+        deletions = sum(1 for i in items if i.acts)
+        deferred = sum(1 for i in items if i.decision == "deferred")
+        pages = 2 * -(-TAGS // PAGE)
+        total, per_thousand = statistics.median(times), statistics.median(requests) / (TAGS / 1000)
+        print(
+            f"plan of {TAGS} tags / {len(state.manifests)} manifests: {total:.2f} s (median of 3; listing "
+            f"{statistics.median(reads):.2f} s), {statistics.median(requests):.0f} registry requests "
+            f"({pages} listing pages of {PAGE}, token exchange, {deletions} candidate manifests read for "
+            f"`subject`), {per_thousand:.1f} requests per 1,000 tags; {deletions} deletions, "
+            f"{deferred} deferred by the cap, 20 kept by semver"
+        )
+        print(f"pure planner on that state: {statistics.median(planned) * 1000:.0f} ms (median of 5)")
+        summary(
+            "retention plan, 10,000 tags",
+            f"{total:.2f} s, {statistics.median(requests):.0f} requests",
+            "—",
+            f"{per_thousand:.1f} requests per 1,000 tags; "
+            f"planner alone {statistics.median(planned) * 1000:.0f} ms",
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ import hashlib
 import json
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,7 +50,8 @@ def _blob(raw: httpx.Client, name: str, content: bytes) -> dict[str, Any]:
     started = raw.post(f"/v2/{name}/{REPOSITORY}/blobs/uploads/")
     started.raise_for_status()
     location = started.headers["location"]
-    raw.put(location, params={"digest": digest}, content=content).raise_for_status()
+    joiner = "&" if "?" in location else "?"  # the location carries the upload's state: keep it
+    raw.put(f"{location}{joiner}digest={digest}", content=content).raise_for_status()
     return {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": len(content)}
 
 
@@ -82,6 +84,10 @@ def seed(endpoints: dict[str, Any], name: str, count: int) -> None:
             list(pool.map(put, range(count)))
 
 
+def _constant(client: RegistryClient) -> Callable[[RegistryRef], RegistryClient]:
+    return lambda _ref: client
+
+
 def main() -> None:
     from azure.identity import ManagedIdentityCredential
 
@@ -102,7 +108,7 @@ def main() -> None:
             client = RegistryClient(
                 str(registry.login_server), ManagedIdentityCredential(), f"{clients.arm}/.default"
             )
-            inventory = RegistryInventory(lambda _ref, c=client: c, lambda _ref, _repo: [])
+            inventory = RegistryInventory(_constant(client), lambda _ref, _repo: [])
             began = time.perf_counter()
             state = inventory.read(ref, REPOSITORY)
             read_at = time.perf_counter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from shared.policy import RetentionPolicy
 from shared.publisher import Publisher
 from shared.registry import RegistryClient
 from shared.retention.inventory import RegistryInventory
-from shared.retention.records import DELETED, KEPT, RetentionStore
+from shared.retention.records import DELETED, KEPT, NOT_REVIEWED, RetentionStore
 from shared.retention.service import RetentionService
 from tests.support.cleanup import MemoryTable
 from tests.support.stack import unique
@@ -71,10 +72,11 @@ class Seeder:
 
 
 @pytest.fixture
-def world(devstack: Any, registry: Any, credential: Any) -> tuple[Seeder, RegistryClient, str]:
+def world(devstack: Any, registry: Any, credential: Any) -> Iterator[tuple[Seeder, RegistryClient, str]]:
     repository = f"retention/{unique('r')}"
     seeder = Seeder(str(devstack.endpoints["registryBackend"]), registry.name, repository)
-    return seeder, RegistryClient(registry.login_server, credential, f"{devstack.arm}/.default"), repository
+    yield seeder, RegistryClient(registry.login_server, credential, f"{devstack.arm}/.default"), repository
+    seeder.raw.close()
 
 
 def service(
@@ -138,10 +140,12 @@ def test_a_plan_is_executed_by_digest_and_by_untag(
     assert decided[("tag", "old-alias")] == "untag"
     assert decided[("manifest", shared)] == "protected"
     assert decided[("manifest", locked)] == "protected"
+    assert decided[("tag", "0.9.0")] == "untag"
     assert decided[("manifest", amd)] == "delete"  # the index goes, and its children with it
     run = retention.execute(plan.plan_id, confirm=True)
     assert {o.result for o in run.outcomes} == {DELETED}, [o.reason for o in run.outcomes]
-    assert tags_of(client, repository) == {"2.0.0", "stable", "0.9.0"}
+    # 0.9.0's manifest is locked, the tag is not: it is untagged, the locked manifest stays.
+    assert tags_of(client, repository) == {"2.0.0", "stable"}
     remaining = {m["digest"] for m in client.list_manifests(repository, 100).items}
     assert amd not in remaining
     assert {shared, locked} <= remaining
@@ -153,9 +157,16 @@ def test_a_tag_moved_after_the_plan_is_kept(world: tuple[Seeder, RegistryClient,
     retention = service(registry, client, [{"match": "retention/*", "delete": [{"tagsOlderThan": "0d"}]}])
     plan = retention.plan({"repositories": [repository]})
     seeder.manifest("a", "moved")  # pushed again: the tag names another manifest now
+    # The reviewed deletion is no longer the fresh plan's (kept), the fresh one was never reviewed.
     run = retention.execute(plan.plan_id, confirm=True)
-    assert {o.result for o in run.outcomes} == {KEPT}
+    assert {o.result for o in run.outcomes} == {KEPT, NOT_REVIEWED}
     assert tags_of(client, repository) == {"a"}
+    # The last moment sees it too: the re-read of the reviewed items names what changed.
+    ref = next(iter(retention.settings.registries.values()))
+    [manifest] = [i for i in plan.deletions if i.kind == "manifest"]
+    assert retention.inventory.recheck_manifest(ref, manifest) is not None
+    [tag] = [i for i in plan.items if i.kind == "tag"]
+    assert "points to" in str(retention.inventory.recheck_tag(ref, tag))
 
 
 def test_deletes_ask_for_a_delete_token_only(world: tuple[Seeder, RegistryClient, str]) -> None:

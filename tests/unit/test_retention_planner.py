@@ -4,6 +4,7 @@ referrers, locks (verification's own), young images, verifications in progress, 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from shared.policy import RetentionPolicy
 from shared.retention.planner import (
@@ -31,7 +32,7 @@ def d(i: int) -> str:
 
 
 def repo(
-    tags: dict[str, int], manifests: dict[int, dict[str, object]] | None = None, **kw: object
+    tags: dict[str, int], manifests: dict[int, dict[str, Any]] | None = None, **kw: object
 ) -> Repository:
     found = {name: Tag(name, d(i), OLD) for name, i in tags.items()}
     specs = dict(manifests or {})
@@ -39,13 +40,13 @@ def repo(
         spec = specs.get(i, {})
         found_tags = tuple(n for n, j in tags.items() if j == i)
         specs[i] = {"digest": d(i), "media_type": OCI, "updated": OLD, "tags": found_tags, **spec}
-    built = {d(i): Manifest(**s) for i, s in specs.items()}  # type: ignore[arg-type]
+    built = {d(i): Manifest(**s) for i, s in specs.items()}
     return Repository("lab", "app", found, built, **kw)  # type: ignore[arg-type]
 
 
 def plan(
     r: Repository,
-    rule: dict[str, object],
+    rule: dict[str, Any],
     limits: Limits | None = None,
     subjects: dict[str, str] | None = None,
 ) -> dict[str, PlanItem]:
@@ -59,13 +60,20 @@ EVERYTHING = {"match": "app", "delete": [{"tagsOlderThan": "1d"}, {"untaggedOlde
 
 
 def test_keep_rules_beat_delete_rules_and_name_the_rule() -> None:
-    items = plan(repo({"1.0.0": 1, "1.1.0": 2, "v2.0.0-rc.1": 3, "latest": 4}),
-                 {"match": "app", "keep": [{"latest": 2, "by": "semver"}, {"tagPattern": "^latest$"}], "delete": [{"tagsOlderThan": "30d"}]})  # fmt: skip
+    items = plan(
+        repo({"1.0.0": 1, "1.1.0": 2, "v2.0.0-rc.1": 3, "latest": 4}),
+        {
+            "match": "app",
+            "keep": [{"latest": 2, "by": "semver"}, {"tagPattern": "^latest$"}],
+            "delete": [{"tagsOlderThan": "30d"}],
+        },
+    )
     assert (items["1.1.0"].decision, items["1.1.0"].rule) == (KEEP, "retention.rules[0].keep[0]")
     assert items["v2.0.0-rc.1"].decision == KEEP  # a pre-release is a version: 2.0.0-rc.1 > 1.1.0
     assert (items["latest"].decision, items["latest"].rule) == (KEEP, "retention.rules[0].keep[1]")
     assert (items["1.0.0"].decision, items["1.0.0"].rule) == (DELETE, "retention.rules[0].delete[0]")
-    assert items[d(1)].decision == DELETE and items[d(2)].decision == PROTECTED
+    assert items[d(1)].decision == DELETE
+    assert items[d(2)].decision == PROTECTED
 
 
 def test_a_tag_whose_manifest_stays_is_only_untagged() -> None:
@@ -73,7 +81,8 @@ def test_a_tag_whose_manifest_stays_is_only_untagged() -> None:
         repo({"old": 1, "keep-me": 1}),
         {"match": "app", "keep": [{"tagPattern": "^keep"}], "delete": [{"tagsOlderThan": "1d"}]},
     )
-    assert items["old"].decision == UNTAG and "a kept tag points to it" in items["old"].reason
+    assert items["old"].decision == UNTAG
+    assert "a kept tag points to it" in items["old"].reason
     assert (items[d(1)].decision, items[d(1)].rule) == (PROTECTED, "kept-tag")
 
 
@@ -90,16 +99,19 @@ def test_verifications_lock_keeps_an_image_and_says_so() -> None:
         "lab", "app", {"1.0.0": Tag("1.0.0", d(1), OLD, write_enabled=False)}, locked_tag.manifests
     )
     items = plan(locked_tag, EVERYTHING)
-    assert items["1.0.0"].decision == PROTECTED and items[d(1)].decision == PROTECTED
+    assert items["1.0.0"].decision == PROTECTED
+    assert items[d(1)].decision == PROTECTED
 
 
 def test_young_images_and_images_being_verified_are_not_touched() -> None:
     young = repo({"a": 1}, {1: {"updated": NOW - dt.timedelta(hours=2)}})
     items = plan(young, {"purge": "--filter 'app:.*' --ago 0d --untagged"})
-    assert items[d(1)].rule == "min-age" and items["a"].decision == PROTECTED
+    assert items[d(1)].rule == "min-age"
+    assert items["a"].decision == PROTECTED
     verifying = repo({"a": 1}, verifying=frozenset({d(1)}))
     items = plan(verifying, EVERYTHING)
-    assert items[d(1)].rule == "verifying" and items["a"].decision == PROTECTED
+    assert items[d(1)].rule == "verifying"
+    assert items["a"].decision == PROTECTED
 
 
 def test_a_multi_arch_index_keeps_its_children_and_goes_before_them() -> None:
@@ -108,14 +120,20 @@ def test_a_multi_arch_index_keeps_its_children_and_goes_before_them() -> None:
         repo({"v1": 3}, index),
         {"match": "app", "keep": [{"tagPattern": "v1"}], "delete": [{"untaggedOlderThan": "1d"}]},
     )
-    assert kept[d(1)].decision == PROTECTED and kept[d(1)].rule == "index"
+    assert kept[d(1)].decision == PROTECTED
+    assert kept[d(1)].rule == "index"
     gone = plan(repo({"v1": 3}, index), EVERYTHING)
     assert {gone[d(i)].decision for i in (1, 2, 3)} == {DELETE}
 
 
 def test_a_referrer_goes_with_its_subject_never_alone() -> None:
-    items = plan(repo({"a": 1}, {2: {}}), {"match": "app", "keep": [{"tagPattern": "a"}], "delete": [{"untaggedOlderThan": "1d"}]}, subjects={d(2): d(1)})  # fmt: skip
-    assert items[d(2)].decision == PROTECTED and items[d(2)].rule == "referrer"
+    items = plan(
+        repo({"a": 1}, {2: {}}),
+        {"match": "app", "keep": [{"tagPattern": "a"}], "delete": [{"untaggedOlderThan": "1d"}]},
+        subjects={d(2): d(1)},
+    )
+    assert items[d(2)].decision == PROTECTED
+    assert items[d(2)].rule == "referrer"
 
 
 def test_purge_keep_spares_the_most_recently_updated() -> None:

@@ -41,7 +41,7 @@ def test_durations_are_acr_purges_ago(text: str, expected: dt.timedelta) -> None
     "text", ["", "d", "1.5d", "-1d", "-1h", "+1h", "3h2d", "1d1d", "7", "1 d", "1w", "1dh", "1y"]
 )
 def test_durations_outside_the_grammar_are_refused(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"duration|days come first"):
         parse_duration(text)
 
 
@@ -95,8 +95,20 @@ def test_purge_command_lines_outside_acr_purge_are_refused(text: str, error: str
 
 
 def test_semver_precedence_with_prereleases_and_a_v_prefix() -> None:
-    ordered = ["0.9.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-               "1.0.0-beta.11", "1.0.0-rc.1", "v1.0.0", "1.0.1", "1.10.0", "v2.0.0"]  # fmt: skip
+    ordered = [
+        "0.9.0",
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "v1.0.0",
+        "1.0.1",
+        "1.10.0",
+        "v2.0.0",
+    ]
     versions = [parse_semver(tag) for tag in ordered]
     assert all(v is not None for v in versions)
     assert sorted(versions) == versions  # type: ignore[type-var]
@@ -126,13 +138,16 @@ retention:
 def test_the_first_rule_that_applies_is_the_repositorys() -> None:
     policy = parse_policy(POLICY).retention
     prod = ruleset_for(policy, "prod/api")
-    assert prod is not None and prod.source == "retention.rules[0] (match prod/*)"
+    assert prod is not None
+    assert prod.source == "retention.rules[0] (match prod/*)"
     assert [k.name for k in prod.keep] == ["retention.rules[0].keep[0]", "retention.rules[0].keep[1]"]
     assert prod.delete_untagged[0].older_than == D(days=7)
     legacy = ruleset_for(policy, "legacy/a")
-    assert legacy is not None and legacy.delete_tags[0].pattern is not None
+    assert legacy is not None
+    assert legacy.delete_tags[0].pattern is not None
     assert legacy.delete_tags[0].pattern.pattern == "^build-|^ci-"  # acr-cli joins a repository's filters
-    assert legacy.delete_tags[0].keep_latest == 1 and legacy.delete_untagged
+    assert legacy.delete_tags[0].keep_latest == 1
+    assert legacy.delete_untagged
     assert ruleset_for(policy, "legacy") is None  # the repository regex is anchored
     assert ruleset_for(policy, "dev/api") is None
 
@@ -149,7 +164,8 @@ def test_the_policy_can_only_make_the_limits_stricter() -> None:
         'version: "1"\nretention: {minAge: 1h, maxDeletions: 1000, maxDeletionPercent: 90}'
     ).retention
     assert limits_of(settings, loose) == Limits(D(hours=24), 100, 50)
-    assert Limits(D(0), 100, 50).cap(7) == 3 and Limits(D(0), 2, 50).cap(100) == 2
+    assert Limits(D(0), 100, 50).cap(7) == 3
+    assert Limits(D(0), 2, 50).cap(100) == 2
 
 
 @pytest.mark.parametrize(

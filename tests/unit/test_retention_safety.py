@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,14 +40,18 @@ PROPERTIES = settings(max_examples=300, deadline=None, suppress_health_check=[He
 TAG_NAMES = ["1.0.0", "v1.2.0", "2.0.0-rc.1", "2.0.0", "latest", "stable", "build-7", "build-8", "ci-1", "x"]
 AGES = [None, 0.5, 12, 30, 200, 2000, 20000]  # hours
 
-RULES = [
+RULES: list[dict[str, Any]] = [
     {"match": "*", "delete": [{"tagsOlderThan": "0d"}, {"untaggedOlderThan": "0d"}]},  # delete everything
     {"purge": "--filter '.*:.*' --ago 0d --untagged"},
     {"purge": "--filter 'app:.*' --ago 100000d --untagged"},  # a huge --ago
     {"purge": "--filter 'app:^build-' --ago 1d --keep 1"},
     {"match": "app", "keep": [{"latest": 2, "by": "semver"}], "delete": [{"tagsOlderThan": "1d"}]},
-    {"match": "app", "keep": [{"tagPattern": "^(latest|stable)$"}, {"latest": 1}], "delete": [{"tagsOlderThan": "0d"}, {"untaggedOlderThan": "1d"}]},
-]  # fmt: skip
+    {
+        "match": "app",
+        "keep": [{"tagPattern": "^(latest|stable)$"}, {"latest": 1}],
+        "delete": [{"tagsOlderThan": "0d"}, {"untaggedOlderThan": "1d"}],
+    },
+]
 
 
 def _digest(i: int) -> str:
@@ -65,12 +70,16 @@ def repositories(draw: st.DrawFn) -> tuple[Repository, dict[str, str | None]]:
     tags: dict[str, Tag] = {}
     for name in draw(st.lists(st.sampled_from(TAG_NAMES), unique=True, max_size=8)):
         tags[name] = Tag(
-            name, draw(st.sampled_from(digests)), _time(draw(st.sampled_from(AGES))), draw(st.booleans()) or draw(st.booleans()), draw(st.booleans()) or draw(st.booleans())
-        )  # fmt: skip
+            name,
+            draw(st.sampled_from(digests)),
+            _time(draw(st.sampled_from(AGES))),
+            draw(st.booleans()) or draw(st.booleans()),
+            draw(st.booleans()) or draw(st.booleans()),
+        )
     manifests: dict[str, Manifest] = {}
     subjects: dict[str, str | None] = {}
     for i, digest in enumerate(digests):
-        children = ()
+        children: tuple[str, ...] = ()
         if kinds[i] == INDEX:
             children = tuple(
                 draw(st.lists(st.sampled_from(digests[:i] or [digest]), unique=True, max_size=3))
@@ -101,7 +110,7 @@ limits = st.builds(
 
 
 def _plan(
-    repo: Repository, subjects: dict[str, str | None], rule: dict[str, object], limit: Limits
+    repo: Repository, subjects: dict[str, str | None], rule: dict[str, Any], limit: Limits
 ) -> list[PlanItem]:
     policy = RetentionPolicy.model_validate({"rules": [rule]})
     return plan_repository(repo, ruleset_for(policy, repo.name), limit, NOW, lambda m: subjects[m.digest])
@@ -114,7 +123,7 @@ def _young(moment: dt.datetime | None, limit: Limits) -> bool:
 @PROPERTIES
 @given(repositories(), st.sampled_from(RULES), limits)
 def test_no_protected_digest_or_tag_is_ever_deleted_and_the_cap_holds(
-    state: tuple[Repository, dict[str, str | None]], rule: dict[str, object], limit: Limits
+    state: tuple[Repository, dict[str, str | None]], rule: dict[str, Any], limit: Limits
 ) -> None:
     repo, subjects = state
     items = _plan(repo, subjects, rule, limit)
@@ -136,13 +145,15 @@ def test_no_protected_digest_or_tag_is_ever_deleted_and_the_cap_holds(
         assert all(p in deleted for p in parents), "a child of an index that stays is deleted"
         if manifest.media_type != DOCKER:
             subject = subjects[digest]
-            assert subject != UNKNOWN and subject not in repo.manifests, "a referrer is deleted on its own"
+            assert subject != UNKNOWN
+            assert subject not in repo.manifests, "a referrer is deleted on its own"
     for name in untagged:
         tag = repo.tags[name]
         owner = repo.manifests[tag.digest]
         assert not tag.locked, "a locked tag is untagged"
         assert not _young(tag.updated, limit), "a young tag is untagged"
-        assert not _young(owner.updated, limit) and owner.digest not in repo.verifying
+        assert not _young(owner.updated, limit)
+        assert owner.digest not in repo.verifying
         assert owner.digest not in deleted
     for item in items:
         if item.decision == DEFERRED:
@@ -152,7 +163,7 @@ def test_no_protected_digest_or_tag_is_ever_deleted_and_the_cap_holds(
 @PROPERTIES
 @given(repositories(), st.sampled_from([r for r in RULES if "purge" not in r or "0d" in str(r)]))
 def test_delete_everything_rules_are_stopped_by_the_cap(
-    state: tuple[Repository, dict[str, str | None]], rule: dict[str, object]
+    state: tuple[Repository, dict[str, str | None]], rule: dict[str, Any]
 ) -> None:
     repo, subjects = state
     limit = Limits(dt.timedelta(0), 100, 50.0)
@@ -176,7 +187,11 @@ def test_executing_a_reviewed_plan_deletes_only_what_both_plans_delete(
     moved = dict(repo.tags)
     for name in data.draw(st.lists(st.sampled_from(sorted(moved) or ["-"]), max_size=3)):
         if name in moved:
-            moved[name] = replace(moved[name], digest=data.draw(st.sampled_from(sorted(repo.manifests))), delete_enabled=data.draw(st.booleans()))  # fmt: skip
+            moved[name] = replace(
+                moved[name],
+                digest=data.draw(st.sampled_from(sorted(repo.manifests))),
+                delete_enabled=data.draw(st.booleans()),
+            )
     now_repo = replace(repo, tags=moved)
     fresh_items = _plan(now_repo, subjects, rule_now, limit_now)
     reviewed = Plan("plan-20261129T080000Z-00000000", NOW, Filters(), True, reviewed_items)

@@ -25,13 +25,19 @@ from tests.support.images import image_context
 
 
 def retention(
-    app: App, client: RegistryClient, rules: list[dict[str, Any]], at: dt.datetime, min_age: dt.timedelta
+    app: App,
+    client: RegistryClient,
+    rules: list[dict[str, Any]],
+    at: dt.datetime,
+    min_age: dt.timedelta,
+    percent: str = "50",
 ) -> RetentionService:
     settings = Settings(
         DOCKMASTER_REGISTRIES=app.registry.id,
         RETENTION_ENABLED="true",
         RETENTION_DRY_RUN="false",
         RETENTION_MIN_AGE_HOURS=str(min_age.total_seconds() / 3600),
+        RETENTION_MAX_DELETION_PERCENT=percent,
     )
     verdicts = VerdictStore(app.table)
     return RetentionService(
@@ -50,7 +56,7 @@ def test_retention_deletes_exactly_what_the_rules_say(
     repository = f"nosmoke/retention-{uuid.uuid4().hex[:6]}"
     images = {
         v: local_image(image_context(tmp_path, hello_context, f'["/bin/busybox", "echo", "{v}"]'))
-        for v in ("1.0.0", "1.1.0", "2.0.0", "0.9.0", "multi")
+        for v in ("1.0.0", "1.1.0", "2.0.0", "0.9.0", "multi", "young")
     }
     for version in ("1.0.0", "1.1.0", "2.0.0", "0.9.0"):
         push(app, images[version], f"{repository}:{version}")
@@ -69,7 +75,7 @@ def test_retention_deletes_exactly_what_the_rules_say(
     locked = client.digest_of(repository, "0.9.0")
     client.update_manifest(repository, locked, {"deleteEnabled": False, "writeEnabled": False})
     client.update_tag(repository, "0.9.0", {"deleteEnabled": False, "writeEnabled": False})
-    push(app, images["1.0.0"], f"{repository}:young")  # pushed last: the one image under the minimum age
+    push(app, images["young"], f"{repository}:young")  # pushed last: the one image under the minimum age
     app.verdict(repository, "young")
     times = {t["name"]: parse_time(t["lastUpdateTime"]) for t in client.list_tags(repository, 100).items}
     newest_old = max(t for n, t in times.items() if n != "young" and t is not None)
@@ -88,7 +94,7 @@ def test_retention_deletes_exactly_what_the_rules_say(
             "delete": [{"tagsOlderThan": "0d"}, {"untaggedOlderThan": "0d"}],
         }
     ]
-    service = retention(app, client, rules, at, min_age)
+    service = retention(app, client, rules, at, min_age, percent="100")  # the cap: the next test
     plan = service.plan({"repositories": [repository]})
     decided = {(i.kind, i.name): (i.decision, i.rule) for i in plan.items}
     assert decided[("tag", "2.0.0")] == ("keep", "retention.rules[0].keep[0]")
@@ -96,7 +102,10 @@ def test_retention_deletes_exactly_what_the_rules_say(
     assert decided[("manifest", locked)][1] == "locked"
     assert decided[("tag", "young")][1] == "min-age"
     assert {decided[("tag", v)][0] for v in ("1.0.0", "1.1.0", "0.5.0")} == {"delete"}
-    assert all(decided[("manifest", c)][0] == "delete" for c in children)  # the index goes, then its children
+    # The index goes, and with it its children (none else refers to them).
+    assert {decided[("manifest", c)] for c in children} == {("delete", "retention.rules[0].delete[1]")}, [
+        i.reason for i in plan.items if i.name in children
+    ]
     doomed = {i.digest for i in plan.deletions if i.kind == "manifest"}
 
     run = service.execute(plan.plan_id, confirm=True)
@@ -114,7 +123,7 @@ def test_a_rule_matching_everything_is_stopped_by_the_cap(
     for n in range(4):
         push(
             app,
-            local_image(image_context(tmp_path / str(n), hello_context, f"echo {n}")),
+            local_image(image_context(tmp_path, hello_context, f'["/bin/busybox", "echo", "{n}"]')),
             f"{repository}:t{n}",
         )
         app.verdict(repository, f"t{n}")

@@ -9,6 +9,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(events.bp)
 app.register_functions(queues.bp)
 app.register_functions(timers.bp)
+app.register_functions(timers.retention_bp)
 
 # The HTTP API: FastAPI through azure.functions' AsgiMiddleware, which buffers the request and the response.
 # FastAPI loads on the first HTTP request (shared/api/__init__.py), not when the host indexes this module.

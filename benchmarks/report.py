@@ -109,6 +109,15 @@ BENCHMARKS = [
         "to every ARM request by the fault API; ARM requests counted by the clients.",
     ),
     (
+        "benchmarks.retention",
+        "Retention: a plan of 10,000 tags",
+        "One repository seeded straight into docker-registry (a shared small config and layer, 10,000 "
+        "distinct manifests each under a semantic-version tag); a retention plan for it through the registry "
+        "front with the product's RegistryClient (tag and manifest listings in pages of 100, the candidates' "
+        "manifests read for `subject` up to the cap of 100), median of 3 with a fresh client each; registry "
+        "requests counted by the client; the pure planner alone on the same state, median of 5.",
+    ),
+    (
         "benchmarks.soak",
         "Soak: 20 pushes/s for 5 minutes",
         "function_app on devstack's local Functions host, wired to the registry through Event Grid; 20 "

@@ -102,6 +102,24 @@ param cleanupCreationTags string = 'createdAt,creationTimestamp'
 @description('CLEANUP_PROTECTION_TAG: comma-separated tag names that protect a group, whatever their value.')
 param cleanupProtectionTag string = 'do-not-delete'
 
+@description('Turn image retention on (RETENTION_ENABLED) and grant the app the right to delete images on the registry (AcrDelete, or Container Registry Repository Contributor in ABAC mode).')
+param retentionEnabled bool = false
+
+@description('RETENTION_DRY_RUN: plan and report, delete nothing. Stays true until you have read a few plans.')
+param retentionDryRun bool = true
+
+@description('RETENTION_SCHEDULE (NCRONTAB, six fields): daily by default.')
+param retentionSchedule string = '0 30 2 * * *'
+
+@description('RETENTION_MAX_DELETIONS per repository and run.')
+param retentionMaxDeletions int = 100
+
+@description('RETENTION_MAX_DELETION_PERCENT: at most this share of a repository\'s manifests per run.')
+param retentionMaxDeletionPercent int = 50
+
+@description('RETENTION_MIN_AGE_HOURS: no image younger than this is touched.')
+param retentionMinAgeHours int = 24
+
 @description('Delete actions the cleanup role has on resources inside lab groups (see modules/cleanup-role.bicep). The default */delete covers whatever a lab holds; narrow it to the types your labs use, for example [\'Microsoft.Web/*/delete\', \'Microsoft.Storage/*/delete\']. Authorization objects (locks, role and policy assignments) are excluded either way.')
 param cleanupResourceDeleteActions array = [
   '*/delete'
@@ -204,6 +222,7 @@ module registryAccess 'modules/registry-access.bicep' = {
     registryName: registryName
     principalId: identity.outputs.principalId
     registryAbacMode: registryAbacMode
+    retentionEnabled: retentionEnabled
   }
   dependsOn: [
     registry
@@ -301,6 +320,12 @@ module functionApp 'modules/functionapp.bicep' = {
     cleanupExpiryTag: cleanupExpiryTag
     cleanupCreationTags: cleanupCreationTags
     cleanupProtectionTag: cleanupProtectionTag
+    retentionEnabled: retentionEnabled
+    retentionDryRun: retentionDryRun
+    retentionSchedule: retentionSchedule
+    retentionMaxDeletions: retentionMaxDeletions
+    retentionMaxDeletionPercent: retentionMaxDeletionPercent
+    retentionMinAgeHours: retentionMinAgeHours
     authEnabled: authEnabled
     authClientId: authClientId
     authAllowedAudiences: authAllowedAudiences

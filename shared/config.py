@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     cleanup_creation_tags: str = Field("createdAt,creationTimestamp", alias="CLEANUP_CREATION_TAGS")
     cleanup_protection_tag: str = Field("do-not-delete", alias="CLEANUP_PROTECTION_TAG")
 
+    # Image retention (rules in the policy file's `retention` section): off, and dry, by default.
+    retention_enabled: bool = Field(False, alias="RETENTION_ENABLED")
+    retention_dry_run: bool = Field(True, alias="RETENTION_DRY_RUN")
+    retention_schedule: str = Field("0 30 2 * * *", alias="RETENTION_SCHEDULE")  # daily, 02:30 UTC
+    # Per repository and run: at most this many deletions, and at most this share of its manifests.
+    retention_max_deletions: int = Field(100, alias="RETENTION_MAX_DELETIONS", ge=0)
+    retention_max_deletion_percent: float = Field(50, alias="RETENTION_MAX_DELETION_PERCENT", ge=0, le=100)
+    retention_min_age_hours: float = Field(24, alias="RETENTION_MIN_AGE_HOURS", ge=0)
+
     @field_validator("resource_manager_endpoint")
     @classmethod
     def _https_only(cls, value: str) -> str:

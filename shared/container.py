@@ -22,6 +22,7 @@ from .config import RegistryRef, Settings, get_settings
 if TYPE_CHECKING:
     from .cleanup import CleanupService
     from .registry import RegistryClient
+    from .retention.service import RetentionService
     from .verification import Verifier
 
 
@@ -81,6 +82,28 @@ class Container:
             settings=self.settings,
             inventory=ArmInventory(clients.resource_client, clients.lock_client),
             store=RunStore(clients.storage_table(RUNS_TABLE)),
+            publisher=Publisher(clients.event_publisher()),
+            clock=self.clock,
+        )
+
+    @functools.cached_property
+    def retention(self) -> RetentionService:
+        """Image retention: plan, execute, runs (shared/retention). Its records go to table retentionruns;
+        the verifications in progress come from the verifier's verdict store (one query per repository)."""
+        from . import telemetry
+        from .policy import load_policy
+        from .publisher import Publisher
+        from .retention.inventory import RegistryInventory
+        from .retention.records import RUNS_TABLE, RetentionStore
+        from .retention.service import RetentionService
+
+        telemetry.configure()
+        verifier = self.verifier
+        return RetentionService(
+            settings=self.settings,
+            policy=load_policy(self.settings.policy_path).retention,
+            inventory=RegistryInventory(self.registry_data, lambda ref, repo: verifier.history(ref, repo)),
+            store=RetentionStore(clients.storage_table(RUNS_TABLE)),
             publisher=Publisher(clients.event_publisher()),
             clock=self.clock,
         )

@@ -2,6 +2,9 @@
 
 The first rule whose `match` fits the repository wins; the `default` rule applies
 otherwise. Each rule only overrides the settings it names.
+
+The file's `retention` section holds the image retention rules (`RetentionPolicy`, applied by
+shared/retention): not part of a verdict, so changing it needs no new `version`.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError
+from .retention.grammar import compile_regex, parse_duration, parse_purge, split_filter
 
 IMAGE_TYPES = [
     "application/vnd.oci.image.manifest.v1+json",
@@ -93,12 +97,131 @@ class MatchedRule(Rule):
     match: str
 
 
+def _duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+def _tag_regex_or_none(value: str | None) -> str | None:
+    if value is not None:
+        compile_regex(value, "tagPattern")
+    return value
+
+
+class RetentionKeep(BaseModel):
+    """Keep the latest N tags (by semantic version or by push time), or every tag matching a pattern, or
+    the latest N among those matching it. A pattern is searched in the tag (anchor it with ^…$)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    latest: int | None = Field(None, ge=1, le=100_000)
+    by: Literal["semver", "pushed"] | None = None
+    tag_pattern: str | None = Field(None, alias="tagPattern", max_length=512)
+
+    _pattern = field_validator("tag_pattern")(_tag_regex_or_none)
+
+    @model_validator(mode="after")
+    def _something_kept(self) -> RetentionKeep:
+        if self.latest is None and self.tag_pattern is None:
+            raise ValueError("a keep rule names `latest` or `tagPattern` (or both)")
+        if self.by is not None and self.latest is None:
+            raise ValueError("`by` orders `latest`: give `latest` too")
+        return self
+
+
+class RetentionDelete(BaseModel):
+    """Delete tags older than an age (optionally only those matching a pattern), or untagged manifests
+    older than an age. Ages are acr purge's `--ago` durations: 30d, 36h, 2d3h6m."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    tags_older_than: str | None = Field(None, alias="tagsOlderThan", max_length=64)
+    tag_pattern: str | None = Field(None, alias="tagPattern", max_length=512)
+    untagged_older_than: str | None = Field(None, alias="untaggedOlderThan", max_length=64)
+
+    _durations = field_validator("tags_older_than", "untagged_older_than")(_duration)
+    _pattern = field_validator("tag_pattern")(_tag_regex_or_none)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RetentionDelete:
+        if (self.tags_older_than is None) == (self.untagged_older_than is None):
+            raise ValueError("a delete rule names exactly one of `tagsOlderThan` and `untaggedOlderThan`")
+        if self.tag_pattern is not None and self.tags_older_than is None:
+            raise ValueError("`tagPattern` selects tags: it goes with `tagsOlderThan`")
+        return self
+
+
+class RetentionPurge(BaseModel):
+    """An `acr purge` job, unchanged: the command line as a string, or its parts."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    filter: list[str] = Field(min_length=1, max_length=64)
+    ago: str = Field(max_length=64)
+    keep: int = Field(0, ge=0, le=100_000)
+    untagged: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _command_line(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            args = parse_purge(value)
+            return {"filter": [f"{r}:{t}" for r, t in args.filters], "ago": args.ago_text,
+                    "keep": args.keep, "untagged": args.untagged}  # fmt: skip
+        if isinstance(value, dict) and isinstance(value.get("filter"), str):
+            return {**value, "filter": [value["filter"]]}
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _filters(cls, value: list[str]) -> list[str]:
+        for item in value:
+            split_filter(item)
+        return value
+
+    _ago = field_validator("ago")(_duration)
+
+
+class RetentionRule(BaseModel):
+    """The rules of the repositories `match` (a glob) selects, or, without `match`, those a purge
+    filter's repository expression selects. The first rule that applies to a repository is its rule."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    match: str | None = Field(None, min_length=1, max_length=256)
+    keep: list[RetentionKeep] = Field(default_factory=list, max_length=64)
+    delete: list[RetentionDelete] = Field(default_factory=list, max_length=64)
+    purge: RetentionPurge | None = None
+
+    @model_validator(mode="after")
+    def _applies_somewhere(self) -> RetentionRule:
+        if self.match is None and self.purge is None:
+            raise ValueError("a retention rule needs `match` (a repository glob) or `purge`")
+        return self
+
+
+class RetentionPolicy(BaseModel):
+    """The retention section. Its limits can only make the settings stricter: the larger minimum age and
+    the smaller caps win."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    min_age: str | None = Field(None, alias="minAge", max_length=64)
+    max_deletions: int | None = Field(None, alias="maxDeletions", ge=0)
+    max_deletion_percent: float | None = Field(None, alias="maxDeletionPercent", ge=0, le=100)
+    rules: list[RetentionRule] = Field(default_factory=list, max_length=256)
+
+    _min_age = field_validator("min_age")(_duration)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     default: dict[str, Any] = Field(default_factory=dict)
     rules: list[dict[str, Any]] = Field(default_factory=list)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     def model_post_init(self, context: Any) -> None:
         self._default = Rule.model_validate(self.default)

@@ -466,3 +466,32 @@ class RegistryClient:
             repository_scope(repository),
             json=attributes,
         )
+
+    # Retention: the manifest listing and deletes ---------------------------------------------
+    def list_manifests(self, repository: str, n: int, last: str | None = None) -> Page:
+        """A page of ACR's `_manifests` view: digest, tags, times, media type, changeable attributes,
+        and an index's children in `references`."""
+        query = {"n": str(n), **({"last": last} if last else {})}
+        response = self._send(
+            "GET",
+            f"/acr/v1/{repository}/_manifests?{urlencode(query)}",
+            repository_scope(repository),
+        )
+        manifests = response.json().get("manifests") or []
+        return Page([m for m in manifests if isinstance(m, dict)], _next_last(response))
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """`DELETE /v2/<repo>/manifests/<digest>` (ACRDATA DeleteManifest): the manifest and every tag on
+        it; ACR deletes its OCI referrers with it. Asked with a token for `delete` only."""
+        if not digest.startswith("sha256:"):
+            raise InvalidInput(f"a manifest is deleted by digest, not '{digest}'")
+        self._send("DELETE", f"/v2/{repository}/manifests/{digest}", self._delete_scope(repository))
+
+    def delete_tag(self, repository: str, tag: str) -> None:
+        """`DELETE /acr/v1/<repo>/_tags/<tag>` (ACRDATA DeleteTag): the tag only, its manifest stays."""
+        self._send("DELETE", f"/acr/v1/{repository}/_tags/{tag}", self._delete_scope(repository))
+
+    @staticmethod
+    def _delete_scope(repository: str) -> str:
+        """Deletes alone carry `delete`: every other request's token keeps the narrower scope."""
+        return f"repository:{repository}:delete"

@@ -25,6 +25,8 @@ from .errors import (
 if TYPE_CHECKING:
     from .cleanup import Plan, RunRecord
     from .registry import Page, RegistryClient
+    from .retention.records import Plan as RetentionPlan
+    from .retention.records import RunRecord as RetentionRun
     from .tasks import ImageRef, RunDetail, RunLog, RunState, SourceUpload
     from .verdicts import Verdict
 
@@ -350,3 +352,35 @@ def cleanup_run(run_id: str) -> RunRecord:
 def extend_lab(group: str, hours: float, subscription: str | None = None) -> dt.datetime:
     """Push a lab's expiry out by `hours`, at most CLEANUP_MAX_EXTENSION_HOURS from now: the new expiry."""
     return get_container().cleanup.extend(group, hours, subscription)
+
+
+# Image retention -----------------------------------------------------------------------------------------
+
+
+def plan_retention(filters: Mapping[str, Any] | None = None) -> RetentionPlan:
+    """Every tag and manifest of the repositories a retention rule applies to (narrowed by `filters`:
+    registry, repositories), with its decision and the rule that decided it. Deletes nothing; stored
+    under its id for `execute_retention`. Conflict when retention is turned off."""
+    return get_container().retention.plan(filters)
+
+
+def execute_retention(
+    plan_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    *,
+    confirm: bool,
+    dry_run: bool | None = None,
+) -> RetentionRun:
+    """Plan afresh and delete what both plans delete (or, with filters, what the fresh plan deletes),
+    re-reading each manifest or tag right before its delete. RETENTION_DRY_RUN=true always wins."""
+    return get_container().retention.execute(
+        plan_id, filters, confirm=confirm, dry_run=dry_run, trigger="api"
+    )
+
+
+def retention_plan(plan_id: str) -> RetentionPlan:
+    return get_container().retention.get_plan(plan_id)
+
+
+def retention_run(run_id: str) -> RetentionRun:
+    return get_container().retention.get_run(run_id)

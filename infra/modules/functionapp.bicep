@@ -127,6 +127,24 @@ param cleanupCreationTags string
 @description('CLEANUP_PROTECTION_TAG (comma-separated tag names that protect a group, any value)')
 param cleanupProtectionTag string
 
+@description('RETENTION_ENABLED')
+param retentionEnabled bool
+
+@description('RETENTION_DRY_RUN')
+param retentionDryRun bool
+
+@description('RETENTION_SCHEDULE (NCRONTAB, six fields)')
+param retentionSchedule string
+
+@description('RETENTION_MAX_DELETIONS (per repository and run)')
+param retentionMaxDeletions int
+
+@description('RETENTION_MAX_DELETION_PERCENT (of a repository\'s manifests, per run)')
+param retentionMaxDeletionPercent int
+
+@description('RETENTION_MIN_AGE_HOURS (no younger image is touched)')
+param retentionMinAgeHours int
+
 // ---- optional App Service authentication (Entra ID) in front of the API ----
 
 @description('Require an Entra ID token on every request to the app (except the Event Grid webhook).')
@@ -273,6 +291,12 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CLEANUP_EXPIRY_TAG: cleanupExpiryTag
     CLEANUP_CREATION_TAGS: cleanupCreationTags
     CLEANUP_PROTECTION_TAG: cleanupProtectionTag
+    RETENTION_ENABLED: retentionEnabled ? 'true' : 'false'
+    RETENTION_DRY_RUN: retentionDryRun ? 'true' : 'false'
+    RETENTION_SCHEDULE: retentionSchedule
+    RETENTION_MAX_DELETIONS: string(retentionMaxDeletions)
+    RETENTION_MAX_DELETION_PERCENT: string(retentionMaxDeletionPercent)
+    RETENTION_MIN_AGE_HOURS: string(retentionMinAgeHours)
   }
 }
 

@@ -20,6 +20,8 @@
 //   access to the registry: the app schedules them with the caller's identity
 //   (`[caller]` as the source registry identity), so they pull and push with
 //   these same rights and need no role of their own.
+// Deletes (image retention, only when it is turned on): AcrDelete in RBAC-only mode (the push roles carry
+// no delete); Container Registry Repository Contributor in ABAC mode (read, write and delete).
 // Control plane: Container Registry Tasks Contributor, to schedule and follow
 // ACR Task runs (smoke runs, builds) and read their logs.
 
@@ -32,12 +34,17 @@ param principalId string
 @description('True when the registry uses the "RBAC Registry + ABAC Repository Permissions" mode.')
 param registryAbacMode bool = false
 
+@description('True when image retention is turned on: the app may then delete images.')
+param retentionEnabled bool = false
+
 var roleIds = {
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
   acrPush: '8311e382-0749-4cb8-b61a-304f252e45ec'
   repositoryWriter: '2a1e307c-b015-4ebd-883e-5b7698a07328'
   repositoryCatalogLister: 'bfdb9389-c9a5-478a-bb2f-ba9ca092c3c7'
   tasksContributor: 'fb382eab-e894-4461-af04-94435c366c3f'
+  acrDelete: 'c2f4ef07-c644-48eb-af81-4b1b4947fb11'
+  repositoryContributor: '2efddaa5-3f1f-4df3-97df-af3f13818f4c'
 }
 
 resource registry 'Microsoft.ContainerRegistry/registries@2025-11-01' existing = {
@@ -85,6 +92,28 @@ resource repositoryCatalogLister 'Microsoft.Authorization/roleAssignments@2022-0
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.repositoryCatalogLister)
+  }
+}
+
+resource acrDelete 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (retentionEnabled && !registryAbacMode) {
+  name: guid(registry.id, principalId, roleIds.acrDelete)
+  scope: registry
+  properties: {
+    description: 'Dockmaster: delete images that the retention rules expire'
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.acrDelete)
+  }
+}
+
+resource repositoryContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (retentionEnabled && registryAbacMode) {
+  name: guid(registry.id, principalId, roleIds.repositoryContributor)
+  scope: registry
+  properties: {
+    description: 'Dockmaster: delete images that the retention rules expire (ABAC-enabled registry)'
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.repositoryContributor)
   }
 }
 

@@ -360,3 +360,103 @@ class LabExtended(BaseModel):
     name: str
     hours: float
     expiry: dt.datetime = Field(description="the new expiry, written to the lab's expiry tag")
+
+
+# Image retention ------------------------------------------------------------------------------------------
+# The response documents are the retention records' public() forms (shared/retention/records.py).
+
+RetentionDecision = Literal["delete", "untag", "deferred", "keep", "protected"]
+RetentionResult = Literal["deleted", "would-delete", "kept", "not-reviewed", "gone", "failed"]
+RepositoryGlob = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class RetentionFilters(Strict):
+    """Filters only narrow: repositories no retention rule applies to are never in a plan."""
+
+    registry: str | None = Field(
+        None, max_length=64, description="a configured registry's name; default: all"
+    )
+    repositories: list[RepositoryGlob] = Field(
+        default_factory=list, max_length=50, description="repository names or globs, e.g. app/*"
+    )
+
+
+class RetentionPlanRequest(Strict):
+    filters: RetentionFilters = Field(default_factory=RetentionFilters)
+
+
+class RetentionExecuteRequest(Strict):
+    planId: str = Field(max_length=128, description="a plan returned by /api/retention/plan")
+    confirm: bool = Field(strict=True, description="must be true: execution deletes images")
+    dryRun: bool | None = Field(
+        None,
+        strict=True,
+        description="true: delete nothing, report what would go (false never overrides RETENTION_DRY_RUN)",
+    )
+
+    @field_validator("confirm")
+    @classmethod
+    def _confirmed(cls, value: bool) -> bool:
+        if value is not True:
+            raise ValueError("confirm must be true: execution deletes images")
+        return value
+
+
+class RetentionItem(BaseModel):
+    registry: str
+    repository: str
+    kind: Literal["tag", "manifest"]
+    name: str = Field(description="the tag, or the manifest's digest")
+    digest: str
+    decision: RetentionDecision
+    rule: str = Field(
+        description="the rule that decided (retention.rules[i].keep[j] …) or the protection (locked, "
+        "min-age, verifying, kept-tag, index, referrer, unlisted), or none"
+    )
+    reason: str
+    updated: str | None = Field(
+        None, description="the tag's or manifest's last update, as the registry lists it"
+    )
+    tags: list[str] = Field(default_factory=list, description="a manifest's tags")
+    mediaType: str = ""
+
+
+class RetentionPlanOut(BaseModel):
+    planId: str = Field(examples=["plan-20261129T023000Z-0a1b2c3d"])
+    createdAt: str
+    dryRun: bool = Field(description="RETENTION_DRY_RUN when the plan was made")
+    filters: RetentionFilters
+    requests: int = Field(description="registry requests the plan took")
+    counts: dict[str, int] = Field(description="items per kind:decision")
+    repositories: list[dict[str, Any]] = Field(
+        description="per repository: its rule, manifests, tags, cap, deletions"
+    )
+    items: list[RetentionItem] = Field(
+        description="every tag and manifest with its decision, rule and reason"
+    )
+    omitted: int | None = Field(
+        None, description="kept items left out of a stored plan too large to hold them"
+    )
+
+
+class RetentionOutcome(RetentionItem):
+    result: RetentionResult
+    planReason: str = Field("", description="why the plan deleted it")
+    transient: bool = False
+
+
+class RetentionRunOut(BaseModel):
+    runId: str = Field(examples=["run-20261129T023000Z-0a1b2c3d"])
+    trigger: str = Field(description="api or timer")
+    dryRun: bool
+    startedAt: str
+    finishedAt: str | None = None
+    planId: str = Field(description="the fresh plan the run acted on")
+    reviewedPlanId: str | None = None
+    counts: dict[str, int]
+    deleted: list[str] = Field(description="repository:tag untagged, repository@digest deleted")
+    failed: list[str]
+    outcomes: list[RetentionOutcome]
+    notes: list[str] = Field(default_factory=list)
+    error: str | None = None
+    plan: RetentionPlanOut

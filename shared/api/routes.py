@@ -571,3 +571,66 @@ def extend_lab(
     group = params.resource_group(name)
     expiry = services.extend_lab(group, body.hours, body.subscription)
     return models.LabExtended(name=group, hours=body.hours, expiry=expiry)
+
+
+# Image retention -------------------------------------------------------------------------------------------
+
+
+RETENTION_OFF = "retention is turned off (RETENTION_ENABLED=false)"
+
+
+@router.post(
+    "/retention/plan",
+    response_model=models.RetentionPlanOut,
+    responses={409: _error(RETENTION_OFF)},
+    dependencies=operate,
+    summary="Plan image retention: every tag and manifest, its decision and rule; deletes nothing",
+    description="The repositories a retention rule of the policy file applies to, narrowed by the filters. "
+    "The plan is stored: execute it by its `planId`.",
+)
+def plan_retention(
+    body: Annotated[models.RetentionPlanRequest | None, Body()] = None,
+) -> models.RetentionPlanOut:
+    filters = (body or models.RetentionPlanRequest()).filters
+    plan = services.plan_retention(filters.model_dump(exclude_none=True))
+    return models.RetentionPlanOut.model_validate(plan.public())
+
+
+@router.post(
+    "/retention/execute",
+    response_model=models.RetentionRunOut,
+    responses={
+        404: _error("no such plan"),
+        409: _error(f"{RETENTION_OFF}, or the plan is more than 24 hours old: make a new one"),
+        503: _error("a dependency is unavailable, or a delete failed in a way worth retrying (detail.runId)"),
+    },
+    dependencies=operate,
+    summary="Execute a reviewed retention plan (confirm: true): deletes only what it and a fresh plan delete",
+    description="Right before each delete the manifest or tag is read again (still there, still pointing "
+    "where the plan saw it, still unlocked); otherwise it is kept. With RETENTION_DRY_RUN=true or "
+    "`dryRun: true` nothing is deleted (outcome `would-delete`). The run is stored: "
+    "/api/retention/runs/{runId}.",
+)
+def execute_retention(body: models.RetentionExecuteRequest) -> models.RetentionRunOut:
+    run = services.execute_retention(body.planId, confirm=body.confirm, dry_run=body.dryRun)
+    return models.RetentionRunOut.model_validate(run.public())
+
+
+@router.get(
+    "/retention/plans/{planId}",
+    response_model=models.RetentionPlanOut,
+    dependencies=read,
+    summary="A stored retention plan",
+)
+def get_retention_plan(planId: Annotated[str, Path(max_length=64)]) -> models.RetentionPlanOut:
+    return models.RetentionPlanOut.model_validate(services.retention_plan(planId).public())
+
+
+@router.get(
+    "/retention/runs/{runId}",
+    response_model=models.RetentionRunOut,
+    dependencies=read,
+    summary="A retention run record: what it deleted, kept, and why",
+)
+def get_retention_run(runId: Annotated[str, Path(max_length=64)]) -> models.RetentionRunOut:
+    return models.RetentionRunOut.model_validate(services.retention_run(runId).public())

@@ -40,9 +40,9 @@ def new_id(kind: str, now: dt.datetime) -> str:
     return f"{kind}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-def check_id(kind: str, value: str) -> str:
+def check_id(kind: str, value: str, noun: str = "cleanup") -> str:
     if not isinstance(value, str) or not ID.fullmatch(value) or not value.startswith(f"{kind}-"):
-        raise InvalidInput(f"'{value}' is not a cleanup {kind} id ({kind}-YYYYMMDDTHHMMSSZ-xxxxxxxx)")
+        raise InvalidInput(f"'{value}' is not a {noun} {kind} id ({kind}-YYYYMMDDTHHMMSSZ-xxxxxxxx)")
     return value
 
 
@@ -308,7 +308,9 @@ def _short(names: list[str], limit: int = 30_000) -> str:
 
 
 class RunStore:
-    """Plans and run records in Azure Table storage."""
+    """Plans and run records in Azure Table storage (image retention's store is one too)."""
+
+    NOUN: ClassVar[str] = "cleanup"  # what the records are of, in messages
 
     def __init__(self, table: Any) -> None:
         self._table = table
@@ -317,7 +319,7 @@ class RunStore:
     def _ensure(self) -> None:
         if self._ready:
             return
-        ensure_table(self._table, "cleanup")
+        ensure_table(self._table, self.NOUN)
         self._ready = True
 
     def _write(self, kind: str, row: str, body: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -330,16 +332,16 @@ class RunStore:
         try:
             self._table.upsert_entity(entity, mode="replace")
         except AzureError as exc:
-            raise table_error(exc, f"storing the cleanup {kind} {row}") from exc
+            raise table_error(exc, f"storing the {self.NOUN} {kind} {row}") from exc
 
     def _read(self, kind: str, row: str) -> dict[str, Any]:
         self._ensure()
         try:
-            return _unpack(self._table.get_entity(kind, check_id(kind, row)))
+            return _unpack(self._table.get_entity(kind, check_id(kind, row, self.NOUN)))
         except ResourceNotFoundError as exc:
-            raise NotFound(f"no cleanup {kind} '{row}'") from exc
+            raise NotFound(f"no {self.NOUN} {kind} '{row}'") from exc
         except AzureError as exc:
-            raise table_error(exc, f"reading the cleanup {kind} '{row}'") from exc
+            raise table_error(exc, f"reading the {self.NOUN} {kind} '{row}'") from exc
 
     def save_plan(self, plan: Plan) -> None:
         summary = {

@@ -72,6 +72,8 @@ BUILT_IN_ROLES = {
     "2a1e307c-b015-4ebd-883e-5b7698a07328": "Container Registry Repository Writer",
     "bfdb9389-c9a5-478a-bb2f-ba9ca092c3c7": "Container Registry Repository Catalog Lister",
     "fb382eab-e894-4461-af04-94435c366c3f": "Container Registry Tasks Contributor",
+    "c2f4ef07-c644-48eb-af81-4b1b4947fb11": "AcrDelete",
+    "2efddaa5-3f1f-4df3-97df-af3f13818f4c": "Container Registry Repository Contributor",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
@@ -93,6 +95,12 @@ EXPECTED_ASSIGNMENTS = {
         "registryAbacMode",
     ),
     ("Container Registry Tasks Contributor", "Microsoft.ContainerRegistry/registries", ""),
+    ("AcrDelete", "Microsoft.ContainerRegistry/registries", "and(retentionEnabled, !registryAbacMode)"),
+    (
+        "Container Registry Repository Contributor",
+        "Microsoft.ContainerRegistry/registries",
+        "and(retentionEnabled, registryAbacMode)",
+    ),
     ("Storage Blob Data Owner", "Microsoft.Storage/storageAccounts", ""),
     ("Storage Queue Data Contributor", "Microsoft.Storage/storageAccounts", ""),
     ("Storage Table Data Contributor", "Microsoft.Storage/storageAccounts", ""),
@@ -287,7 +295,7 @@ def test_settings_come_from_the_right_places() -> None:
 
     # Cleanup settings from parameters of main.bicep, with the sample's defaults.
     sample = sample_settings()
-    for name in (n for n in sample if n.startswith("CLEANUP_")):
+    for name in (n for n in sample if n.startswith(("CLEANUP_", "RETENTION_"))):
         rendered = render(settings[name])
         [param] = [p for p in parameters(FUNCTION_APP) if p.lower() == name.replace("_", "").lower()]
         assert param in rendered, f"{name} = {rendered}, not from parameter {param}"

@@ -64,6 +64,7 @@ def local_host(devstack: Devstack, tmp: Path, settings: dict[str, str]) -> Itera
         "AzureWebJobsStorage": str(devstack.endpoints["storageConnectionString"]),
         "AZURE_SUBSCRIPTION_ID": devstack.subscription,
         "AZURE_RESOURCE_MANAGER_ENDPOINT": devstack.arm,
+        "RETENTION_SCHEDULE": "0 30 2 * * *",  # the app's timers resolve their %SETTING% schedules
         **settings,
     }
     (tmp / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))

@@ -44,6 +44,10 @@ ENDPOINTS = {
     ("get", "/api/cleanup/plans/{planId}"),
     ("get", "/api/cleanup/runs/{runId}"),
     ("post", "/api/resource-groups/{name}/extend"),
+    ("post", "/api/retention/plan"),
+    ("post", "/api/retention/execute"),
+    ("get", "/api/retention/plans/{planId}"),
+    ("get", "/api/retention/runs/{runId}"),
 }
 
 
@@ -534,6 +538,7 @@ def test_the_host_creates_the_apps_routes() -> None:
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "DOCKMASTER_RUNS_QUEUE": "runs",
         "CLEANUP_SCHEDULE": "0 0 * * * *",
+        "RETENTION_SCHEDULE": "0 30 2 * * *",
     }
     specs = index(function_app.app, settings, route_prefix="api")
     http = [spec for spec in specs if spec.trigger_type == "httpTrigger"]

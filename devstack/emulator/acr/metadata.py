@@ -225,16 +225,38 @@ class RepositoryMetadata:
         self, registry: FrontRegistry, storage: RegistryStorage, name: str
     ) -> list[ManifestView]:
         """Every listed manifest of a repository, unordered."""
-        tags = await asyncio.to_thread(storage.tags, name)
-        records = await asyncio.to_thread(
-            lambda: [m for d in storage.manifests(name) if (m := storage.manifest(name, d)) is not None]
-        )
+        return await self.manifest_page(registry, storage, name, None, None)
+
+    async def manifest_page(
+        self,
+        registry: FrontRegistry,
+        storage: RegistryStorage,
+        name: str,
+        last: str | None,
+        limit: int | None,
+    ) -> list[ManifestView]:
+        """Listed manifests by digest after `last`, at most `limit` (None: all): a page reads its own
+        manifests, the revisions' links and the tags (to name each manifest's), not every manifest."""
         table = self.attributes.table(registry)
-        return [
-            self.manifest_view(registry, name, m, tags, table)
-            for m in records
-            if self.attributes.get(registry, manifest_target(name, m.digest), table).list_enabled
-        ]
+
+        def listed(digest: str) -> bool:
+            return self.attributes.get(registry, manifest_target(name, digest), table).list_enabled
+
+        def read() -> tuple[list[ManifestRecord], list[TagRecord]]:
+            records: list[ManifestRecord] = []
+            for digest in sorted(storage.manifest_digests(name)):
+                if limit is not None and len(records) >= limit:
+                    break
+                wanted = (last is None or digest > last) and listed(digest)
+                if wanted and (record := storage.manifest(name, digest)) is not None:
+                    records.append(record)
+            return records, storage.tags(name) if records else []
+
+        records, tags = await asyncio.to_thread(read)
+        by_digest: dict[str, list[TagRecord]] = {}
+        for tag in tags:
+            by_digest.setdefault(tag.digest, []).append(tag)
+        return [self.manifest_view(registry, name, m, by_digest.get(m.digest, []), table) for m in records]
 
     async def manifest(self, storage: RegistryStorage, name: str, digest: str) -> ManifestRecord:
         if not DIGEST.fullmatch(digest):

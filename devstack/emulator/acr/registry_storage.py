@@ -8,6 +8,7 @@ times, untagging), but its storage layout is plain files the emulator owns:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,16 @@ class TagRecord:
     updated: float
 
 
+# What a manifest's bytes say (media type, size with its blobs, config media type, architecture, os,
+# an index's children): read once per digest and storage, since a digest fixes its bytes.
+ManifestContent = tuple[str, int, str | None, str | None, str | None, list[dict[str, Any]]]
+MAX_CONTENTS = 100_000
+_CONTENTS: dict[tuple[Path, str], ManifestContent] = {}
+# Each repository's tags as last read, by name: (the link's mtime, inode and size, the record).
+MAX_TAGGED_REPOSITORIES = 1_000
+_TAGS: dict[Path, dict[str, tuple[tuple[int, int, int], TagRecord]]] = {}
+
+
 @dataclass(frozen=True)
 class ManifestRecord:
     digest: str
@@ -57,12 +68,16 @@ class RegistryStorage:
     def __init__(self, root: Path, namespace: str) -> None:
         self.root = root / "docker" / "registry" / "v2"
         self.namespace = namespace
+        self._dirs: dict[str, Path] = {}  # resolved and checked, for as long as this request lasts
 
     def _repo_dir(self, repo: str) -> Path:
+        if (known := self._dirs.get(repo)) is not None:
+            return known
         path = (self.root / "repositories" / self.namespace / repo).resolve()
         base = (self.root / "repositories" / self.namespace).resolve()
         if not path.is_relative_to(base) or path == base:
             raise ValueError(f"invalid repository name '{repo}'")
+        self._dirs[repo] = path
         return path
 
     def repositories(self) -> list[str]:
@@ -77,13 +92,42 @@ class RegistryStorage:
         return sorted(names)
 
     def exists(self, repo: str) -> bool:
-        return bool(self.manifests(repo))
+        """Whether the repository holds a manifest: up to the first linked revision, not a listing."""
+        try:
+            revisions = self.revisions_dir(repo)
+        except ValueError:
+            return False
+        if not revisions.is_dir():
+            return False
+        with os.scandir(revisions) as entries:
+            return any(os.path.isfile(os.path.join(entry.path, "link")) for entry in entries)
 
     def tags(self, repo: str) -> list[TagRecord]:
+        """Every tag: a stat of each tag's link, read again only when the link changed (a push rewrites
+        it), so a listing of a repository of many tags costs no read of every tag."""
         tags_dir = self._repo_dir(repo) / "_manifests" / "tags"
         if not tags_dir.is_dir():
             return []
-        return [record for tag_dir in tags_dir.iterdir() if (record := self._record(tag_dir)) is not None]
+        if len(_TAGS) >= MAX_TAGGED_REPOSITORIES and tags_dir not in _TAGS:
+            _TAGS.clear()
+        known = _TAGS.setdefault(tags_dir, {})
+        records: dict[str, TagRecord] = {}
+        with os.scandir(tags_dir) as entries:
+            for entry in entries:
+                try:
+                    link = os.stat(os.path.join(entry.path, "current", "link"))
+                except OSError:
+                    continue
+                version = (link.st_mtime_ns, link.st_ino, link.st_size)
+                cached = known.get(entry.name)
+                if cached is not None and cached[0] == version:
+                    records[entry.name] = cached[1]
+                elif (record := self._record(Path(entry.path))) is not None:
+                    known[entry.name] = (version, record)
+                    records[entry.name] = record
+        for gone in known.keys() - records.keys():
+            del known[gone]
+        return list(records.values())
 
     def tags_after(
         self, repo: str, last: str | None, limit: int, keep: Callable[[str], bool]
@@ -136,6 +180,15 @@ class RegistryStorage:
             return False
         return (self.revisions_dir(repo) / hexdigest / "link").is_file()
 
+    def manifest_digests(self, repo: str) -> list[str]:
+        """The digests of the repository's revisions, from one directory listing (no stat): a deleted
+        manifest's directory stays, without its link, so `manifest` of one may be None."""
+        try:
+            revisions = self.revisions_dir(repo)
+        except ValueError:
+            return []
+        return [f"sha256:{name}" for name in os.listdir(revisions)] if revisions.is_dir() else []
+
     def manifests(self, repo: str) -> dict[str, float]:
         """Digest → time the revision was first pushed."""
         try:
@@ -161,10 +214,30 @@ class RegistryStorage:
         path = self.root / "blobs" / "sha256" / hexdigest[:2] / hexdigest / "data"
         return path.read_bytes() if path.is_file() else None
 
-    def manifest(self, repo: str, digest: str) -> ManifestRecord | None:
-        created = self.manifests(repo).get(digest)
-        raw = self.blob(digest) if created is not None else None
-        if raw is None or created is None:
+    def manifest(self, repo: str, digest: str, created: float | None = None) -> ManifestRecord | None:
+        """One manifest of the repository (`created` as `manifests` listed it, else read from its link):
+        what its bytes say is read once per digest, which fixes them."""
+        if created is None:
+            if not self.has_manifest(repo, digest):
+                return None
+            created = (self.revisions_dir(repo) / digest.partition(":")[2] / "link").stat().st_mtime
+        content = self._content(digest)
+        return None if content is None else ManifestRecord(digest, created, *content)
+
+    def _content(self, digest: str) -> ManifestContent | None:
+        key = (self.root, digest)
+        found = _CONTENTS.get(key)
+        if found is None:
+            found = self._read_content(digest)
+            if found is not None:
+                if len(_CONTENTS) >= MAX_CONTENTS:
+                    _CONTENTS.clear()
+                _CONTENTS[key] = found
+        return found
+
+    def _read_content(self, digest: str) -> ManifestContent | None:
+        raw = self.blob(digest)
+        if raw is None:
             return None
         document = json.loads(raw)  # docker-registry validated it: a manifest is a JSON object
         media_type = document.get("mediaType", "application/vnd.oci.image.manifest.v1+json")
@@ -184,9 +257,7 @@ class RegistryStorage:
             }
             for m in document.get("manifests") or []
         ]
-        return ManifestRecord(
-            digest, created, media_type, size, config.get("mediaType"), architecture, os_name, references
-        )
+        return (media_type, size, config.get("mediaType"), architecture, os_name, references)
 
     def untag(self, repo: str, tag: str) -> bool:
         tag_dir = self._repo_dir(repo) / "_manifests" / "tags" / tag

@@ -170,10 +170,17 @@ class MetadataRoutes:
     # Manifests ----------------------------------------------------------------------------------
     async def list_manifests(self, call: Call) -> Response:
         query = call.request.query_params
-        views = await self._metadata.manifests(call.registry, call.storage, call.name)
-        views = after(
-            ordered(views, query.get("orderby", ""), manifest_digest), manifest_digest, query.get("last")
-        )
+        if not query.get("orderby"):
+            # By digest, the default: build only this page's views (and one more, for the Link).
+            size = page_size(call.request)
+            views = await self._metadata.manifest_page(
+                call.registry, call.storage, call.name, query.get("last"), size + 1
+            )
+        else:
+            views = await self._metadata.manifests(call.registry, call.storage, call.name)
+            views = after(
+                ordered(views, query.get("orderby", ""), manifest_digest), manifest_digest, query.get("last")
+            )
         page, headers = paged(call.request, views, manifest_digest, f"/acr/v1/{call.name}/_manifests")
         body = {"registry": call.registry.login_server, "imageName": call.name, "manifests": page}
         return JSONResponse(body, headers=headers)

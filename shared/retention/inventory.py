@@ -62,6 +62,7 @@ def manifest_of(found: dict[str, Any]) -> Manifest:
         write,
         delete,
         children,
+        str(found["configMediaType"]) if found.get("configMediaType") else None,
     )
 
 

@@ -53,6 +53,7 @@ NO_SUBJECT_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
 VERIFICATION_LOCK = "(Dockmaster's verification lock or a person's)"
+EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 
 SubjectOf = Callable[["Manifest"], str | None]
 
@@ -87,10 +88,18 @@ class Manifest:
     write_enabled: bool = True
     delete_enabled: bool = True
     references: tuple[str, ...] = ()  # an index's children
+    config_media_type: str | None = None  # as ACR's listing names it
 
     @property
     def locked(self) -> list[str]:
         return _locks(self.write_enabled, self.delete_enabled)
+
+    @property
+    def attached(self) -> bool:
+        """An OCI artifact with the empty config: how signatures, SBOMs and verdicts are attached to an
+        image (image-spec "Guidelines for Artifact Usage"); it goes with its subject, so it does not
+        count in the size of its repository."""
+        return self.config_media_type == EMPTY_CONFIG
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,11 @@ class Repository:
     tags: Mapping[str, Tag]
     manifests: Mapping[str, Manifest]
     verifying: frozenset[str] = frozenset()  # digests with a verdict that is not final
+
+    @property
+    def size(self) -> int:
+        """The manifests the cap's per cent is of: all but the artifacts attached to others."""
+        return sum(1 for manifest in self.manifests.values() if not manifest.attached)
 
 
 @dataclass(frozen=True)
@@ -286,7 +300,7 @@ class _Work:
 
     @property
     def cap(self) -> int:
-        return self.limits.cap(len(self.repo.manifests))
+        return self.limits.cap(self.repo.size)
 
     def tags_on(self, manifest: Manifest) -> list[str]:
         return sorted({*manifest.tags, *self.on.get(manifest.digest, ())})
@@ -430,7 +444,7 @@ def _apply_cap(work: _Work, now: dt.datetime) -> None:
             else:
                 work.chosen.add(name)
                 work.actions += 1
-    over = work.limits.describe(len(work.repo.manifests))
+    over = work.limits.describe(work.repo.size)
     for kind, name in work.pending:
         marks = work.tags if kind == TAG else work.manifests
         mark = marks[name]

@@ -61,7 +61,8 @@ class Limits:
     def describe(self, manifests: int) -> str:
         return (
             f"the cap of {self.cap(manifests)} deletions per repository (the smaller of "
-            f"{self.max_deletions} and {self.max_percent:g}% of its {manifests} manifests)"
+            f"{self.max_deletions} and {self.max_percent:g}% of its {manifests} manifests, attached "
+            "artifacts aside)"
         )
 
 

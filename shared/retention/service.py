@@ -129,7 +129,7 @@ class RetentionService:
                         "rule": rules.source if rules else None,
                         "manifests": len(repo.manifests),
                         "tags": len(repo.tags),
-                        "cap": limits.cap(len(repo.manifests)),
+                        "cap": limits.cap(repo.size),
                         "deletions": sum(1 for i in items if i.acts),
                         "deferred": sum(1 for i in items if i.decision == "deferred"),
                     }

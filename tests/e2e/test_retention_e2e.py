@@ -16,6 +16,7 @@ from shared.policy import RetentionPolicy
 from shared.publisher import Publisher
 from shared.registry import RegistryClient
 from shared.retention.inventory import RegistryInventory, parse_time
+from shared.retention.planner import EMPTY_CONFIG
 from shared.retention.records import DELETED, RetentionStore
 from shared.retention.service import RetentionService
 from shared.verdicts import VerdictStore
@@ -108,11 +109,20 @@ def test_retention_deletes_exactly_what_the_rules_say(
     ]
     doomed = {i.digest for i in plan.deletions if i.kind == "manifest"}
 
+    # The verdicts the app attached to the images to be deleted go with them (ACR deletes a subject's
+    # referrers with it); retention itself never deleted one.
+    attached = {d for d, m in manifests_before.items() if m.get("configMediaType") == EMPTY_CONFIG}
+    assert attached, "each verified image has its verdict referrer"
+    assert not attached & doomed
+    went_along = {
+        d for d in attached if client.get_manifest(repository, d).document["subject"]["digest"] in doomed
+    }
+    assert went_along
     run = service.execute(plan.plan_id, confirm=True)
     assert {o.result for o in run.outcomes} == {DELETED}, [o.reason for o in run.outcomes]
     assert {t["name"] for t in client.list_tags(repository, 100).items} == {"2.0.0", "0.9.0", "young"}
     after = {m["digest"] for m in client.list_manifests(repository, 100).items}
-    assert after == set(manifests_before) - doomed
+    assert after == set(manifests_before) - doomed - went_along
     assert locked in after
 
 
@@ -134,8 +144,9 @@ def test_a_rule_matching_everything_is_stopped_by_the_cap(
     plan = service.plan({"repositories": [repository]})
     deleted = [i for i in plan.items if i.kind == "manifest" and i.decision == "delete"]
     deferred = [i for i in plan.items if i.kind == "manifest" and i.decision == "deferred"]
-    assert len(deleted) == 2  # half of 4 manifests (RETENTION_MAX_DELETION_PERCENT=50)
-    assert len(deferred) == 2
+    # Half of 4 images (RETENTION_MAX_DELETION_PERCENT=50): their verdict referrers do not count.
+    assert len(deleted) == 2
+    assert len([i for i in deferred if i.tags]) == 2
     assert all("over the cap of 2 deletions per repository" in i.reason for i in deferred)
     service.execute(plan.plan_id, confirm=True)
     assert len(client.list_tags(repository, 100).items) == 2

@@ -68,7 +68,7 @@ def built(api: Api, hello_context: Path) -> dict[str, Any]:
 def test_openapi_and_docs_are_served(api: Api) -> None:
     with api.client() as client:
         document = client.get("/api/openapi.json").json()
-        assert len(document["paths"]) == 16
+        assert len(document["paths"]) == 20
         assert client.get("/api/docs").headers["content-type"].startswith("text/html")
     assert httpx.get(api.url + "/api/openapi.json").status_code == 401  # the host wants the key
 
@@ -345,6 +345,14 @@ def test_runs_refuse_images_of_other_hosts_and_bad_input(api: Api) -> None:
         error_of(foreign, 400, "InvalidInput")
         not_gzip = client.post(builds, params={"image": "api/x:1"}, content=b"plain text", headers=gz)
         assert "not gzip-compressed" in error_of(not_gzip, 400, "InvalidInput")
+
+
+def test_retention_turned_off_answers_409(api: Api) -> None:
+    off = "retention is turned off (RETENTION_ENABLED=false)"
+    with api.client(OPERATE, READ) as client:
+        assert error_of(client.post("/api/retention/plan"), 409, "Conflict") == off
+        execute = client.post("/api/retention/execute", json={"planId": "plan-x", "confirm": True})
+        assert error_of(execute, 409, "Conflict") == off
 
 
 def test_cleanup_turned_off_answers_409(api: Api) -> None:

@@ -31,10 +31,13 @@ class App:
             try:
                 query = f"Repository eq '{repository}' and Tag eq '{tag}'"
                 for entity in self.table.query_entities(query):
-                    # Final, and its lock or quarantine applied (recorded right after the status).
+                    # Final, attached as a referrer (passed, failed) and its lock or quarantine applied:
+                    # each recorded after the status.
+                    status = entity["Status"]
                     if (
-                        entity["Status"] in ("passed", "failed", "superseded")
+                        status in ("passed", "failed", "superseded")
                         and entity["PendingActions"] == "[]"
+                        and (status == "superseded" or entity.get("Referrer") is not None)
                     ):
                         return dict(entity)
             except ResourceNotFoundError:

@@ -10,6 +10,7 @@ from shared.policy import RetentionPolicy
 from shared.retention.planner import (
     DEFERRED,
     DELETE,
+    EMPTY_CONFIG,
     KEEP,
     PROTECTED,
     UNTAG,
@@ -154,10 +155,26 @@ def test_a_purge_of_everything_is_stopped_by_the_cap_oldest_first_and_says_so() 
     deleted = sorted(n for n, i in items.items() if i.kind == "tag" and i.decision == DELETE)
     assert deleted == ["t5", "t6", "t7", "t8", "t9"]  # the five oldest: 50% of 10 manifests
     assert items["t0"].decision == DEFERRED
-    assert (
-        "over the cap of 5 deletions per repository (the smaller of 100 and 50% of its 10 manifests)"
-        in items[d(0)].reason
-    )
+    cap = "over the cap of 5 deletions per repository (the smaller of 100 and 50% of its 10 manifests"
+    assert cap in items[d(0)].reason
+
+
+def test_the_artifacts_attached_to_images_do_not_count_in_the_repositorys_size() -> None:
+    """Four images, each with a verdict referrer (the empty config): half the repository is two images, not
+    four (each image's referrer goes with it)."""
+    referrers = {10 + i: {"tags": (), "config_media_type": EMPTY_CONFIG} for i in range(4)}
+    images = {i: {"updated": OLD - dt.timedelta(days=i)} for i in range(4)}
+    r = repo({f"t{i}": i for i in range(4)}, {**images, **referrers})
+    assert (len(r.manifests), r.size) == (8, 4)
+    items = plan(r, EVERYTHING, Limits(dt.timedelta(hours=24), 100, 50), {d(10 + i): d(i) for i in range(4)})
+    assert sorted(n for n, i in items.items() if i.kind == "manifest" and i.decision == DELETE) == [
+        d(2),
+        d(3),
+    ]
+    assert {items[d(10 + i)].decision for i in range(4)} == {DEFERRED}, "untagged, but the cap is reached"
+    untagged = {"match": "app", "delete": [{"untaggedOlderThan": "1d"}]}
+    roomy = plan(r, untagged, ROOMY, {d(10 + i): d(i) for i in range(4)})
+    assert {(roomy[d(10 + i)].decision, roomy[d(10 + i)].rule) for i in range(4)} == {(PROTECTED, "referrer")}
 
 
 def test_without_a_rule_nothing_goes() -> None:

@@ -21,6 +21,7 @@ Order of evaluation:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -110,9 +111,10 @@ class Repository:
     manifests: Mapping[str, Manifest]
     verifying: frozenset[str] = frozenset()  # digests with a verdict that is not final
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        """The manifests the cap's per cent is of: all but the artifacts attached to others."""
+        """The manifests the cap's per cent is of: all but the artifacts attached to others (counted once:
+        the planner asks for it at every pending deletion)."""
         return sum(1 for manifest in self.manifests.values() if not manifest.attached)
 
 

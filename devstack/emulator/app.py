@@ -16,11 +16,13 @@ from starlette.routing import BaseRoute, Route
 from .acr.front import Fronts
 from .acr.listeners import close, listen
 from .arm import lock_routes, registries, resources, tasks
+from .arm.records import KIND_REGISTRY
 from .arm.routing import ArmRouter
 from .config import EmulatorConfig
 from .errors import ArmError
 from .eventgrid import handlers as eventgrid
 from .eventgrid import notifications
+from .eventgrid.model import KIND_SYSTEM_TOPIC, KIND_TOPIC
 from .service import Emulator
 
 log = logging.getLogger("devstack.emulator")
@@ -28,7 +30,8 @@ log = logging.getLogger("devstack.emulator")
 
 def build_router(emu: Emulator) -> ArmRouter:
     router = ArmRouter()
-    resources.ResourceGroupsApi(emu.groups, emu.operations, emu.config).register(router)
+    kinds = (KIND_REGISTRY, KIND_TOPIC, KIND_SYSTEM_TOPIC)  # what a group can hold in devstack
+    resources.ResourceGroupsApi(emu.groups, emu.operations, emu.config, kinds).register(router)
     lock_routes.LocksApi(emu.locks, emu.groups, emu.store, emu.config).register(router)
     registries.RegistriesApi(emu.registries, emu.operations, emu, emu.config).register(router)
     tasks.TasksApi(emu.registries, emu.runs, emu.config).register(router)

@@ -307,6 +307,12 @@ class CleanupPlanOut(BaseModel):
     groups: list[CleanupGroup] = Field(description="every lab with its decision and reason")
 
 
+class HeldResource(BaseModel):
+    type: str
+    name: str
+    id: str
+
+
 class CleanupOutcome(BaseModel):
     subscription: str
     name: str
@@ -314,6 +320,16 @@ class CleanupOutcome(BaseModel):
     reason: str
     expiry: str | None = None
     transient: bool = Field(False, description="failed in a way worth retrying")
+    held: list[HeldResource] = Field(
+        default_factory=list, description="the group's resources right before its delete (the first 200)"
+    )
+    heldCount: int = Field(0, description="how many resources it held")
+    heldByType: dict[str, int] = Field(default_factory=dict, description="what it held, by resource type")
+    locks: list[str] = Field(default_factory=list, description="its locks then: name (level, on what)")
+    residue: list[str] = Field(
+        default_factory=list,
+        description="what refuses the delete (locks on resources inside) or may outlive it (known types)",
+    )
 
 
 class CleanupRunOut(BaseModel):

@@ -29,6 +29,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from ..errors import CLEANUP_ROLE, AccessDenied, DockmasterError, from_azure
 from .parallel import CONCURRENCY, each
 from .planner import Group, Key, Lock, Rules
+from .records import Held
 
 log = logging.getLogger("dockmaster.cleanup")
 
@@ -109,6 +110,10 @@ class LabInventory(Protocol):
 
     def delete(self, subscription: str, name: str) -> None:
         """Send the group's delete and return, without waiting for it. Raises AzureError."""
+        ...
+
+    def resources(self, subscription: str, name: str) -> list[Held]:
+        """The resources in the group now (every page). Raises AzureError."""
         ...
 
 
@@ -210,6 +215,10 @@ class ArmInventory:
         if written:
             operations.update(group.name, {"tags": tags})
         return written
+
+    def resources(self, subscription: str, name: str) -> list[Held]:
+        listing = self.resource_client(subscription).resources.list_by_resource_group(name)
+        return [Held(str(found.type), str(found.name), str(found.id)) for found in listing]
 
     def delete(self, subscription: str, name: str) -> None:
         # polling=False: send the DELETE and return; no poller thread follows the operation.

@@ -186,8 +186,24 @@ def _time(value: Any) -> dt.datetime:
 
 
 @dataclass(frozen=True)
+class Held:
+    """A resource a group held right before its delete."""
+
+    type: str
+    name: str
+    id: str
+
+    def public(self) -> dict[str, str]:
+        return {"type": self.type, "name": self.name, "id": self.id}
+
+
+MAX_HELD = 200  # resources kept per outcome (a run record is bounded); `heldCount` counts them all
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What execution did with one lab."""
+    """What execution did with one lab, and what the lab held when it was read right before its delete:
+    its resources, its locks, and what is known to block the delete or survive it."""
 
     subscription: str
     name: str
@@ -195,6 +211,17 @@ class Outcome:
     reason: str
     expiry: dt.datetime | None = None
     transient: bool = False  # failed in a way worth retrying (the run is retried)
+    held: tuple[Held, ...] = ()
+    held_count: int = 0
+    locks: tuple[str, ...] = ()  # described: "name (level[, on what])"
+    residue: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, int]:
+        """What the group held, by resource type (of those kept in `held`)."""
+        counts: dict[str, int] = {}
+        for resource in self.held:
+            counts[resource.type] = counts.get(resource.type, 0) + 1
+        return dict(sorted(counts.items()))
 
     def public(self) -> dict[str, Any]:
         return {
@@ -204,6 +231,11 @@ class Outcome:
             "reason": self.reason,
             "expiry": iso(self.expiry) if self.expiry else None,
             "transient": self.transient,
+            "held": [resource.public() for resource in self.held],
+            "heldCount": max(self.held_count, len(self.held)),
+            "heldByType": self.summary(),
+            "locks": list(self.locks),
+            "residue": list(self.residue),
         }
 
     @classmethod
@@ -216,6 +248,10 @@ class Outcome:
             str(data["reason"]),
             parse_time(str(expiry)) if expiry else None,
             bool(data.get("transient")),
+            tuple(Held(str(h["type"]), str(h["name"]), str(h["id"])) for h in data.get("held") or []),
+            int(data.get("heldCount") or 0),
+            tuple(str(lock) for lock in data.get("locks") or []),
+            tuple(str(note) for note in data.get("residue") or []),
         )
 
 

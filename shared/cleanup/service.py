@@ -26,6 +26,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..errors import Conflict, DockmasterError, InvalidInput, Retryable
 from ..publisher import Publisher
+from . import holdings
 from .events import announce_deleted
 from .extension import LabExtension
 from .first_sight import FirstSight
@@ -193,16 +194,22 @@ class CleanupService:
         log.error("cleanup run %s stopped before acting: %s", run.run_id, run.error)
 
     def _delete(self, item: PlanItem, rules: Rules, dry: bool) -> Outcome:
-        """The last moment: read the group and its locks, decide again, then send the delete, no wait."""
+        """The last moment: read the group, its locks and what it holds, decide again, then send the
+        delete, no wait. The outcome records what the group held and what may block or outlive its delete."""
+        seen: dict[str, Any] = {}
 
         def outcome(
             result: str, reason: str, expiry: dt.datetime | None = item.expiry, transient: bool = False
         ) -> Outcome:
-            return Outcome(item.subscription, item.name, result, reason, expiry, transient)
+            return Outcome(item.subscription, item.name, result, reason, expiry, transient, **seen)
 
         try:
             group = self.inventory.group(item.subscription, item.name)
             locks = self.inventory.locks(item.subscription, item.name)
+            held = self.inventory.resources(item.subscription, item.name)
+            seen["held"], seen["held_count"] = holdings.kept(held)
+            seen["locks"] = tuple(lock.describe() for lock in locks)
+            seen["residue"] = holdings.residue(held, locks)
         except ResourceNotFoundError:
             return outcome(GONE, "no longer exists")
         except AzureError as exc:

@@ -270,10 +270,38 @@ def test_a_lock_on_a_resource_in_a_lab_keeps_the_lab(env: Env, acr_client: Any, 
         assert outcome.result == BLOCKED
         if hidden == 1:
             assert outcome.reason.startswith(f"re-checked before deleting: blocked: locked: {held}")
+            assert outcome.locks == (held,)
+            on = f"Microsoft.ContainerRegistry/registries/{registry}"
+            assert outcome.residue == (
+                f"lock keep-registry (CanNotDelete) on {on} refuses the group's delete",
+            )
         else:
             assert outcome.reason == "a lock appeared after the plan: ARM refused the delete (ScopeLocked)"
     assert env.state(name) == "Succeeded"
     assert registry in [r.name for r in acr_client.registries.list_by_resource_group(name)]
+
+
+def test_a_deleted_lab_records_what_it_held(env: Env, acr_client: Any) -> None:
+    """Right before the delete the group's resources are listed (Resources_ListByResourceGroup through
+    the SDK): the run record, its event and its read-back name them; a blocked lab's record too."""
+    name = env.create("holds", {"expiresOn": env.at(hours=-1)})
+    registries = sorted(registry_in(env, acr_client, name) for _ in range(2))
+    run = env.service().execute(confirm=True)
+    [outcome] = env.service().get_run(run.run_id).outcomes
+    assert outcome.result == DELETED
+    assert [(h.type, h.name) for h in outcome.held] == [
+        ("Microsoft.ContainerRegistry/registries", r) for r in registries
+    ]
+    assert outcome.held[0].id.endswith(
+        f"/resourceGroups/{name}/providers/Microsoft.ContainerRegistry/registries/{registries[0]}"
+    )
+    assert (outcome.summary(), outcome.locks, outcome.residue) == (
+        {"Microsoft.ContainerRegistry/registries": 2},
+        (),
+        (),
+    )
+    [event] = [e for e in env.grid.of(DELETED_EVENT) if e.subject == name]
+    assert event.data["heldByType"] == {"Microsoft.ContainerRegistry/registries": 2}
 
 
 def test_a_plan_reads_pages_not_one_lock_listing_per_candidate(env: Env) -> None:

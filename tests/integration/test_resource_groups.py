@@ -220,3 +220,33 @@ def test_paging_survives_deletions_between_pages(resource_client: Any) -> None:
         for name in names:
             if resource_client.resource_groups.check_existence(name):
                 resource_client.resource_groups.begin_delete(name, polling=False)
+
+
+def test_a_groups_resources_are_listed(
+    resource_client: Any, acr_client: Any, devstack: Any, group: str
+) -> None:
+    """Resources_ListByResourceGroup: the group's top-level resources as GenericResourceExpanded; an
+    unknown group is ARM's 404; `$filter` (its own grammar, not sent by the app) is refused."""
+    resource_client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    assert list(resource_client.resources.list_by_resource_group(group)) == []
+    name = unique("held")
+    body = {"location": "westeurope", "sku": {"name": "Basic"}, "tags": {"team": "a"}}
+    acr_client.registries.begin_create(group, name, body).result()
+    (found,) = resource_client.resources.list_by_resource_group(group)
+    assert (found.type, found.name, found.location, found.tags, found.sku.name) == (
+        "Microsoft.ContainerRegistry/registries",
+        name,
+        "westeurope",
+        {"team": "a"},
+        "Basic",
+    )
+    assert found.id.lower().endswith(
+        f"/resourcegroups/{group}/providers/microsoft.containerregistry/registries/{name}".lower()
+    )
+    with pytest.raises(ResourceNotFoundError):
+        list(resource_client.resources.list_by_resource_group(unique("absent")))
+    path = f"/subscriptions/{devstack.subscription}/resourceGroups/{group}/resources"
+    refused = raw(
+        resource_client, devstack, "GET", path, params={"api-version": "2022-09-01", "$filter": "x"}
+    )
+    assert refused.status_code == 400

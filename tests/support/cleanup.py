@@ -19,6 +19,7 @@ from azure.data.tables import TableClient
 from shared.cleanup import ArmInventory, CleanupService, RunStore
 from shared.cleanup.inventory import Survey
 from shared.cleanup.planner import Group, Lock, Rules, iso
+from shared.cleanup.records import Held
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.publisher import Publisher
@@ -192,6 +193,7 @@ class MemoryInventory:
     meanwhile: list[Callable[[MemoryInventory], None]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    held: dict[str, list[Held]] = field(default_factory=dict)  # the resources in each group
 
     def _call(self, call: str, name: str) -> None:
         self.calls.append((call, name))
@@ -242,6 +244,11 @@ class MemoryInventory:
             current.subscription, current.name, tags, current.managed_by, current.state
         )
         return written
+
+    def resources(self, subscription: str, name: str) -> list[Held]:
+        self._call("resources", name)
+        self._found(name)
+        return list(self.held.get(name, []))
 
     def delete(self, subscription: str, name: str) -> None:
         self._call("delete", name)

@@ -361,7 +361,8 @@ def test_reconciliation_deletes_only_what_both_plans_delete(
 
 @dataclass
 class FakeArm:
-    """resource_groups.list/get/update/begin_delete and management_locks.list_at_resource_group_level."""
+    """resource_groups.list/get/update/begin_delete, management_locks.list_at_resource_group_level and
+    resources.list_by_resource_group."""
 
     groups: dict[str, Group]
     locks: dict[str, list[Lock]]
@@ -371,6 +372,11 @@ class FakeArm:
     def __post_init__(self) -> None:
         self.resource_groups = self
         self.management_locks = self
+        self.resources = SimpleNamespace(list_by_resource_group=self.list_by_resource_group)
+
+    def list_by_resource_group(self, name: str) -> Iterator[Any]:
+        self._group(name)
+        return iter([])  # what a lab holds never decides whether it is deleted
 
     def _found(self, group: Group) -> Any:
         properties = SimpleNamespace(provisioning_state=group.state)

@@ -13,7 +13,7 @@ from azure.core.exceptions import ServiceRequestError
 
 from shared.cleanup import DELETED_EVENT, WARNING_EVENT, CleanupService, RunStore
 from shared.cleanup.planner import BLOCKED, KEPT, NOT_REVIEWED, WARN, WARNED_TAG, Group, Lock, iso
-from shared.cleanup.records import DELETED, FAILED, GONE, WOULD_DELETE, Outcome, RunRecord
+from shared.cleanup.records import DELETED, FAILED, GONE, WOULD_DELETE, Held, Outcome, RunRecord
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.errors import DockmasterError, Retryable
@@ -214,3 +214,45 @@ def test_a_read_only_lock_on_a_lab_to_be_warned_blocks_it_and_stamps_nothing() -
     assert item.decision == BLOCKED
     assert world.grid.of(WARNING_EVENT) == []
     assert WARNED_TAG not in world.inventory.groups["soon"].tags
+
+
+def held(group: str, *types: str) -> list[Held]:
+    return [
+        Held(kind, f"r{n}", f"/subscriptions/{SUB}/resourceGroups/{group}/providers/{kind}/r{n}")
+        for n, kind in enumerate(types)
+    ]
+
+
+def test_a_deleted_lab_records_what_it_held_and_what_may_outlive_it() -> None:
+    world = World(lab("old", hours=-1))
+    world.inventory.held["old"] = held(
+        "old",
+        "Microsoft.ContainerRegistry/registries",
+        "Microsoft.KeyVault/vaults",
+        "Microsoft.ContainerRegistry/registries",
+    )
+    run = world.service.execute(confirm=True)
+    outcome = world.service.get_run(run.run_id).outcomes[0]  # as stored, read back
+    assert outcome.result == DELETED
+    assert [h.name for h in outcome.held] == ["r0", "r2", "r1"]  # by id
+    assert outcome.summary() == {"Microsoft.ContainerRegistry/registries": 2, "Microsoft.KeyVault/vaults": 1}
+    (residue,) = outcome.residue
+    assert residue.startswith("a Key Vault outlives the delete as a soft-deleted vault")
+    (event,) = world.grid.of(DELETED_EVENT)
+    assert event.data["heldByType"] == outcome.summary()
+    assert event.data["heldCount"] == 3
+
+
+def test_a_lock_on_a_resource_inside_a_lab_is_recorded_as_what_blocks_it() -> None:
+    world = World(lab("old", hours=-1))
+    world.inventory.held["old"] = held("old", "Microsoft.RecoveryServices/vaults")
+    on = "Microsoft.RecoveryServices/vaults/r0"
+    late = [Lock("keep-vault", "CanNotDelete", on)]
+    world.inventory.meanwhile.append(lambda inv: inv.locked.update(old=late))  # after the plan
+    run = world.service.execute(confirm=True)
+    outcome = world.outcome(run, "old")
+    assert outcome.result == BLOCKED
+    assert outcome.locks == (f"keep-vault (CanNotDelete, on {on})",)
+    assert outcome.residue[0] == f"lock keep-vault (CanNotDelete) on {on} refuses the group's delete"
+    assert outcome.residue[1].startswith("a Recovery Services vault fails the group's delete")
+    assert world.inventory.deleted == []

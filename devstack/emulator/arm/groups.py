@@ -83,6 +83,12 @@ class ResourceGroups:
     def find(self, sub: str, rg: str) -> ResourceGroup | None:
         return cast(ResourceGroup | None, self._store.get(KIND_GROUP, group_id(sub, rg)))
 
+    def resources(self, sub: str, rg: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The records of the given kinds directly in the group, by id; ResourceGroupNotFound without it."""
+        group = self.get(sub, rg)
+        found = {key: body for kind in kinds for key, body in self._store.items(kind, group["id"]).items()}
+        return [found[key] for key in sorted(found)]
+
     def get(self, sub: str, rg: str) -> ResourceGroup:
         self.check_subscription(sub)
         group = self.find(sub, rg)

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..config import EmulatorConfig
+from ..errors import ArmError
 from .groups import ResourceGroups, check_group_name, parse_tag_filter
 from .operations import Operations
 from .paging import indexed_page, parse_top
@@ -27,13 +28,25 @@ RG_VERSIONS = {
 }
 
 
+# What Resources_ListByResourceGroup shows of a resource (GenericResourceExpanded, resources.json), when
+# its record has it.
+GENERIC_FIELDS = ("id", "name", "type", "location", "kind", "managedBy", "sku", "identity", "tags")
+
+
 class ResourceGroupsApi:
     """The HTTP face of resource groups and operation results: one method per route."""
 
-    def __init__(self, groups: ResourceGroups, operations: Operations, config: EmulatorConfig) -> None:
+    def __init__(
+        self,
+        groups: ResourceGroups,
+        operations: Operations,
+        config: EmulatorConfig,
+        resource_kinds: tuple[str, ...] = (),
+    ) -> None:
         self.groups = groups
         self.operations = operations
         self.config = config
+        self.resource_kinds = resource_kinds  # the store kinds of the top-level resources a group holds
 
     def register(self, router: ArmRouter) -> None:
         group = "/subscriptions/{sub}/resourcegroups/{rg}"
@@ -45,6 +58,7 @@ class ResourceGroupsApi:
             ("PATCH", group, RG_VERSIONS, "resourceGroups", self.patch_group),
             ("DELETE", group, RG_VERSIONS, "resourceGroups", self.delete_group),
             ("GET", "/subscriptions/{sub}/resourcegroups", RG_VERSIONS, "resourceGroups", self.list_groups),
+            ("GET", group + "/resources", RG_VERSIONS, "resources", self.list_resources),
             ("GET", result, RG_VERSIONS, "operationresults", self.operation_result),
         ]
         for method, template, versions, resource_type, handler in routes:
@@ -81,6 +95,20 @@ class ResourceGroupsApi:
             lambda after, limit: self.groups.in_subscription(sub, tag_filter, after, limit),
             top,
         )
+
+    async def list_resources(self, request: Request, sub: str, rg: str) -> Response:
+        """Resources_ListByResourceGroup: the group's top-level resources, one page. `$filter` and
+        `$expand` have their own grammar and the app sends neither: refused (stricter)."""
+        for unsupported in ("$filter", "$expand"):
+            if unsupported in request.query_params:
+                raise ArmError(
+                    400, "InvalidRequestParameter", f"devstack does not support {unsupported} here."
+                )
+        found = [
+            {key: body[key] for key in GENERIC_FIELDS if body.get(key) not in (None, {})}
+            for body in self.groups.resources(sub, rg, self.resource_kinds)
+        ]
+        return JSONResponse({"value": found})
 
     async def operation_result(self, request: Request, sub: str, operation: str) -> Response:
         record = self.operations.require(operation)

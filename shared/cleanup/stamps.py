@@ -163,6 +163,7 @@ class Stamper:
             current = self.inventory.group(write.subscription, write.group)
             wanted = wanted_tags(write, current.tags, self.creation_tags)
             if not wanted:
+                log.info("event=%s: %s: already stamped; nothing written", shown(write.event_id), doing)
                 return {}
             # `expected` None: a tag that appeared since the read above is left as it is (never overwrite).
             written = self.inventory.merge_tags(current, wanted, expected=dict.fromkeys(wanted))

@@ -1,5 +1,6 @@
 """The app on devstack: a registry, the local Functions host running function_app, and the
-registry's ImagePushed/ImageDeleted events wired to it through Event Grid, as in Azure.
+registry's ImagePushed/ImageDeleted events and the subscription's resource-group writes wired to it
+through Event Grid, as in Azure.
 """
 
 from __future__ import annotations

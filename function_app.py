@@ -3,11 +3,12 @@
 import azure.functions as func
 
 from shared.api import asgi, health_request
-from triggers import events, queues, timers
+from triggers import events, queues, resource_events, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(events.bp)
 app.register_functions(queues.bp)
+app.register_functions(resource_events.bp)
 app.register_functions(timers.bp)
 app.register_functions(timers.retention_bp)
 

@@ -1,5 +1,6 @@
 """The app on devstack: a registry, the local Functions host running function_app, and the
-registry's ImagePushed/ImageDeleted events wired to it through Event Grid, as in Azure.
+registry's ImagePushed/ImageDeleted events and the subscription's resource-group writes wired to it
+through Event Grid, as in Azure.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ DEV_GROUP = "dockmaster-dev"
 DEV_REGISTRY = "dockmasterdev"
 HOST_PORT = 7071
 EVENT_TYPES = ["Microsoft.ContainerRegistry.ImagePushed", "Microsoft.ContainerRegistry.ImageDeleted"]
+RESOURCE_EVENTS_TOPIC = "dockmaster-resource-events"
+GROUP_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
 
 
 def sdk_environment(endpoints: dict[str, Any]) -> None:
@@ -157,6 +160,39 @@ def wire_events(
     ).result()
 
 
+def wire_resource_events(
+    clients: dict[str, Any], group: str, subscription: str, webhook: str, name: str = "on-resource-event"
+) -> Any:
+    """The subscription's resource events (a system topic of type Microsoft.Resources.Subscriptions) and a
+    subscription to the function for resource-group writes, as infra/modules/resource-events.bicep does."""
+    from azure.mgmt.eventgrid.models import StringInAdvancedFilter
+
+    eventgrid = clients["eventgrid"]
+    eventgrid.system_topics.begin_create_or_update(
+        group,
+        RESOURCE_EVENTS_TOPIC,
+        {
+            "location": "global",
+            "source": f"/subscriptions/{subscription}",
+            "topic_type": "Microsoft.Resources.Subscriptions",
+        },
+    ).result()
+    return eventgrid.system_topic_event_subscriptions.begin_create_or_update(
+        group,
+        RESOURCE_EVENTS_TOPIC,
+        name,
+        {
+            "destination": {"endpoint_type": "WebHook", "endpoint_url": webhook},
+            "filter": {
+                "included_event_types": ["Microsoft.Resources.ResourceWriteSuccess"],
+                "advanced_filters": [StringInAdvancedFilter(key="data.operationName", values=[GROUP_WRITE])],
+            },
+            "event_delivery_schema": "EventGridSchema",
+            "retry_policy": {"max_delivery_attempts": 30, "event_time_to_live_in_minutes": 1440},
+        },
+    ).result()
+
+
 def start(home: Path, endpoints: dict[str, Any]) -> dict[str, str]:
     """`make run`: the dev registry, the app on the host, events wired. Returns what to print."""
     clients = arm_clients(endpoints)
@@ -166,6 +202,8 @@ def start(home: Path, endpoints: dict[str, Any]) -> dict[str, str]:
     keys = HostKeys.load_or_create(home / "host")
     webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
     wire_events(clients, registry, webhook)
+    stamps = f"{base}/runtime/webhooks/eventgrid?functionName=on_resource_event&code={keys.eventgrid}"
+    wire_resource_events(clients, DEV_GROUP, str(endpoints["subscriptionId"]), stamps)
     (home / "app.json").write_text(
         json.dumps({"registry": registry.id, "loginServer": registry.login_server, "host": base})
     )

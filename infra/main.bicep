@@ -236,6 +236,7 @@ module events 'modules/events.bicep' = {
     systemTopicName: 'evgst-acr-${resourceToken}'
     registryId: registryId
     registryLocation: registryAccess.outputs.location
+    resourceEventsTopicName: 'evgst-resources-${resourceToken}'
     customTopicName: 'evgt-dockmaster-${resourceToken}'
     location: location
     tags: tags
@@ -351,6 +352,7 @@ output SERVICE_API_URI string = functionApp.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output EVENTGRID_DEADLETTER_CONTAINER string = storage.outputs.deadLetterContainerName
 output EVENTGRID_SYSTEM_TOPIC_NAME string = events.outputs.systemTopicName
+output EVENTGRID_RESOURCE_EVENTS_TOPIC_NAME string = events.outputs.resourceEventsTopicName
 output DOCKMASTER_EVENTS_TOPIC_ENDPOINT string = events.outputs.customTopicEndpoint
 output DOCKMASTER_REGISTRIES string = registryId
 output DOCKMASTER_REGISTRY_LOGIN_SERVER string = registryAccess.outputs.loginServer

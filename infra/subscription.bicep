@@ -1,5 +1,6 @@
-// The Event Grid subscription that delivers the registry's image events to the
-// on_image_event function. Deployed by azd's postdeploy hook (azure.yaml), not
+// The Event Grid subscriptions that deliver the registry's image events to the
+// on_image_event function, and the subscription's resource-group writes to
+// on_resource_event (creation stamps). Deployed by azd's postdeploy hook (azure.yaml), not
 // by main.bicep: Event Grid validates an AzureFunction destination when the
 // subscription is created and fails ("Destination endpoint not found") until
 // the code, and so the function, has been deployed.
@@ -7,6 +8,7 @@
 //   az deployment group create --resource-group <AZURE_RESOURCE_GROUP> \
 //     --template-file infra/subscription.bicep --parameters \
 //     systemTopicName=<EVENTGRID_SYSTEM_TOPIC_NAME> \
+//     resourceEventsTopicName=<EVENTGRID_RESOURCE_EVENTS_TOPIC_NAME> \
 //     functionAppName=<AZURE_FUNCTION_APP_NAME> \
 //     deadLetterStorageAccountName=<AZURE_STORAGE_ACCOUNT_NAME>
 
@@ -14,6 +16,12 @@ targetScope = 'resourceGroup'
 
 @description('Name of the Event Grid system topic on the registry (main.bicep output EVENTGRID_SYSTEM_TOPIC_NAME).')
 param systemTopicName string
+
+@description('Name of the Event Grid system topic on the Azure subscription (main.bicep output EVENTGRID_RESOURCE_EVENTS_TOPIC_NAME).')
+param resourceEventsTopicName string
+
+@description('Name of the function that stamps new resource groups from their write events.')
+param stampFunctionName string = 'on_resource_event'
 
 @description('Name of the Function App (main.bicep output AZURE_FUNCTION_APP_NAME).')
 param functionAppName string
@@ -39,6 +47,10 @@ param eventTimeToLiveInMinutes int = 1440
 
 resource systemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' existing = {
   name: systemTopicName
+}
+
+resource resourceEventsTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' existing = {
+  name: resourceEventsTopicName
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
@@ -90,4 +102,44 @@ resource imageEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-0
   }
 }
 
+// Resource-group writes only (ARM raises a write event for every resource in
+// the subscription): the event type, then the operation in the event's data.
+// The stamp itself is a group write too; the function finds its tags and
+// writes nothing, so it does not loop. Not dead-lettered: the topic has no
+// identity to write with (see modules/events.bicep).
+resource groupWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = {
+  parent: resourceEventsTopic
+  name: 'dockmaster-group-writes'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${site.id}/functions/${stampFunctionName}'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.Resources.ResourceWriteSuccess'
+      ]
+      advancedFilters: [
+        {
+          operatorType: 'StringIn'
+          key: 'data.operationName'
+          values: [
+            'Microsoft.Resources/subscriptions/resourceGroups/write'
+          ]
+        }
+      ]
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: maxDeliveryAttempts
+      eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+    }
+  }
+}
+
 output eventSubscriptionId string = imageEvents.id
+output groupWritesSubscriptionId string = groupWrites.id

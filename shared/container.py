@@ -21,6 +21,7 @@ from .config import RegistryRef, Settings, get_settings
 
 if TYPE_CHECKING:
     from .cleanup import CleanupService
+    from .cleanup.stamps import Stamper
     from .registry import RegistryClient
     from .retention.service import RetentionService
     from .verification import Verifier
@@ -84,6 +85,20 @@ class Container:
             store=RunStore(clients.storage_table(RUNS_TABLE)),
             publisher=Publisher(clients.event_publisher()),
             clock=self.clock,
+        )
+
+    @functools.cached_property
+    def stamps(self) -> Stamper:
+        """Creation stamps of resource groups from resource events (shared/cleanup/stamps)."""
+        from .cleanup.inventory import ArmInventory
+        from .cleanup.planner import split_list
+        from .cleanup.scope import subscriptions_of
+        from .cleanup.stamps import Stamper
+
+        return Stamper(
+            inventory=ArmInventory(clients.resource_client, clients.lock_client),
+            subscriptions=subscriptions_of(self.settings),
+            creation_tags=split_list(self.settings.cleanup_creation_tags),
         )
 
     @functools.cached_property

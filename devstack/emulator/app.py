@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from . import callers
 from .acr.front import Fronts
 from .acr.listeners import close, listen
 from .arm import lock_routes, registries, resources, tasks
@@ -48,7 +49,8 @@ def arm_app(emu: Emulator) -> Starlette:
             # (so `lab%0A` would become the group `lab`), where ARM refuses the name.
             route, params = router.match(request.method, request.scope["path"])
             router.check_api_version(request, route)
-            emu.tokens.check_arm(request.headers.get("authorization"), emu.config.arm_endpoint)
+            claims = emu.tokens.check_arm(request.headers.get("authorization"), emu.config.arm_endpoint)
+            callers.CURRENT.set(callers.of_request(request, claims, emu.config.arm_endpoint))
             if "sub" in params:
                 emu.groups.check_subscription(params["sub"])
             return await route.handler(request, **params)

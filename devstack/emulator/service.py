@@ -25,6 +25,7 @@ from .arm.runs import Runs
 from .blobs import Blobs
 from .config import EmulatorConfig
 from .eventgrid.engine import EventGridEngine
+from .eventgrid.resource_events import ResourceEvents
 from .faults import Faults
 from .store import Store
 from .tokens import TokenService
@@ -49,6 +50,7 @@ class Emulator:
         self.registries = Registries(self.store, self.groups, self.operations)
         self.runs = Runs(self.store, config, self.tokens, self.executor, self)
         self.eventgrid = EventGridEngine(config, self.store, self.finish_operation)
+        self.groups.events = ResourceEvents(self.eventgrid.records, self.eventgrid.publish, config.tenant_id)
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:

@@ -16,6 +16,9 @@ param registryId string
 @description('Region of the registry; a system topic must be in its source\'s region.')
 param registryLocation string
 
+@description('Name of the Event Grid system topic on the Azure subscription (its resource events).')
+param resourceEventsTopicName string
+
 @description('Name of the custom topic for Dockmaster\'s own events.')
 param customTopicName string
 
@@ -38,6 +41,22 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   properties: {
     source: registryId
     topicType: 'Microsoft.ContainerRegistry.Registries'
+  }
+}
+
+// The subscription's resource events (ARM writes and deletes of everything in
+// it); the app's subscription (infra/subscription.bicep) takes resource-group
+// writes only and stamps new groups with createdAt/createdBy. A system topic on
+// an Azure subscription lives in a resource group, its location `global`. No
+// identity: its events are not dead-lettered (a stamp that cannot be delivered
+// within the retry window is skipped; cleanup then counts from first sight).
+resource resourceEventsTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: resourceEventsTopicName
+  location: 'global'
+  tags: tags
+  properties: {
+    source: subscription().id
+    topicType: 'Microsoft.Resources.Subscriptions'
   }
 }
 
@@ -64,6 +83,7 @@ resource customTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
 output systemTopicId string = systemTopic.id
 output systemTopicName string = systemTopic.name
 output systemTopicPrincipalId string = systemTopic.identity.principalId
+output resourceEventsTopicName string = resourceEventsTopic.name
 output customTopicId string = customTopic.id
 output customTopicName string = customTopic.name
 output customTopicEndpoint string = customTopic.properties.endpoint

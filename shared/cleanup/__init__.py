@@ -5,6 +5,7 @@ their records; `inventory` is the only part that talks to ARM (list labs and loc
 delete); `first_sight` stamps and warns, `events` builds the CloudEvents, `extension` extends a lab,
 `scope` turns settings and filters into subscriptions and rules; `records` holds filters, plans and run
 records and stores them in Table storage.
+`stamps` merges createdAt/createdBy into new groups from ARM's write events.
 """
 
 from .events import DELETED_EVENT, WARNING_EVENT

@@ -471,7 +471,7 @@ def test_dead_letter_role_goes_to_the_system_topic() -> None:
     call = main_module("storageAccess")
     assert call.params["systemTopicPrincipalId"] == "events.outputs.systemTopicPrincipalId"
     assert outputs(EVENTS)["systemTopicPrincipalId"]["value"] == "systemTopic.identity.principalId"
-    topic = one_resource(EVENTS, "Microsoft.EventGrid/systemTopics")
+    topic = resources(EVENTS)["systemTopic"]
     assert topic.body["identity"]["type"] == "SystemAssigned"
     [(_, _, _, assignment)] = [a for a in role_assignments() if a[0] == "Storage Blob Data Contributor"]
     assert assignment.properties["principalId"] == "systemTopicPrincipalId"
@@ -588,7 +588,7 @@ def test_custom_topic_accepts_entra_id_only() -> None:
 
 
 def test_system_topic_listens_to_the_registry() -> None:
-    topic = one_resource(EVENTS, "Microsoft.EventGrid/systemTopics")
+    topic = resources(EVENTS)["systemTopic"]
     assert topic.properties["topicType"] == "Microsoft.ContainerRegistry.Registries"
     assert topic.properties["source"] == "registryId"
     assert topic.body["location"] == "registryLocation"
@@ -702,7 +702,7 @@ def test_event_subscription_is_not_in_the_provisioning_template() -> None:
 
 
 def test_event_subscription_delivers_image_events_to_the_function() -> None:
-    [sub] = resources_of_type(SUBSCRIPTION, "Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    sub = resources(SUBSCRIPTION)["imageEvents"]
     assert sub.condition is None
     props = sub.properties
     assert props["filter"]["includedEventTypes"] == ACR_EVENT_TYPES
@@ -716,7 +716,7 @@ def test_event_subscription_delivers_image_events_to_the_function() -> None:
 
 
 def test_event_subscription_retries_then_dead_letters_by_identity() -> None:
-    [sub] = resources_of_type(SUBSCRIPTION, "Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    sub = resources(SUBSCRIPTION)["imageEvents"]
     props = sub.properties
     retry = props["retryPolicy"]
     assert resolve(SUBSCRIPTION, retry["maxDeliveryAttempts"]) == 30
@@ -728,3 +728,34 @@ def test_event_subscription_retries_then_dead_letters_by_identity() -> None:
     assert destination["endpointType"] == "StorageBlob"
     assert resolve(SUBSCRIPTION, destination["properties"]["blobContainerName"]) == "eventgrid-deadletter"
     assert destination["properties"]["resourceId"] == "deadLetterStorage.id"
+
+
+def test_resource_events_topic_listens_to_the_subscription() -> None:
+    topic = resources(EVENTS)["resourceEventsTopic"]
+    assert topic.properties["topicType"] == "Microsoft.Resources.Subscriptions"
+    assert topic.properties["source"]["function"]["type"] == "subscription"
+    assert topic.properties["source"]["function"]["property_name"] == "id"
+    assert topic.body["location"] == "global"
+    assert "identity" not in topic.body, "nothing to dead-letter with: no identity to grant"
+    assert outputs(MAIN)["EVENTGRID_RESOURCE_EVENTS_TOPIC_NAME"]["value"] == (
+        "events.outputs.resourceEventsTopicName"
+    )
+
+
+def test_group_writes_go_to_the_stamp_function_filtered_to_resource_groups() -> None:
+    sub = resources(SUBSCRIPTION)["groupWrites"]
+    assert sub.condition is None
+    props = sub.properties
+    assert props["filter"]["includedEventTypes"] == ["Microsoft.Resources.ResourceWriteSuccess"]
+    assert props["filter"]["advancedFilters"] == [
+        {
+            "operatorType": "StringIn",
+            "key": "data.operationName",
+            "values": ["Microsoft.Resources/subscriptions/resourceGroups/write"],
+        }
+    ]
+    destination = props["destination"]
+    assert destination["endpointType"] == "AzureFunction"
+    assert destination["properties"]["resourceId"] == "${site.id}/functions/${stampFunctionName}"
+    assert param_default(SUBSCRIPTION, "stampFunctionName") == "on_resource_event"
+    assert resolve(SUBSCRIPTION, props["retryPolicy"]["maxDeliveryAttempts"]) == 30

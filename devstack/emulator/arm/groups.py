@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from ..errors import ArmError, not_found, require_location
 from ..store import Store
@@ -20,6 +20,14 @@ TAG_FILTER = re.compile(
 TagFilter = tuple[str, str | None]
 # Starts a group's deletion in the background: (subscription, group name, operation id).
 DeletionScheduler = Callable[[str, str, str], None]
+
+
+class GroupEvents(Protocol):
+    """ARM's resource events for a group's writes and completed deletes (devstack/emulator/eventgrid)."""
+
+    def group_written(self, group_id: str, created: bool) -> int: ...
+
+    def group_deleted(self, group_id: str) -> int: ...
 
 
 def parse_tag_filter(raw: str | None) -> TagFilter | None:
@@ -74,6 +82,7 @@ class ResourceGroups:
         self.locks = locks
         self._subscriptions = {sub.lower() for sub in subscriptions}
         self._schedule_deletion = schedule_deletion
+        self.events: GroupEvents | None = None  # set once Event Grid is built
 
     # Groups ------------------------------------------------------------------------
     def check_subscription(self, sub: str) -> None:
@@ -125,6 +134,8 @@ class ResourceGroups:
         if body.get("managedBy"):
             group["managedBy"] = body["managedBy"]
         self._save(sub, group)
+        if self.events is not None:
+            self.events.group_written(group["id"], existing is None)
         return group, existing is None
 
     def open_for_writes(self, sub: str, rg: str) -> ResourceGroup:
@@ -141,6 +152,8 @@ class ResourceGroups:
         if "managedBy" in body:
             group["managedBy"] = body["managedBy"]
         self._save(sub, group)
+        if self.events is not None:
+            self.events.group_written(group["id"], False)
         return group
 
     def begin_delete(self, sub: str, rg: str) -> str:
@@ -167,6 +180,8 @@ class ResourceGroups:
         """The last step of a deletion, once what the group held is gone: its locks, then the group."""
         self.locks.remove_at_and_below(scope)
         self._store.delete(scope)
+        if self.events is not None:
+            self.events.group_deleted(scope)
 
     def in_subscription(
         self, sub: str, tag_filter: TagFilter | None, after: str | None, limit: int

@@ -16,6 +16,7 @@ from ..config import EmulatorConfig
 from ..store import Store
 from ..timeutil import now_iso
 from .delivery import DeliveryLoop, batches, expired, for_delivery, matches, type_and_subject
+from .filters import matches_advanced
 from .model import (
     KIND_MANIFEST,
     KIND_SYSTEM_TOPIC,
@@ -75,6 +76,7 @@ class EventGridEngine:
                 for_delivery(event, input_schema, schema)
                 for event in events
                 if matches(properties.get("filter"), *type_and_subject(event, input_schema))
+                and matches_advanced(properties.get("filter"), event)
             ]
             destination = subscription.destination
             groups = batches(

@@ -293,7 +293,7 @@ def register(
 ) -> None:
     """Event Grid's ARM routes; `store` holds the registries a system topic's source names."""
     arm = ArmContext(groups, operations, config)
-    topics = TopicOperations(engine, store, config.tenant_id, config.arm_endpoint)
+    topics = TopicOperations(engine, store, config.tenant_id, config.arm_endpoint, config.subscriptions)
     subscriptions = SubscriptionOperations(engine)
     for kind in (SYSTEM_TOPICS, CUSTOM_TOPICS):
         TopicHandlers(arm, topics, kind).register(router)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ..errors import not_found
 from .delivery import base_url, expired
 from .engine import EventGridEngine
+from .filters import parse_advanced_filters
 from .model import (
     CLOUDEVENTS_SCHEMA,
     EVENTGRID_SCHEMA,
@@ -85,8 +86,6 @@ def parse_filter(raw: Any) -> dict[str, Any]:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise invalid("'filter' must be an object.")
-    if raw.get("advancedFilters"):
-        raise invalid("Advanced filters are not supported by devstack's Event Grid.")
     included = raw.get("includedEventTypes")
     if included is not None and (
         not isinstance(included, list) or not all(isinstance(t, str) and t for t in included)
@@ -104,6 +103,8 @@ def parse_filter(raw: Any) -> dict[str, Any]:
     if not isinstance(sensitive, bool):
         raise invalid("'isSubjectCaseSensitive' must be a boolean.")
     result["isSubjectCaseSensitive"] = sensitive
+    if raw.get("advancedFilters"):
+        result["advancedFilters"] = parse_advanced_filters(raw["advancedFilters"])
     if "enableAdvancedFilteringOnArrays" in raw:
         result["enableAdvancedFilteringOnArrays"] = bool(raw["enableAdvancedFilteringOnArrays"])
     return result

@@ -31,6 +31,10 @@ from .model import (
 )
 
 ACR_TOPIC_TYPE = "Microsoft.ContainerRegistry.Registries"
+# An Azure subscription's resource events (ARM writes, deletes, actions); source /subscriptions/{id}, location
+# global (learn.microsoft.com/azure/event-grid/event-schema-subscriptions, system-topics).
+SUBSCRIPTION_TOPIC_TYPE = "Microsoft.Resources.Subscriptions"
+TOPIC_TYPES = {t.lower(): t for t in (ACR_TOPIC_TYPE, SUBSCRIPTION_TOPIC_TYPE)}
 SYSTEM_TOPIC_NAME = re.compile(r"[a-zA-Z0-9-]{3,128}")
 TOPIC_NAME = re.compile(r"[a-zA-Z0-9-]{3,50}")
 INPUT_SCHEMAS = {EVENTGRID_SCHEMA, CLOUDEVENTS_SCHEMA}
@@ -102,8 +106,16 @@ def check_access(properties: Json) -> None:
 
 
 class TopicOperations:
-    def __init__(self, engine: EventGridEngine, store: Store, tenant_id: str, arm_endpoint: str) -> None:
+    def __init__(
+        self,
+        engine: EventGridEngine,
+        store: Store,
+        tenant_id: str,
+        arm_endpoint: str,
+        subscriptions: tuple[str, ...] = (),
+    ) -> None:
         self.engine = engine
+        self.subscriptions = {s.lower() for s in subscriptions}  # the sources a subscription topic may name
         self.records = engine.records
         self.store = store  # the registries a system topic's source names
         self.tenant_id = tenant_id
@@ -162,7 +174,7 @@ class TopicOperations:
             self.records.topics(KIND_SYSTEM_TOPIC).put(existing)
             return existing, False
         location = require_location(body)
-        self._check_source(properties.get("topicType"), source, location)
+        topic_type = self._check_source(properties.get("topicType"), source, location)
         topic = Topic(
             id=topic_id,
             name=name,
@@ -171,7 +183,7 @@ class TopicOperations:
             tags=body.get("tags"),
             properties={
                 "source": str(source),
-                "topicType": ACR_TOPIC_TYPE,
+                "topicType": topic_type,
                 "metricResourceId": str(uuid.uuid4()),
                 "provisioningState": "Succeeded",
             },
@@ -180,14 +192,41 @@ class TopicOperations:
         self.records.topics(KIND_SYSTEM_TOPIC).put(topic)
         return topic, True
 
-    def _check_source(self, topic_type: Any, source: Any, location: str) -> None:
-        """A new system topic's source: an existing registry, in the topic's location, without a topic."""
-        if not isinstance(topic_type, str) or topic_type.lower() != ACR_TOPIC_TYPE.lower():
-            raise invalid(
-                f"Topic type '{topic_type}' is not supported by devstack; supported: {ACR_TOPIC_TYPE}."
-            )
+    def _check_source(self, topic_type: Any, source: Any, location: str) -> str:
+        """A new system topic's source: an existing registry in the topic's location, or an Azure
+        subscription (location global), without a topic yet. Returns the topic type as spelled."""
+        known = TOPIC_TYPES.get(topic_type.lower()) if isinstance(topic_type, str) else None
+        if known is None:
+            supported = ", ".join(TOPIC_TYPES.values())
+            raise invalid(f"Topic type '{topic_type}' is not supported by devstack; supported: {supported}.")
         if not isinstance(source, str) or not source:
             raise invalid("The source of the system topic is required.")
+        if known == SUBSCRIPTION_TOPIC_TYPE:
+            self._check_subscription_source(source, location)
+        else:
+            self._check_registry_source(source, location)
+        for other in self.records.topics(KIND_SYSTEM_TOPIC).list():
+            if other.source.lower() == source.lower():
+                raise invalid(
+                    f"There is an existing tracked system topic for the given source {source}. Only one "
+                    "system topic is allowed per source."
+                )
+        return known
+
+    def _check_subscription_source(self, source: str, location: str) -> None:
+        parts = source.split("/")
+        if (
+            len(parts) != 3
+            or parts[:2] != ["", "subscriptions"]
+            or parts[2].lower() not in self.subscriptions
+        ):
+            raise invalid(f"The source resource '{source}' was not found.")
+        if location.lower() != "global":  # not documented as refused: devstack is stricter
+            raise invalid(
+                f"System topic location '{location}' must be 'global' for an Azure subscription source."
+            )
+
+    def _check_registry_source(self, source: str, location: str) -> None:
         registry = self.store.get("registry", source)
         if registry is None:
             raise invalid(f"The source resource '{source}' was not found.")
@@ -196,12 +235,6 @@ class TopicOperations:
                 f"System topic location '{location}' must match the location of its source "
                 f"('{registry['location']}')."
             )
-        for other in self.records.topics(KIND_SYSTEM_TOPIC).list():
-            if other.source.lower() == source.lower():
-                raise invalid(
-                    f"There is an existing tracked system topic for the given source {source}. Only one "
-                    "system topic is allowed per source."
-                )
 
     def put_topic(self, group: ResourceGroup, name: str, body: Json) -> tuple[Topic, bool]:
         """Create or replace a custom topic (its keys and input schema kept): (topic, created)."""

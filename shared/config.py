@@ -42,6 +42,9 @@ class RegistryRef:
         return self.name.lower()
 
 
+LOCAL_HTTP = re.compile(r"http://(?:localhost|127\.0\.0\.1)(?::[0-9]{1,5})?")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -119,8 +122,9 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _public_https(cls, value: str) -> str:
-        if value and not value.startswith("https://"):
-            raise ValueError("DOCKMASTER_PUBLIC_URL must be https://")
+        # http only for a host on this machine (devstack's local Functions host); Azure's is https.
+        if value and not (value.startswith("https://") or LOCAL_HTTP.fullmatch(value.rstrip("/"))):
+            raise ValueError("DOCKMASTER_PUBLIC_URL must be https:// (http:// only for localhost)")
         return value.rstrip("/")
 
     @field_validator("cleanup_teams_webhook_url", "cleanup_slack_webhook_url")

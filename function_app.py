@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api import asgi, health_request
+from shared.api import asgi, extend_link_request, health_request
 from triggers import events, queues, resource_events, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -34,4 +34,17 @@ async def http_app_func(req: func.HttpRequest, context: func.Context) -> func.Ht
 @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     response: func.HttpResponse = await http.handle_async(health_request(req), context)
+    return response
+
+
+# A warning's one-click extend link (shared/cleanup/links.py) must work without a key: the link's HMAC is
+# the authority. Its own ANONYMOUS function, named to sort before "http_app_func" (see health above); it
+# hands FastAPI only the link's token (extend_link_request). GET answers a confirmation page, POST extends.
+@app.route(
+    route="cleanup/extend-link",
+    methods=[func.HttpMethod.GET, func.HttpMethod.POST],
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
+async def cleanup_extend_link(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    response: func.HttpResponse = await http.handle_async(extend_link_request(req), context)
     return response

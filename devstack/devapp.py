@@ -5,8 +5,10 @@ through Event Grid, as in Azure.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -197,8 +199,17 @@ def start(home: Path, endpoints: dict[str, Any]) -> dict[str, str]:
     """`make run`: the dev registry, the app on the host, events wired. Returns what to print."""
     clients = arm_clients(endpoints)
     registry = ensure_registry(clients, DEV_GROUP, DEV_REGISTRY)
-    settings = app_settings(endpoints, [registry.id])
-    base = start_host(home, settings)
+    port = HOST_PORT if _port_free(HOST_PORT) else free_port()
+    sink = f"{endpoints['armEndpoint']}/_devstack/webhooks"  # lab warnings, read back at {name}/received
+    settings = app_settings(
+        endpoints,
+        [registry.id],
+        CLEANUP_TEAMS_WEBHOOK_URL=f"{sink}/teams",
+        CLEANUP_SLACK_WEBHOOK_URL=f"{sink}/slack",
+        CLEANUP_LINK_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        DOCKMASTER_PUBLIC_URL=f"http://{HOST}:{port}",
+    )
+    base = start_host(home, settings, port)
     keys = HostKeys.load_or_create(home / "host")
     webhook = f"{base}/runtime/webhooks/eventgrid?functionName=on_image_event&code={keys.eventgrid}"
     wire_events(clients, registry, webhook)

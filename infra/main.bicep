@@ -102,6 +102,12 @@ param cleanupCreationTags string = 'createdAt,creationTimestamp'
 @description('CLEANUP_PROTECTION_TAG: comma-separated tag names that protect a group, whatever their value.')
 param cleanupProtectionTag string = 'do-not-delete'
 
+@description('CLEANUP_OWNER_TAG: the tag naming a lab\'s owner in its warning (else its createdBy tag).')
+param cleanupOwnerTag string = 'owner'
+
+@description('CLEANUP_LINK_HOURS: the hours a lab warning\'s extend link adds.')
+param cleanupLinkHours int = 24
+
 @description('Turn image retention on (RETENTION_ENABLED) and grant the app the right to delete images on the registry (AcrDelete, or Container Registry Repository Contributor in ABAC mode).')
 param retentionEnabled bool = false
 
@@ -321,6 +327,8 @@ module functionApp 'modules/functionapp.bicep' = {
     cleanupExpiryTag: cleanupExpiryTag
     cleanupCreationTags: cleanupCreationTags
     cleanupProtectionTag: cleanupProtectionTag
+    cleanupOwnerTag: cleanupOwnerTag
+    cleanupLinkHours: cleanupLinkHours
     retentionEnabled: retentionEnabled
     retentionDryRun: retentionDryRun
     retentionSchedule: retentionSchedule

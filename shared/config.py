@@ -6,7 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -40,6 +40,9 @@ class RegistryRef:
     @property
     def key(self) -> str:
         return self.name.lower()
+
+
+LOCAL_HTTP = re.compile(r"http://(?:localhost|127\.0\.0\.1)(?::[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -88,6 +91,17 @@ class Settings(BaseSettings):
     cleanup_expiry_tag: str = Field("expiresOn", alias="CLEANUP_EXPIRY_TAG")
     cleanup_creation_tags: str = Field("createdAt,creationTimestamp", alias="CLEANUP_CREATION_TAGS")
     cleanup_protection_tag: str = Field("do-not-delete", alias="CLEANUP_PROTECTION_TAG")
+    # The heads-up before a lab is deleted (shared/cleanup/notify.py): incoming-webhook URLs are secrets
+    # (Key Vault references in Azure; never logged); empty turns a channel off.
+    cleanup_teams_webhook_url: SecretStr = Field(SecretStr(""), alias="CLEANUP_TEAMS_WEBHOOK_URL")
+    cleanup_slack_webhook_url: SecretStr = Field(SecretStr(""), alias="CLEANUP_SLACK_WEBHOOK_URL")
+    cleanup_owner_tag: str = Field("owner", alias="CLEANUP_OWNER_TAG")  # else the lab's createdBy tag
+    # The one-click extend link (shared/cleanup/links.py): HMAC key (base64, >= 32 bytes), the hours it adds.
+    cleanup_link_key: SecretStr = Field(SecretStr(""), alias="CLEANUP_LINK_KEY")
+    cleanup_link_hours: float = Field(24, alias="CLEANUP_LINK_HOURS", gt=0)
+    # The app's public base URL, for links in messages (in Azure https://{WEBSITE_HOSTNAME}); never a
+    # request's Host header.
+    public_url: str = Field("", alias="DOCKMASTER_PUBLIC_URL")
 
     # Image retention (rules in the policy file's `retention` section): off, and dry, by default.
     retention_enabled: bool = Field(False, alias="RETENTION_ENABLED")
@@ -104,6 +118,22 @@ class Settings(BaseSettings):
         if not value.startswith("https://"):
             raise ValueError("AZURE_RESOURCE_MANAGER_ENDPOINT must be https://")
         return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_https(cls, value: str) -> str:
+        # http only for a host on this machine (devstack's local Functions host); Azure's is https.
+        if value and not (value.startswith("https://") or LOCAL_HTTP.fullmatch(value.rstrip("/"))):
+            raise ValueError("DOCKMASTER_PUBLIC_URL must be https:// (http:// only for localhost)")
+        return value.rstrip("/")
+
+    @field_validator("cleanup_teams_webhook_url", "cleanup_slack_webhook_url")
+    @classmethod
+    def _webhook_https(cls, value: SecretStr) -> SecretStr:
+        # The message says which setting, never the URL: it holds the webhook's secret.
+        if value.get_secret_value() and not value.get_secret_value().startswith("https://"):
+            raise ValueError("a cleanup webhook URL must be https://")
+        return value
 
     @property
     def registries(self) -> dict[str, RegistryRef]:

@@ -24,6 +24,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .cleanup import Plan, RunRecord
+    from .cleanup.links import ExtendLink, LinkExtension
     from .registry import Page, RegistryClient
     from .retention.records import Plan as RetentionPlan
     from .retention.records import RunRecord as RetentionRun
@@ -384,3 +385,29 @@ def retention_plan(plan_id: str) -> RetentionPlan:
 
 def retention_run(run_id: str) -> RetentionRun:
     return get_container().retention.get_run(run_id)
+
+
+# Extend links (the warning's one-click link; no function key, the link's signature instead) ----------------
+
+
+def _link_extension() -> LinkExtension:
+    from . import clients
+    from .cleanup.extension import LabExtension
+    from .cleanup.links import LinkExtension, UsedLinks
+    from .cleanup.records import RUNS_TABLE
+
+    cleanup = get_container().cleanup
+    extension = LabExtension(cleanup.settings, cleanup.inventory, cleanup.clock)
+    return LinkExtension(
+        cleanup.settings, extension, UsedLinks(clients.storage_table(RUNS_TABLE)), cleanup.clock
+    )
+
+
+def check_extend_link(token: str) -> ExtendLink:
+    """The lab an extend link names, if this app signed it and it has not expired; changes nothing."""
+    return _link_extension().check(token)
+
+
+def redeem_extend_link(token: str) -> tuple[ExtendLink, dt.datetime]:
+    """Extend the lab an extend link names, once: the link and the new expiry."""
+    return _link_extension().redeem(token)

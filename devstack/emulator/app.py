@@ -25,6 +25,7 @@ from .eventgrid import handlers as eventgrid
 from .eventgrid import notifications
 from .eventgrid.model import KIND_SYSTEM_TOPIC, KIND_TOPIC
 from .service import Emulator
+from .webhooks import WebhookSink
 
 log = logging.getLogger("devstack.emulator")
 
@@ -88,6 +89,8 @@ def arm_app(emu: Emulator) -> Starlette:
             Route("/_devstack/faults", emu.faults.admin, methods=["GET", "POST", "DELETE"]),
             Route("/_devstack/faults/{id}", emu.faults.remove, methods=["DELETE"]),
             Route("/_devstack/stats", emu.faults.stats, methods=["GET", "DELETE"]),
+            # Teams and Slack incoming webhooks, recorded (webhooks.py).
+            *WebhookSink(emu.faults._refused).routes(),
             Route("/{path:path}", dispatch, methods=methods),
         ],
         lifespan=lifespan,

@@ -127,6 +127,12 @@ param cleanupCreationTags string
 @description('CLEANUP_PROTECTION_TAG (comma-separated tag names that protect a group, any value)')
 param cleanupProtectionTag string
 
+@description('CLEANUP_OWNER_TAG: the tag naming a lab\'s owner in its warning (else its createdBy tag)')
+param cleanupOwnerTag string
+
+@description('CLEANUP_LINK_HOURS: the hours a warning\'s extend link adds')
+param cleanupLinkHours int
+
 @description('RETENTION_ENABLED')
 param retentionEnabled bool
 
@@ -275,6 +281,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DOCKMASTER_BUILD_SOURCE_HOSTS: ''
     // Each final verdict is pushed beside its image as an OCI referrer (AcrPush / Repository Writer).
     DOCKMASTER_ATTACH_VERDICTS: 'true'
+    // The base of the links in lab warnings; never taken from a request's Host header.
+    DOCKMASTER_PUBLIC_URL: 'https://${site.properties.defaultHostName}'
 
     CLEANUP_ENABLED: cleanupEnabled ? 'true' : 'false'
     CLEANUP_SCHEDULE: cleanupSchedule
@@ -291,6 +299,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CLEANUP_EXPIRY_TAG: cleanupExpiryTag
     CLEANUP_CREATION_TAGS: cleanupCreationTags
     CLEANUP_PROTECTION_TAG: cleanupProtectionTag
+    CLEANUP_OWNER_TAG: cleanupOwnerTag
+    CLEANUP_LINK_HOURS: string(cleanupLinkHours)
+    // CLEANUP_TEAMS_WEBHOOK_URL, CLEANUP_SLACK_WEBHOOK_URL and CLEANUP_LINK_KEY are secrets: not set here
+    // (infra/ has no Key Vault); add them as Key Vault references after deployment (README, Lab cleanup).
     RETENTION_ENABLED: retentionEnabled ? 'true' : 'false'
     RETENTION_DRY_RUN: retentionDryRun ? 'true' : 'false'
     RETENTION_SCHEDULE: retentionSchedule
@@ -343,6 +355,8 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (authEnabled) {
       excludedPaths: [
         '/runtime/webhooks/eventgrid'
         '/api/health'
+        // A lab warning's extend link: opened from Teams or Slack; its HMAC is the authority.
+        '/api/cleanup/extend-link'
       ]
     }
     httpSettings: {

@@ -13,6 +13,10 @@ from urllib.parse import urlencode
 import azure.functions as func
 
 HEALTH_PATH = "/api/health"
+EXTEND_LINK_PATH = (
+    "/api/cleanup/extend-link"  # as shared/cleanup/links.py LINK_PATH (not imported: cold start)
+)
+MAX_LINK_BODY = 4096
 
 
 class LazyAsgi:
@@ -55,4 +59,19 @@ def health_request(req: func.HttpRequest) -> func.HttpRequest:
     return func.HttpRequest("GET", url, headers={}, params=query, body=b"")
 
 
-__all__ = ["HEALTH_PATH", "LazyAsgi", "asgi", "health_request"]
+def extend_link_request(req: func.HttpRequest) -> func.HttpRequest:
+    """The anonymous extend-link function's request as the API must see it, for the reason health's is
+    rebuilt: GET with `t` only, or POST with its form body (at most 4 KB) and no other header."""
+    if req.method.upper() == "POST":
+        body = req.get_body()
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        kept = body if len(body) <= MAX_LINK_BODY else b""
+        return func.HttpRequest(
+            "POST", f"http://localhost{EXTEND_LINK_PATH}", headers=form, params={}, body=kept
+        )
+    query = {"t": req.params["t"]} if "t" in req.params else {}
+    url = f"http://localhost{EXTEND_LINK_PATH}" + (f"?{urlencode(query)}" if query else "")
+    return func.HttpRequest("GET", url, headers={}, params=query, body=b"")
+
+
+__all__ = ["EXTEND_LINK_PATH", "HEALTH_PATH", "LazyAsgi", "asgi", "extend_link_request", "health_request"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -16,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import services
 from ..clock import exact
-from ..errors import InvalidInput
+from ..errors import DockmasterError, InvalidInput
 from ..health import health as health_of
-from . import models, params
+from . import models, pages, params
 from .auth import OPERATE, READ, require
 from .limits import MAX_CONTEXT_BYTES, MAX_JSON_BYTES, UnsupportedMediaType, read_limited
 
@@ -571,6 +572,36 @@ def extend_lab(
     group = params.resource_group(name)
     expiry = services.extend_lab(group, body.hours, body.subscription)
     return models.LabExtended(name=group, hours=body.hours, expiry=expiry)
+
+
+# The extend link: served without a function key by its own ANONYMOUS function (function_app.py); the
+# link's signature is the authority. Not in the OpenAPI document: it answers a browser with HTML.
+
+LINK_BODY_BYTES = 4096
+
+
+@router.get("/cleanup/extend-link", include_in_schema=False)
+def extend_link_page(t: Annotated[str, Query(max_length=4096)] = "") -> Response:
+    """A confirmation page with a POST button: a GET (a prefetched link) changes nothing."""
+    try:
+        return pages.confirm(services.check_extend_link(t), t)
+    except DockmasterError as exc:
+        return pages.refused(exc)
+
+
+@router.post("/cleanup/extend-link", include_in_schema=False)
+async def extend_by_link(request: Request) -> Response:
+    """The confirmation's POST (form field `t`): the lab extended, once."""
+    try:
+        body = await read_limited(request, LINK_BODY_BYTES)
+        fields = parse_qs(body.decode("ascii", errors="replace"), max_num_fields=4)
+        token = fields.get("t", [""])[0]
+        link, new = await run_in_threadpool(services.redeem_extend_link, token)
+    except DockmasterError as exc:
+        return pages.refused(exc)
+    except ValueError:
+        return pages.refused(InvalidInput("the form is malformed"))
+    return pages.extended(link, new)
 
 
 # Image retention -------------------------------------------------------------------------------------------

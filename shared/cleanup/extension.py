@@ -25,9 +25,16 @@ class LabExtension:
     inventory: LabInventory
     clock: Clock
 
-    def extend(self, group: str, hours: float, subscription: str | None = None) -> dt.datetime:
+    def extend(
+        self,
+        group: str,
+        hours: float,
+        subscription: str | None = None,
+        issued_for: dt.datetime | None = None,
+    ) -> dt.datetime:
         """Push a lab's expiry out by `hours` (from its expiry, or from now if that has passed); the new
-        expiry may be at most CLEANUP_MAX_EXTENSION_HOURS from now. Returns the new expiry."""
+        expiry may be at most CLEANUP_MAX_EXTENSION_HOURS from now. With `issued_for` (an extend link's),
+        refused unless the lab still has that expiry. Returns the new expiry."""
         ensure_enabled(self.settings)
         if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
             raise InvalidInput("hours must be a positive number")
@@ -38,6 +45,8 @@ class LabExtension:
         sub = subscriptions_of(self.settings, only)[0]
         rules = rules_of(self.settings)
         found = self._lab(sub, group, rules)
+        if issued_for is not None:
+            self._still_expiring(found, rules, issued_for)
         new = self._extended_expiry(found, rules, hours)
         try:
             self.inventory.merge_tags(found, {rules.expiry_tag: iso(new)})
@@ -63,6 +72,15 @@ class LabExtension:
         if found.state.lower() == "deleting":
             raise Conflict(f"'{group}' is already being deleted")
         return found
+
+    def _still_expiring(self, found: Group, rules: Rules, issued_for: dt.datetime) -> None:
+        current = expiry_of(found, rules, self.clock.now()).at
+        if current != issued_for:
+            now = iso(current) if current else "no valid expiry"
+            raise Conflict(
+                f"'{found.name}' has {now} now, not the expiry {iso(issued_for)} this link was sent for: "
+                "it was extended or changed since; use the API or a newer link"
+            )
 
     def _extended_expiry(self, found: Group, rules: Rules, hours: float) -> dt.datetime:
         """The lab's expiry `hours` later (whole seconds); refused unless it only delays the deletion."""

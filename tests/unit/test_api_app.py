@@ -521,7 +521,9 @@ def test_anonymous_health_is_matched_before_the_asgi_catch_all() -> None:
     # Azure's host joins prefix and route as `prefix + "/" + route`: "{*route}" gives "api/{*route}".
     assert routes["http_app_func"]["route"] == "{*route}"
     # Azure's host tries routes in function-name order (ignoring case), not by ASP.NET precedence.
-    assert sorted(routes, key=str.upper) == ["health", "http_app_func"]
+    assert routes["cleanup_extend_link"]["authLevel"] == "ANONYMOUS"
+    assert routes["cleanup_extend_link"]["methods"] == ["GET", "POST"]
+    assert sorted(routes, key=str.upper) == ["cleanup_extend_link", "health", "http_app_func"]
 
 
 def test_the_host_creates_the_apps_routes() -> None:
@@ -543,11 +545,12 @@ def test_the_host_creates_the_apps_routes() -> None:
     specs = index(function_app.app, settings, route_prefix="api")
     http = [spec for spec in specs if spec.trigger_type == "httpTrigger"]
     assert [(spec.name, spec.route.template if spec.route else None) for spec in http] == [
+        ("cleanup_extend_link", "api/cleanup/extend-link"),
         ("health", "api/health"),
         ("http_app_func", "api/{*route}"),
     ]
-    assert http[1].route is not None
-    assert http[1].route.match("/api/registries/abcde/runs/dm1") == {"route": "registries/abcde/runs/dm1"}
+    assert http[2].route is not None
+    assert http[2].route.match("/api/registries/abcde/runs/dm1") == {"route": "registries/abcde/runs/dm1"}
 
 
 class GrowingLog:

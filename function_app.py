@@ -2,6 +2,7 @@
 
 import azure.functions as func
 
+from shared import web
 from shared.api import asgi, extend_link_request, health_request
 from triggers import events, queues, resource_events, timers
 
@@ -48,3 +49,12 @@ async def health(req: func.HttpRequest, context: func.Context) -> func.HttpRespo
 async def cleanup_extend_link(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     response: func.HttpResponse = await http.handle_async(extend_link_request(req), context)
     return response
+
+
+# The operators' page (shared/web): files that hold no data, the same for everyone, so served without a
+# key; the page calls the API with the reader's own function key or sign-in. Named to sort before
+# "http_app_func" (see health above); GET only, and only the files shared/web lists.
+@app.route(route="ui/{*path}", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
+def console(req: func.HttpRequest) -> func.HttpResponse:
+    answer = web.serve(req.route_params.get("path") or "", req.headers.get("If-None-Match"))
+    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)

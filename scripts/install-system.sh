@@ -4,6 +4,8 @@ set -euo pipefail
 
 # iproute2 and util-linux (unshare, nsenter): each ACR Tasks run gets a network namespace of its own.
 packages=(docker-registry podman buildah runc busybox-static skopeo iproute2 util-linux python3 python3-venv ca-certificates)
+# tests/browser: the operators' page in a real headless browser, with a font to render its text.
+packages+=(chromium fonts-dejavu-core)
 # Node.js may come from elsewhere with its own npm; only fall back to Debian's when absent.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -11,12 +11,13 @@ from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import web
 from ..errors import DockmasterError, InvalidInput, Retryable, error_body, http_status
 from .auth import OPERATE, PRINCIPAL_HEADER, READ
 from .limits import MAX_CONTEXT_BYTES, MAX_JSON_BYTES, BodyLimit
@@ -52,32 +53,6 @@ ERROR_CODES = {
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
 }
-
-DOCS_PAGE = """<!doctype html>
-<html>
-<head>
-<meta charset="utf-8">
-<title>Dockmaster API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>
-// Open this page as /api/docs?code=<function key>: the key goes, as a header, with every request it makes.
-const key = new URLSearchParams(window.location.search).get("code");
-SwaggerUIBundle({
-  url: "/api/openapi.json",
-  dom_id: "#swagger-ui",
-  requestInterceptor: (request) => {
-    if (key && !request.headers["x-functions-key"]) { request.headers["x-functions-key"] = key; }
-    return request;
-  },
-});
-</script>
-</body>
-</html>
-"""
 
 
 def _respond(error: DockmasterError) -> JSONResponse:
@@ -198,8 +173,10 @@ def create_app() -> FastAPI:
     app.add_middleware(CatchAll)
 
     @app.get("/api/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return HTMLResponse(DOCS_PAGE)
+    def docs() -> Response:
+        # The same page as /api/ui/docs (shared/web): Swagger UI from the app's own package, no CDN.
+        page = web.serve("docs")
+        return Response(page.body, status_code=page.status, headers=page.headers)
 
     return app
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +9,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from devstack import stack
-from tests.support.e2e import RUNC, App
+from tests.support.e2e import App, podman_logged_in
 from tests.support.paths import POLICY
 from tests.support.stack import group_of, new_registry, wire_app
 
@@ -28,32 +26,7 @@ def app(
     group = group_of(registry.id)
     wired = wire_app(devstack, credential, registry, POLICY)
 
-    home = tmp_path_factory.mktemp("podman-e2e")
-    (home / "certs").mkdir()
-    shutil.copy(devstack.endpoints["caBundle"], home / "certs" / "ca.crt")
-    auth = ["--cert-dir", str(home / "certs"), "--authfile", str(home / "auth.json")]
-    credentials = acr_client.registries.list_credentials(group, registry.name)
-    login = subprocess.run(
-        ["podman", "login", *auth, "-u", credentials.username, "--password-stdin", registry.login_server],
-        input=credentials.passwords[0].value,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert login.returncode == 0, login.stderr
-
-    def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        verb = 2 if args[:2] == ("manifest", "push") else 1
-        command = ["podman", "--runtime", RUNC, *args[:verb]]
-        if args[:verb] in (("push",), ("pull",), ("manifest", "push")):
-            command += auth
-        result = subprocess.run(
-            [*command, *args[verb:]], capture_output=True, text=True, timeout=120, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{command} failed: {result.stderr}")
-        return result
-
+    podman = podman_logged_in(devstack, acr_client, registry, tmp_path_factory.mktemp("podman-e2e"))
     table = TableClient.from_connection_string(
         devstack.endpoints["storageConnectionString"], wired.table_name
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,41 @@ class App:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"no final verdict for {repository}:{tag} within {timeout}s")
+
+
+Podman = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def podman_logged_in(devstack: Any, acr_client: Any, registry: Any, home: Path) -> Podman:
+    """podman with runc, logged in to `registry` with its admin credentials (state under `home`): push,
+    pull and manifest push carry the registry's CA and the login."""
+    (home / "certs").mkdir()
+    shutil.copy(devstack.endpoints["caBundle"], home / "certs" / "ca.crt")
+    auth = ["--cert-dir", str(home / "certs"), "--authfile", str(home / "auth.json")]
+    group = registry.id.split("/")[4]
+    credentials = acr_client.registries.list_credentials(group, registry.name)
+    login = subprocess.run(
+        ["podman", "login", *auth, "-u", credentials.username, "--password-stdin", registry.login_server],
+        input=credentials.passwords[0].value,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert login.returncode == 0, login.stderr
+
+    def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        verb = 2 if args[:2] == ("manifest", "push") else 1
+        command = ["podman", "--runtime", RUNC, *args[:verb]]
+        if args[:verb] in (("push",), ("pull",), ("manifest", "push")):
+            command += auth
+        result = subprocess.run(
+            [*command, *args[verb:]], capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{command} failed: {result.stderr}")
+        return result
+
+    return podman
 
 
 def local_image(context: Path) -> str:

@@ -117,11 +117,12 @@ def test_openapi_lists_every_endpoint_with_security_and_no_422() -> None:
     assert not plan.get("required"), "a plan of the whole configured cleanup needs no body"
 
 
-def test_docs_page_loads_the_document_with_the_key() -> None:
+def test_docs_page_loads_swagger_ui_from_the_apps_own_files() -> None:
     page = call("GET", "/api/docs")
     assert page.status_code == 200
-    assert "/api/openapi.json" in page.text
-    assert "x-functions-key" in page.text
+    assert "://" not in page.text  # no CDN: every file comes from /api/ui/
+    assert '<script src="/api/ui/swagger/swagger-ui-bundle.js">' in page.text
+    assert "script-src 'self';" in page.headers["content-security-policy"]
 
 
 def test_plain_health_touches_nothing() -> None:
@@ -523,7 +524,8 @@ def test_anonymous_health_is_matched_before_the_asgi_catch_all() -> None:
     # Azure's host tries routes in function-name order (ignoring case), not by ASP.NET precedence.
     assert routes["cleanup_extend_link"]["authLevel"] == "ANONYMOUS"
     assert routes["cleanup_extend_link"]["methods"] == ["GET", "POST"]
-    assert sorted(routes, key=str.upper) == ["cleanup_extend_link", "health", "http_app_func"]
+    assert routes["console"] == {**routes["console"], "authLevel": "ANONYMOUS", "methods": ["GET"]}
+    assert sorted(routes, key=str.upper) == ["cleanup_extend_link", "console", "health", "http_app_func"]
 
 
 def test_the_host_creates_the_apps_routes() -> None:
@@ -546,11 +548,19 @@ def test_the_host_creates_the_apps_routes() -> None:
     http = [spec for spec in specs if spec.trigger_type == "httpTrigger"]
     assert [(spec.name, spec.route.template if spec.route else None) for spec in http] == [
         ("cleanup_extend_link", "api/cleanup/extend-link"),
+        ("console", "api/ui/{*path}"),
         ("health", "api/health"),
         ("http_app_func", "api/{*route}"),
     ]
-    assert http[2].route is not None
-    assert http[2].route.match("/api/registries/abcde/runs/dm1") == {"route": "registries/abcde/runs/dm1"}
+    assert http[3].route is not None
+    assert http[3].route.match("/api/registries/abcde/runs/dm1") == {"route": "registries/abcde/runs/dm1"}
+    page = http[1].route
+    assert page is not None
+    # The page's own address with and without the slash, and its files; nothing else reaches it.
+    assert page.match("/api/ui") == {}  # a catch-all matches nothing too: no route value
+    assert page.match("/api/ui/") == {}  # the trailing slash is ignored
+    assert page.match("/api/ui/swagger/swagger-ui.css") == {"path": "swagger/swagger-ui.css"}
+    assert page.match("/api/registries") is None
 
 
 class GrowingLog:

@@ -1,5 +1,5 @@
 // Dockmaster's operators' page: reads the HTTP API (and nothing else) with the caller's credentials.
-// No framework and no build step: DOM built with textContent only (never innerHTML), so whatever a
+// No framework and no build step: DOM built from text nodes only (never parsed from strings), so whatever a
 // registry or a resource group is called is shown as text. Routes live in the URL's fragment.
 "use strict";
 

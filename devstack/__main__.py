@@ -45,6 +45,7 @@ def main() -> int:
             print(
                 f"\nDockmaster runs on {app['host']} (logs: {home}/logs/host.log), verifying pushes to "
                 f"{app['loginServer']} (registry {app['registry']}).\n"
+                f"Open the page in a browser: {app['page']}\n"
                 "Push an image and watch its verdict: python -m devstack demo\n"
                 f"Settings for other tools: . {home}/env. Ctrl-C stops everything.",
                 flush=True,

@@ -218,7 +218,10 @@ def start(home: Path, endpoints: dict[str, Any]) -> dict[str, str]:
     (home / "app.json").write_text(
         json.dumps({"registry": registry.id, "loginServer": registry.login_server, "host": base})
     )
-    return {"registry": registry.name, "loginServer": registry.login_server, "host": base}
+    # The operators' page with the function key in the fragment: browsers never send a fragment, and
+    # the page moves the key into the tab's storage and out of the address bar.
+    page = f"{base}/api/ui/#code={keys.function}"
+    return {"registry": registry.name, "loginServer": registry.login_server, "host": base, "page": page}
 
 
 def demo(home: Path, endpoints: dict[str, Any]) -> int:

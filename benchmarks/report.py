@@ -81,11 +81,13 @@ BENCHMARKS = [
     ),
     (
         "benchmarks.api",
-        "HTTP API: tag listing and verdict lookup",
+        "HTTP API and the page: tag listing and verdict lookup",
         "function_app on devstack's local Functions host (roles off); 5,000 tags on one manifest PUT "
         "straight to docker-registry; GET …/tags paged n=100 through all of them (per-page p50/p95 and "
         "whole-listing time, emulator requests per page), then sequential and 8-client requests/s and "
-        "p50/p95 of the first tags page and of GET …/verdicts.",
+        "p50/p95 of the first tags page and of GET …/verdicts. Then the page's tags view in headless "
+        "chromium (benchmarks/page.py): the first page and the page after 4,900 tags, a fresh load and "
+        "a hop by the page's own link, median of 10, against the API's first-page answer time.",
     ),
     (
         "benchmarks.cleanup",

@@ -404,3 +404,21 @@ def test_the_anonymous_health_route_reaches_nothing_else(api: Api) -> None:
     status, reply = raw_http(api.url, request)
     assert status == 200, reply
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {"status": "ok", "checks": []}
+
+
+def test_the_page_is_served_without_a_key_and_reaches_no_endpoint(api: Api) -> None:
+    """The operators' page (shared/web) through the host: its files without a key, with their types and
+    ETags; any other path under it is the page's 404, never an endpoint; other methods are the API's."""
+    with api.client(key=False) as anonymous:
+        page = anonymous.get("/api/ui/")
+        assert page.status_code == 200
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        assert anonymous.get("/api/ui").content == page.content
+        script = anonymous.get("/api/ui/app.js")
+        assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+        again = anonymous.get("/api/ui/app.js", headers={"If-None-Match": script.headers["etag"]})
+        assert (again.status_code, again.content) == (304, b"")
+        for path in ("/api/ui/registries", "/api/ui/openapi.json", "/api/ui/%2e%2e/registries"):
+            error_of(anonymous.get(path), 404, "NotFound")
+        assert anonymous.post("/api/ui/", content=b"{}").status_code == 401  # the host: no function key

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from shared.cleanup.planner import iso
 from tests.browser.conftest import Site, Watched
 from tests.support.e2e import local_image, push
+from tests.support.images import tag_many
 
 
 def open_signed_in(watched: Watched, site: Site) -> None:
@@ -140,3 +141,29 @@ def test_the_api_docs_render_from_the_apps_own_files(watched: Watched, site: Sit
     page.goto(f"{site.url}/api/docs?code={site.key}")
     expect(page.get_by_text("/api/registries/{registry}/repositories", exact=True).first).to_be_visible()
     watched.shot("api-docs")
+
+
+def test_tags_are_read_a_page_at_a_time(watched: Watched, site: Site) -> None:
+    tags = [f"t{i:03d}" for i in range(150)]
+    tag_many(str(site.app.devstack.endpoints["registryBackend"]), site.app.registry.name, "web/many", tags)
+    page = watched.page
+
+    open_signed_in(watched, site)
+    watched.click(page.get_by_role("link", name=site.app.registry.name, exact=True))
+    watched.click(page.get_by_role("link", name="web/many", exact=True))
+    rows = page.get_by_role("table", name="Tags of web/many").locator("tbody tr")
+    expect(rows).to_have_count(100)
+    expect(rows.first).to_contain_text("t000")
+    expect(rows.first.locator(".badge")).to_have_text("not verified")
+    watched.click(page.get_by_role("link", name="Next page"))
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("t100")
+    expect(rows.last).to_contain_text("t149")
+    expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+    expect(page.get_by_text("Page 2")).to_be_visible()
+    watched.shot("tags-paged")
+    # Back to the first page with the browser's own button: the page is in the address.
+    page.evaluate("document.body.dataset.state = 'navigating'")
+    page.go_back()
+    watched.ready()
+    expect(rows).to_have_count(100)

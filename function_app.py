@@ -2,7 +2,6 @@
 
 import azure.functions as func
 
-from shared import web
 from shared.api import asgi, extend_link_request, health_request
 from triggers import events, queues, resource_events, timers
 
@@ -56,5 +55,7 @@ async def cleanup_extend_link(req: func.HttpRequest, context: func.Context) -> f
 # "http_app_func" (see health above); GET only, and only the files shared/web lists.
 @app.route(route="ui/{*path}", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
 def console(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import web  # on the first request for the page, not at indexing (cold start)
+
     answer = web.serve(req.route_params.get("path") or "", req.headers.get("If-None-Match"))
     return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)

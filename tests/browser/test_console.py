@@ -11,7 +11,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from shared.cleanup.planner import iso
-from tests.browser.conftest import Site, Watched
+from tests.support.browser import Site, Watched
 from tests.support.e2e import local_image, push
 from tests.support.images import tag_many
 

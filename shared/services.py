@@ -285,6 +285,14 @@ def run(name: str, run_id: str) -> RunDetail:
     return tasks.describe_run(get_container().tasks_client(ref.subscription), ref.group, ref.name, run_id)
 
 
+def recent_runs(name: str, top: int) -> list[RunDetail]:
+    """The registry's newest `top` ACR Tasks runs, newest first."""
+    from . import tasks
+
+    ref = registry(name)
+    return tasks.recent_runs(get_container().tasks_client(ref.subscription), ref.group, ref.name, top)
+
+
 def run_log(name: str, run_id: str) -> RunLog:
     from . import tasks
 
@@ -348,6 +356,15 @@ def cleanup_plan(plan_id: str) -> Plan:
 
 def cleanup_run(run_id: str) -> RunRecord:
     return get_container().cleanup.get_run(run_id)
+
+
+def cleanup_records(kind: str, top: int, continuation: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Stored cleanup plans or runs (`kind`), newest first: (summaries, the next page's continuation)."""
+    return get_container().cleanup.recent(kind, top, continuation)
+
+
+def cleanup_enabled() -> bool:
+    return get_container().settings.cleanup_enabled
 
 
 def extend_lab(group: str, hours: float, subscription: str | None = None) -> dt.datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import shlex
 import tarfile
 import time
@@ -251,6 +252,24 @@ def describe_run(client: Any, group: str, registry: str, run_id: str) -> RunDeta
         run = client.runs.get(group, registry, run_id)
     except AzureError as exc:
         raise _wrap(exc, f"reading run {run_id}") from exc
+    return _detail(run, run_id)
+
+
+def recent_runs(client: Any, group: str, registry: str, top: int) -> list[RunDetail]:
+    """The registry's newest `top` runs (Runs_List with `$top`, newest first as ACR lists them). The pager is
+    left after `top` runs: no page is read beyond them."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        return [
+            _detail(run, run.run_id)
+            for run in itertools.islice(client.runs.list(group, registry, top=top), top)
+        ]
+    except AzureError as exc:
+        raise _wrap(exc, f"listing the runs of {registry}") from exc
+
+
+def _detail(run: Any, run_id: str) -> RunDetail:
     platform = None
     if run.platform is not None:
         platform = {

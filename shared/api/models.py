@@ -167,6 +167,11 @@ class RunOut(BaseModel):
     error: str | None = None
 
 
+class RunList(BaseModel):
+    registry: str
+    runs: list[RunOut] = Field(description="newest first")
+
+
 # Verification ---------------------------------------------------------------------------------------------
 
 
@@ -307,6 +312,23 @@ class CleanupPlanOut(BaseModel):
     groups: list[CleanupGroup] = Field(description="every lab with its decision and reason")
 
 
+class CleanupPlanSummary(BaseModel):
+    planId: str
+    createdAt: str
+    dryRun: bool
+    counts: dict[str, int] = Field(description="labs per decision")
+    filters: CleanupFilters
+    deletions: list[str] = Field(description="the labs it would delete (a long list ends with '…')")
+
+
+class CleanupPlanList(BaseModel):
+    enabled: bool = Field(description="CLEANUP_ENABLED now; stored plans stay readable while it is off")
+    plans: list[CleanupPlanSummary] = Field(
+        description="newest first; the whole plan at /api/cleanup/plans/{id}"
+    )
+    nextLink: str | None = Field(None, description="the next page, also in the Link header")
+
+
 class HeldResource(BaseModel):
     type: str
     name: str
@@ -356,6 +378,29 @@ class CleanupRunOut(BaseModel):
         "failed); its plan is then empty and nothing was deleted",
     )
     plan: CleanupPlanOut
+
+
+class CleanupRunSummary(BaseModel):
+    runId: str
+    trigger: str
+    dryRun: bool
+    startedAt: str
+    finishedAt: str | None = Field(None, description="null while it runs, or when it was interrupted")
+    planId: str
+    reviewedPlanId: str | None = None
+    counts: dict[str, int] = Field(description="outcomes per result")
+    deleted: list[str]
+    blocked: list[str]
+    failed: list[str]
+    error: str | None = None
+
+
+class CleanupRunList(BaseModel):
+    enabled: bool = Field(description="CLEANUP_ENABLED now; stored runs stay readable while it is off")
+    runs: list[CleanupRunSummary] = Field(
+        description="newest first; the whole record at /api/cleanup/runs/{id}"
+    )
+    nextLink: str | None = Field(None, description="the next page, also in the Link header")
 
 
 class ExtendRequest(Strict):

@@ -24,7 +24,7 @@ from .auth import OPERATE, READ, require
 from .limits import MAX_CONTEXT_BYTES, MAX_JSON_BYTES, UnsupportedMediaType, read_limited
 
 if TYPE_CHECKING:
-    from ..tasks import RunLog, RunState
+    from ..tasks import RunDetail, RunLog, RunState
     from ..verdicts import Verdict
 
 # A followed log answers within this many seconds: an HTTP response in Azure must start within 230 s (the
@@ -348,9 +348,29 @@ def create_run(request: Request, registry: Registry, body: models.RunRequest) ->
 )
 def get_run(registry: Registry, runId: Annotated[str, Path(max_length=64)]) -> models.RunOut:
     name = params.registry_name(registry)
-    run = services.run(name, params.run_id(runId))
+    return _run_out(services.registry(name).name, services.run(name, params.run_id(runId)))
+
+
+@router.get(
+    "/registries/{registry}/runs",
+    response_model=models.RunList,
+    dependencies=read,
+    summary="The registry's newest runs, newest first (az acr task list-runs --top)",
+)
+def list_runs(
+    registry: Registry,
+    top: Annotated[int, Query(ge=1, le=100, description="how many runs, newest first")] = 20,
+) -> models.RunList:
+    name = params.registry_name(registry)
+    shown = services.registry(name).name
+    return models.RunList(
+        registry=shown, runs=[_run_out(shown, run) for run in services.recent_runs(name, top)]
+    )
+
+
+def _run_out(registry: str, run: RunDetail) -> models.RunOut:
     return models.RunOut(
-        registry=services.registry(name).name,
+        registry=registry,
         runId=run.run_id,
         status=run.status,
         finished=run.finished_running,
@@ -525,6 +545,46 @@ def execute_cleanup(body: models.CleanupExecuteRequest) -> models.CleanupRunOut:
     filters = body.filters.model_dump(exclude_none=True) if body.filters is not None else None
     run = services.execute_cleanup(body.planId, filters, confirm=body.confirm, dry_run=body.dryRun)
     return models.CleanupRunOut.model_validate(run.public())
+
+
+def _records_link(request: Request, top: int, continuation: str | None) -> str | None:
+    if continuation is None:
+        return None
+    return str(
+        request.url.remove_query_params("code").include_query_params(top=top, continuation=continuation)
+    )
+
+
+TOP = Annotated[int, Query(ge=1, le=100, description="records per page")]
+CONTINUATION = Annotated[
+    str | None, Query(max_length=1024, description="from the previous page's nextLink; opaque")
+]
+
+
+@router.get(
+    "/cleanup/plans",
+    response_model=models.CleanupPlanList,
+    dependencies=read,
+    summary="Stored cleanup plans (the timer's and the API's), newest first, paged",
+)
+def list_cleanup_plans(request: Request, top: TOP = 20, continuation: CONTINUATION = None) -> Response:
+    found, following = services.cleanup_records("plan", top, continuation)
+    link = _records_link(request, top, following)
+    body = models.CleanupPlanList(enabled=services.cleanup_enabled(), plans=found, nextLink=link)
+    return _paged(body, link)
+
+
+@router.get(
+    "/cleanup/runs",
+    response_model=models.CleanupRunList,
+    dependencies=read,
+    summary="Cleanup run records, newest first, paged: what each deleted, blocked or failed",
+)
+def list_cleanup_runs(request: Request, top: TOP = 20, continuation: CONTINUATION = None) -> Response:
+    found, following = services.cleanup_records("run", top, continuation)
+    link = _records_link(request, top, following)
+    body = models.CleanupRunList(enabled=services.cleanup_enabled(), runs=found, nextLink=link)
+    return _paged(body, link)
 
 
 @router.get(

@@ -4,10 +4,18 @@ One entity per plan (PartitionKey `plan`) and per run (PartitionKey `run`), RowK
 summary properties (times, dry run, counts, what was deleted, blocked or failed) sit next to the whole
 record as gzip-compressed JSON split over binary properties `Body0…`: a plan of 10,000 labs fits in one
 entity, so a record is written in one request and is never half-stored.
+
+Newest first: Table storage returns a partition's entities in RowKey order only, so each record has an
+index entity in its partition, RowKey `newest-<inverted time>-<id>` with the summary properties alone
+(the "log tail" pattern of Azure's Table design patterns: an inverted-timestamp RowKey puts the newest
+first). Record and index go in one entity group transaction: both are stored or neither. A listing is a
+range query over the index rows, a page at a time. Records stored before the index existed are not listed.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import gzip
 import json
@@ -24,7 +32,10 @@ from ..errors import InvalidInput, NotFound
 from .planner import BLOCKED, DECISIONS, DELETE, KEEP, KEPT, NOT_REVIEWED, PlanItem, iso, parse_time
 
 RUNS_TABLE = "cleanupruns"
-ID = re.compile(r"(plan|run)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")  # fullmatch; ASCII digits only
+ID = re.compile(r"(plan|run)-([0-9]{8})T([0-9]{6})Z-[0-9a-f]{8}")  # fullmatch; ASCII digits only
+NEWEST = "newest-"  # the index rows' RowKey prefix; "newest." bounds their range
+LATEST_STAMP = 99991231235959
+MAX_CONTINUATION = 1024
 CHUNK = 60_000  # bytes per binary property (the limit is 64 KiB)
 MAX_CHUNKS = 15  # an entity holds at most 1 MiB
 
@@ -338,6 +349,80 @@ def _unpack(entity: Mapping[str, Any]) -> dict[str, Any]:
     return dict(json.loads(gzip.decompress(b"".join(chunks))))
 
 
+def index_key(record_id: str) -> str:
+    """The index row of a record: later records sort first (yyyymmddhhmmss subtracted from a constant)."""
+    found = ID.fullmatch(record_id)
+    if found is None:
+        raise InvalidInput(f"'{record_id}' is not a record id")
+    return f"{NEWEST}{LATEST_STAMP - int(found[2] + found[3]):014d}-{record_id}"
+
+
+def encode_continuation(token: Mapping[str, Any] | None) -> str | None:
+    """Table storage's continuation (next PartitionKey and RowKey) as an opaque URL-safe string."""
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(dict(token), separators=(",", ":")).encode()).decode()
+
+
+def decode_continuation(value: str | None) -> dict[str, str | None] | None:
+    if value is None:
+        return None
+    invalid = InvalidInput("continuation is not one this API handed out")
+    if len(value) > MAX_CONTINUATION:
+        raise invalid
+    try:
+        token = json.loads(base64.urlsafe_b64decode(value.encode()))
+    except (ValueError, binascii.Error):
+        raise invalid from None
+    # The SDK's own shape: the next PartitionKey and RowKey, either possibly null.
+    if (
+        not isinstance(token, dict)
+        or set(token) != {"PartitionKey", "RowKey"}
+        or not all(v is None or isinstance(v, str) for v in token.values())
+        or not any(token.values())
+    ):
+        raise invalid
+    return token
+
+
+def _listed(entity: Mapping[str, Any], name: str) -> list[str]:
+    return list(json.loads(entity.get(name) or "[]"))
+
+
+def _when(value: Any) -> str | None:
+    return iso(_time(value.isoformat() if isinstance(value, dt.datetime) else value)) if value else None
+
+
+def plan_summary(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """A listed plan (its index row) as the API shows it."""
+    return {
+        "planId": entity["Id"],
+        "createdAt": _when(entity.get("CreatedAt")),
+        "dryRun": bool(entity.get("DryRun")),
+        "counts": json.loads(entity.get("Counts") or "{}"),
+        "filters": json.loads(entity.get("Filters") or "{}"),
+        "deletions": _listed(entity, "Deletions"),
+    }
+
+
+def run_summary(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """A listed run (its index row) as the API shows it."""
+    return {
+        "runId": entity["Id"],
+        "trigger": entity.get("Trigger") or "",
+        "dryRun": bool(entity.get("DryRun")),
+        "startedAt": _when(entity.get("StartedAt")),
+        "finishedAt": _when(entity.get("FinishedAt")),
+        "planId": entity.get("PlanId") or "",
+        "reviewedPlanId": entity.get("ReviewedPlanId") or None,
+        "counts": json.loads(entity.get("Counts") or "{}"),
+        "deleted": _listed(entity, "Deleted"),
+        "blocked": _listed(entity, "Blocked"),
+        "failed": _listed(entity, "Failed"),
+        "error": entity.get("Error") or None,
+    }
+
+
 def _short(names: list[str], limit: int = 30_000) -> str:
     text = json.dumps(names)
     return text if len(text) <= limit else json.dumps([*names[: limit // 100], "…"])
@@ -365,8 +450,11 @@ class RunStore:
             raise OverflowError
         entity: dict[str, Any] = {"PartitionKey": kind, "RowKey": row, **summary}
         entity.update({f"Body{i}": chunk for i, chunk in enumerate(chunks)})
+        index = {"PartitionKey": kind, "RowKey": index_key(row), "Id": row, **summary}
         try:
-            self._table.upsert_entity(entity, mode="replace")
+            self._table.submit_transaction(
+                [("upsert", entity, {"mode": "replace"}), ("upsert", index, {"mode": "replace"})]
+            )
         except AzureError as exc:
             raise table_error(exc, f"storing the {self.NOUN} {kind} {row}") from exc
 
@@ -378,6 +466,22 @@ class RunStore:
             raise NotFound(f"no {self.NOUN} {kind} '{row}'") from exc
         except AzureError as exc:
             raise table_error(exc, f"reading the {self.NOUN} {kind} '{row}'") from exc
+
+    def newest(
+        self, kind: str, top: int, continuation: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of `kind` ('plan' or 'run') summaries, newest first: (their properties, the continuation
+        of the next page or None)."""
+        self._ensure()
+        query = f"PartitionKey eq '{kind}' and RowKey ge '{NEWEST}' and RowKey lt 'newest.'"
+        try:
+            pages = self._table.query_entities(query, results_per_page=top).by_page(
+                continuation_token=decode_continuation(continuation)
+            )
+            found = [dict(entity) for entity in next(pages, [])]
+            return found, encode_continuation(pages.continuation_token)
+        except AzureError as exc:
+            raise table_error(exc, f"listing the {self.NOUN} {kind}s") from exc
 
     def save_plan(self, plan: Plan) -> None:
         summary = {

@@ -45,6 +45,8 @@ from .records import (
     RunStore,
     check_id,
     new_id,
+    plan_summary,
+    run_summary,
 )
 from .scope import ensure_enabled, rules_of, subscriptions_of
 
@@ -78,6 +80,15 @@ class CleanupService:
 
     def get_plan(self, plan_id: str) -> Plan:
         return self.store.get_plan(check_id("plan", plan_id))
+
+    def recent(
+        self, kind: str, top: int, continuation: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Stored plans or runs (`kind`), newest first, a page at a time: (summaries, next continuation).
+        Readable while cleanup is off, as a stored record is."""
+        entities, following = self.store.newest(kind, top, continuation)
+        summarize = plan_summary if kind == "plan" else run_summary
+        return [summarize(entity) for entity in entities], following
 
     def _plan(self, filters: Filters) -> tuple[Plan, Rules]:
         ensure_enabled(self.settings)

@@ -157,6 +157,12 @@ class MemoryTable:
     def upsert_entity(self, entity: dict[str, Any], mode: str) -> None:
         self.rows[entity["PartitionKey"], entity["RowKey"]] = dict(entity)
 
+    def submit_transaction(self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        assert {kind for kind, _, _ in operations} == {"upsert"}
+        assert len({entity["PartitionKey"] for _, entity, _ in operations}) == 1  # one entity group
+        for _, entity, options in operations:
+            self.upsert_entity(entity, **options)
+
     def get_entity(self, partition: str, row: str) -> dict[str, Any]:
         try:
             return self.rows[partition, row]

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
 
 from shared.cleanup.planner import DELETE, KEEP, PlanItem
 from shared.cleanup.records import (
@@ -18,9 +17,13 @@ from shared.cleanup.records import (
     RunRecord,
     RunStore,
     check_id,
+    decode_continuation,
+    encode_continuation,
+    index_key,
     new_id,
 )
 from shared.errors import InvalidInput, NotFound
+from tests.support.cleanup import MemoryTable
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, 0, tzinfo=dt.UTC)
 
@@ -102,9 +105,8 @@ def test_run_round_trip() -> None:
     assert (run.deleted, run.failed, run.counts()) == (["lab-00000"], ["x"], {DELETED: 1, FAILED: 1})
 
 
-class FakeTable:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+class FakeTable(MemoryTable):
+    """Table storage's limits on what RunStore writes: 1 MiB an entity, 64 KiB a binary property."""
 
     def create_table(self) -> None:
         pass
@@ -113,13 +115,7 @@ class FakeTable:
         size = sum(len(v) for k, v in entity.items() if k.startswith("Body"))
         assert size < 1024 * 1024, "an entity holds at most 1 MiB"
         assert all(len(v) <= 64 * 1024 for k, v in entity.items() if k.startswith("Body"))
-        self.rows[entity["PartitionKey"], entity["RowKey"]] = entity
-
-    def get_entity(self, partition: str, row: str) -> dict[str, Any]:
-        try:
-            return self.rows[partition, row]
-        except KeyError:
-            raise ResourceNotFoundError("missing") from None
+        super().upsert_entity(entity, mode)
 
 
 def test_store_keeps_a_plan_of_ten_thousand_labs_in_one_entity() -> None:
@@ -127,8 +123,12 @@ def test_store_keeps_a_plan_of_ten_thousand_labs_in_one_entity() -> None:
     store = RunStore(table)
     plan = make_plan(10_000)
     store.save_plan(plan)
-    [entity] = table.rows.values()
+    entity = table.rows["plan", plan.plan_id]
     assert entity["DryRun"] is True
+    # Its index row: the summary alone, stored in the same transaction.
+    [index] = [row for key, row in table.rows.items() if key[1].startswith("newest-")]
+    assert index["Id"] == plan.plan_id
+    assert not [name for name in index if name.startswith("Body")]
     assert len(store.get_plan(plan.plan_id).items) == 10_000
 
 
@@ -138,3 +138,35 @@ def test_store_misses() -> None:
         store.get_run(new_id("run", NOW))
     with pytest.raises(InvalidInput):
         store.get_run("nope")
+
+
+def test_index_rows_put_the_newest_first_and_never_pass_for_a_record() -> None:
+    earlier, later = new_id("run", NOW), new_id("run", NOW + dt.timedelta(seconds=1))
+    assert index_key(later) < index_key(earlier)
+    assert index_key(new_id("plan", NOW + dt.timedelta(days=3650))) < index_key(new_id("plan", NOW))
+    assert all(
+        key.startswith("newest-") and key < "newest." for key in (index_key(earlier), index_key(later))
+    )
+    with pytest.raises(InvalidInput):
+        check_id("run", index_key(earlier))  # a record read never takes an index row's key
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "not base64 !",
+        "e30",  # {}
+        "eyJQYXJ0aXRpb25LZXkiOiAxLCAiUm93S2V5IjogbnVsbH0",  # {"PartitionKey": 1, "RowKey": null}
+        "eyJQYXJ0aXRpb25LZXkiOiAicnVuIn0",  # {"PartitionKey": "run"}: the SDK always gives both
+        "x" * 2000,
+    ],
+)
+def test_a_continuation_is_only_what_the_api_handed_out(forged: str) -> None:
+    with pytest.raises(InvalidInput):
+        decode_continuation(forged)
+
+
+def test_a_continuation_round_trips() -> None:
+    token = {"PartitionKey": "run", "RowKey": None}
+    assert decode_continuation(encode_continuation(token)) == token
+    assert encode_continuation(None) is None

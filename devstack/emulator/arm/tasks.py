@@ -56,6 +56,10 @@ class TasksApi:
 
     async def list_runs(self, request: Request, sub: str, rg: str, name: str) -> Response:
         registry = self.registries.get(sub, rg, name)
+        if "$filter" in request.query_params:
+            # The spec allows an OData filter over run properties; the app sends none, and a filter
+            # ignored would list what the caller asked to leave out (stricter: refused).
+            raise ArmError(400, "InvalidParameter", "$filter is not supported by devstack's Runs_List.")
         top = request.query_params.get("$top")
         if top is not None and not top.isdigit():
             raise ArmError(400, "InvalidParameter", f"The value '{top}' of $top is invalid.")

@@ -8,8 +8,9 @@ entity, so a record is written in one request and is never half-stored.
 Newest first: Table storage returns a partition's entities in RowKey order only, so each record has an
 index entity in its partition, RowKey `newest-<inverted time>-<id>` with the summary properties alone
 (the "log tail" pattern of Azure's Table design patterns: an inverted-timestamp RowKey puts the newest
-first). Record and index go in one entity group transaction: both are stored or neither. A listing is a
-range query over the index rows, a page at a time. Records stored before the index existed are not listed.
+first; the time is the plan's creation or the run's start, so a run saved again keeps its row). Record
+and index go in one entity group transaction: both are stored or neither. A listing is a range query
+over the index rows, a page at a time. Records stored before the index existed are not listed.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from ..errors import InvalidInput, NotFound
 from .planner import BLOCKED, DECISIONS, DELETE, KEEP, KEPT, NOT_REVIEWED, PlanItem, iso, parse_time
 
 RUNS_TABLE = "cleanupruns"
-ID = re.compile(r"(plan|run)-([0-9]{8})T([0-9]{6})Z-[0-9a-f]{8}")  # fullmatch; ASCII digits only
+ID = re.compile(r"(plan|run)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")  # fullmatch; ASCII digits only
 NEWEST = "newest-"  # the index rows' RowKey prefix; "newest." bounds their range
-LATEST_STAMP = 99991231235959
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LAST_MICROSECOND = 10**18
 MAX_CONTINUATION = 1024
 CHUNK = 60_000  # bytes per binary property (the limit is 64 KiB)
 MAX_CHUNKS = 15  # an entity holds at most 1 MiB
@@ -349,12 +351,13 @@ def _unpack(entity: Mapping[str, Any]) -> dict[str, Any]:
     return dict(json.loads(gzip.decompress(b"".join(chunks))))
 
 
-def index_key(record_id: str) -> str:
-    """The index row of a record: later records sort first (yyyymmddhhmmss subtracted from a constant)."""
-    found = ID.fullmatch(record_id)
-    if found is None:
+def index_key(record_id: str, at: dt.datetime) -> str:
+    """The index row of the record `record_id` made at `at` (a plan's creation, a run's start): later
+    records sort first, to the microsecond (microseconds since 1970 subtracted from 10**18)."""
+    if ID.fullmatch(record_id) is None:
         raise InvalidInput(f"'{record_id}' is not a record id")
-    return f"{NEWEST}{LATEST_STAMP - int(found[2] + found[3]):014d}-{record_id}"
+    micros = (at.astimezone(dt.UTC) - EPOCH) // dt.timedelta(microseconds=1)
+    return f"{NEWEST}{LAST_MICROSECOND - micros:018d}-{record_id}"
 
 
 def encode_continuation(token: Mapping[str, Any] | None) -> str | None:
@@ -450,7 +453,8 @@ class RunStore:
             raise OverflowError
         entity: dict[str, Any] = {"PartitionKey": kind, "RowKey": row, **summary}
         entity.update({f"Body{i}": chunk for i, chunk in enumerate(chunks)})
-        index = {"PartitionKey": kind, "RowKey": index_key(row), "Id": row, **summary}
+        at = summary["CreatedAt" if kind == "plan" else "StartedAt"]
+        index = {"PartitionKey": kind, "RowKey": index_key(row, at), "Id": row, **summary}
         try:
             self._table.submit_transaction(
                 [("upsert", entity, {"mode": "replace"}), ("upsert", index, {"mode": "replace"})]

@@ -281,6 +281,15 @@ def test_run_by_digest_and_follow_its_log(api: Api, built: dict[str, Any]) -> No
         assert by_tag.status_code == 202
         assert wait_for(client, by_tag.headers["location"], "finished")["status"] == "Succeeded"
 
+        # The registry's runs, newest first (ACR's Runs_List with $top): these two lead.
+        newest = client.get(f"/api/registries/{api.registry}/runs", params={"top": 2}).json()
+        assert [run["runId"] for run in newest["runs"]] == [by_tag.json()["runId"], run_id]
+        assert newest["runs"][1] == client.get(f"/api/registries/{api.registry}/runs/{run_id}").json()
+        for bad in (0, 101):
+            error_of(
+                client.get(f"/api/registries/{api.registry}/runs", params={"top": bad}), 400, "InvalidInput"
+            )
+
 
 @pytest.fixture(scope="module")
 def failed(api: Api, hello_context: Path) -> dict[str, Any]:

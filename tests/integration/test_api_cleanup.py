@@ -217,3 +217,45 @@ def test_cleanup_roles(api: Api, labs: Env) -> None:
         error_of(operator.get(f"/api/cleanup/plans/{plan['planId']}"), 403, "Forbidden")
     with api.client(READ) as reader:
         assert reader.get(f"/api/cleanup/plans/{plan['planId']}").status_code == 200
+
+
+def test_plans_and_runs_are_listed_newest_first_a_page_at_a_time(api: Api, labs: Env) -> None:
+    """The log-tail index in Azurite: every stored plan and run listed once, newest first, across pages."""
+    labs.create("listed", {"expiresOn": labs.at(days=5)})
+    with api.client(OPERATE, READ) as client:
+        made = [plan_of(client, labs)["planId"] for _ in range(5)]
+        executed = client.post(
+            "/api/cleanup/execute", json={"planId": made[-1], "confirm": True, "dryRun": True}
+        )
+        assert executed.status_code == 200, executed.text
+        run = executed.json()
+
+        listed: list[dict[str, Any]] = []
+        url: str | None = "/api/cleanup/plans?top=2"
+        while url and len(listed) < 8:
+            page = client.get(url)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert len(body["plans"]) <= 2
+            assert body["enabled"] is True
+            if body["nextLink"]:
+                assert page.headers["link"] == f'<{body["nextLink"]}>; rel="next"'
+            listed += body["plans"]
+            url = body["nextLink"]
+        ids = [plan["planId"] for plan in listed]
+        assert len(ids) == len(set(ids)), "no plan twice across pages"
+        # The execution planned afresh: its plan is the newest, then this test's, newest first.
+        assert ids[:6] == [run["planId"], *reversed(made)]
+        times = [plan["createdAt"] for plan in listed]
+        assert times == sorted(times, reverse=True)
+        assert listed[1]["filters"]["namePatterns"] == [f"{labs.prefix}*"]
+
+        runs = client.get("/api/cleanup/runs", params={"top": 1}).json()
+        assert [r["runId"] for r in runs["runs"]] == [run["runId"]]
+        assert runs["runs"][0]["planId"] == run["planId"]
+        assert runs["runs"][0]["reviewedPlanId"] == made[-1]
+        assert runs["runs"][0]["finishedAt"] is not None
+        assert runs["runs"][0]["dryRun"] is True
+
+        for bad in ({"top": 0}, {"top": 101}, {"continuation": "e30"}):
+            error_of(client.get("/api/cleanup/plans", params=bad), 400, "InvalidInput")

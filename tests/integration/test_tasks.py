@@ -136,6 +136,10 @@ def test_runs_list_newest_first(tasks_client: Any, registry: Any, hello_image: s
     assert listed == [second.run_id, first.run_id]
     for run in (first, second):
         assert wait_for_run(tasks_client, registry, run.run_id).status == "Succeeded"
+    # The app sends no $filter; devstack refuses one rather than ignore it (FIDELITY: stricter).
+    with pytest.raises(HttpResponseError) as caught:
+        list(tasks_client.runs.list(group_of(registry.id), registry.name, filter="contains(runId, 'x')"))
+    assert caught.value.status_code == 400
 
 
 def test_unknown_image_fails_cleanly(tasks_client: Any, registry: Any) -> None:

@@ -141,14 +141,14 @@ def test_store_misses() -> None:
 
 
 def test_index_rows_put_the_newest_first_and_never_pass_for_a_record() -> None:
-    earlier, later = new_id("run", NOW), new_id("run", NOW + dt.timedelta(seconds=1))
-    assert index_key(later) < index_key(earlier)
-    assert index_key(new_id("plan", NOW + dt.timedelta(days=3650))) < index_key(new_id("plan", NOW))
-    assert all(
-        key.startswith("newest-") and key < "newest." for key in (index_key(earlier), index_key(later))
-    )
+    tick = dt.timedelta(microseconds=1)
+    first, second = index_key(new_id("run", NOW), NOW), index_key(new_id("run", NOW), NOW + tick)
+    assert second < first  # within one second of the ids, to the microsecond
+    decade = NOW + dt.timedelta(days=3650)
+    assert index_key(new_id("plan", decade), decade) < first
+    assert all(key.startswith("newest-") and key < "newest." for key in (first, second))
     with pytest.raises(InvalidInput):
-        check_id("run", index_key(earlier))  # a record read never takes an index row's key
+        check_id("run", first)  # a record read never takes an index row's key
 
 
 @pytest.mark.parametrize(

@@ -341,24 +341,16 @@ async function runView([registry, runId]) {
 // ---------------------------------------------------------------- cleanup
 
 async function cleanupView() {
-  let latest = null;
-  let off = null;
-  try {
-    const { plans } = await api("/api/cleanup/plans", { top: 1 });
-    latest = plans.length ? await api(`/api/cleanup/plans/${seg(plans[0].planId)}`) : null;
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 409) throw error;
-    off = error.message;
-  }
+  const listing = await api("/api/cleanup/plans", { top: 1 });
+  const latest = listing.plans.length ? await api(`/api/cleanup/plans/${seg(listing.plans[0].planId)}`) : null;
   const nodes = [h("h1", { tabindex: "-1" }, "Lab cleanup")];
-  if (off) {
-    nodes.push(h("p", { class: "notice" }, `Cleanup is off here: ${off}.`));
-  } else if (!latest) {
-    nodes.push(h("p", { class: "notice" }, "No plan yet: the cleanup timer stores one at each run, and POST /api/cleanup/plan makes one."));
-  } else {
+  if (!listing.enabled) nodes.push(h("p", { class: "notice" }, "Cleanup is turned off here (CLEANUP_ENABLED=false): nothing is planned or deleted. Stored plans and runs are shown as they were."));
+  if (latest) {
     nodes.push(h("h2", {}, "Latest plan"), ...planDetails(latest));
-    nodes.push(...(await section("Past runs", async () => cleanupRunsTable((await api("/api/cleanup/runs", { top: 20 })).runs))));
+  } else {
+    nodes.push(h("p", { class: "notice" }, "No plan yet: the cleanup timer stores one at each run, and POST /api/cleanup/plan makes one."));
   }
+  nodes.push(...(await section("Past runs", async () => cleanupRunsTable((await api("/api/cleanup/runs", { top: 20 })).runs))));
   return { title: "Lab cleanup", section: "cleanup", nodes };
 }
 

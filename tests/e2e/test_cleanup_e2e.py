@@ -21,6 +21,7 @@ from devstack.stack import REPO_ROOT, free_port
 from shared import container
 from shared.cleanup import RUNS_TABLE
 from shared.cleanup.planner import iso
+from tests.support.cleanup import RUN_RECORDS
 from tests.support.stack import Devstack
 
 
@@ -51,7 +52,7 @@ def settings(devstack: Devstack, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
 
 def runs_naming(devstack: Devstack, name: str) -> list[dict[str, Any]]:
     table = TableClient.from_connection_string(str(devstack.endpoints["storageConnectionString"]), RUNS_TABLE)
-    return [e for e in table.query_entities("PartitionKey eq 'run'") if name in json.loads(e["Deleted"])]
+    return [e for e in table.query_entities(RUN_RECORDS) if name in json.loads(e["Deleted"])]
 
 
 def test_the_timer_deletes_an_expired_lab_and_keeps_a_locked_one(

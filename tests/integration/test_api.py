@@ -68,7 +68,7 @@ def built(api: Api, hello_context: Path) -> dict[str, Any]:
 def test_openapi_and_docs_are_served(api: Api) -> None:
     with api.client() as client:
         document = client.get("/api/openapi.json").json()
-        assert len(document["paths"]) == 20
+        assert len(document["paths"]) == 22
         assert client.get("/api/docs").headers["content-type"].startswith("text/html")
     assert httpx.get(api.url + "/api/openapi.json").status_code == 401  # the host wants the key
 

@@ -28,6 +28,7 @@ from devstack import devapp, stack
 from shared.cleanup import RUNS_TABLE
 from shared.cleanup.planner import iso
 from shared.cleanup.records import DELETED, RunRecord
+from tests.support.cleanup import RUN_RECORDS
 from tests.support.faults import FAULTS, admin_client, fault
 from tests.support.stack import Devstack, group_state
 
@@ -77,7 +78,7 @@ def runs_of(devstack: Devstack, names: set[str]) -> list[RunRecord]:
 
     table = TableClient.from_connection_string(str(devstack.endpoints["storageConnectionString"]), RUNS_TABLE)
     store = RunStore(table)
-    runs = [store.get_run(e["RowKey"]) for e in table.query_entities("PartitionKey eq 'run'")]
+    runs = [store.get_run(e["RowKey"]) for e in table.query_entities(RUN_RECORDS)]
     return [run for run in runs if names & {item.name for item in run.plan.items}]
 
 

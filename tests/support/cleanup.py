@@ -29,6 +29,10 @@ LOCATION = "westeurope"
 MARK = "dmtest"
 
 
+# The run records in `cleanupruns`, without their newest-first index rows (RowKey `newest-…`).
+RUN_RECORDS = "PartitionKey eq 'run' and RowKey ge 'run-' and RowKey lt 'run.'"
+
+
 class Grid:
     """Stands in for EventGridPublisherClient: records what the publisher sends."""
 

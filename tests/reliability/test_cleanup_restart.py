@@ -30,7 +30,7 @@ from shared.cleanup.planner import iso
 from shared.cleanup.records import DELETED, RunRecord
 from tests.support.cleanup import RUN_RECORDS
 from tests.support.faults import FAULTS, admin_client, fault
-from tests.support.stack import Devstack, group_state
+from tests.support.stack import Devstack, group_state, wait_until
 
 EXPIRED = 24  # three waves of the service's eight concurrent deletes
 FIRST_WAVE = 8
@@ -64,13 +64,6 @@ def slow_deletes(devstack: Devstack) -> Iterator[SlowDeletes]:
             yield deletes
         finally:
             deletes.release()
-
-
-def wait_until(condition: Any, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.1)
 
 
 def runs_of(devstack: Devstack, names: set[str]) -> list[RunRecord]:

@@ -9,16 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
+from azure.storage.queue import QueueClient
 
 from devstack import devapp, stack
 from shared import container
 from shared.errors import Retryable
 from tests.support.images import image_context
 from tests.support.paths import POLICY
-from tests.support.stack import WiredRegistry
+from tests.support.stack import WiredRegistry, wait_until
 from tests.support.tasks import build
 from tests.support.verification import pushed, wait_for_verdict
+
+
+def queued(queue: QueueClient) -> int:
+    """Messages in the queue, invisible ones (a follow-up's first delay) included."""
+    try:
+        return int(queue.get_queue_properties().approximate_message_count or 0)
+    except ResourceNotFoundError:  # created with the first message
+        return 0
 
 
 def test_host_killed_during_a_smoke_run_resumes_after_restart(
@@ -32,6 +42,12 @@ def test_host_killed_during_a_smoke_run_resumes_after_restart(
         context = image_context(tmp_path, hello_context, '["/bin/busybox", "sh", "-c", "sleep 4; echo done"]')
         build(tasks_client, registry, context, "verify/slow:v1")  # the executor's push fires the event
         running = wait_for_verdict(table, "verify/slow", {"running"})
+        # Killed once the run's follow-up is queued (it is sent right after "running" is stored): this
+        # test is about a host dying while a run goes on, not in the instant between those two writes.
+        follow_ups = QueueClient.from_connection_string(
+            devstack.endpoints["storageConnectionString"], app.settings["DOCKMASTER_RUNS_QUEUE"]
+        )
+        wait_until(lambda: queued(follow_ups) >= 1, 30, "the run's follow-up was never queued")
         pids = json.loads((devstack.home / "pids.json").read_text())
         os.killpg(pids[name], signal.SIGKILL)  # no graceful shutdown: the worst case
         stack.stop_service(devstack.home, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -144,3 +145,11 @@ def app_on_new_registry(
 
 # The `wired_registry` fixture: app_on_new_registry with the stack and its clients given.
 WiredRegistry = Callable[..., AbstractContextManager[tuple[Any, WiredApp]]]
+
+
+def wait_until(condition: Callable[[], object], timeout: float, message: str) -> None:
+    """Poll `condition` until it holds; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
